@@ -1,0 +1,3 @@
+from process_mcp.cli import main
+
+main()

@@ -1,0 +1,276 @@
+"""One process's output log: on disk, line-numbered for life, bounded in bytes and in memory.
+
+Layout. The log is a chain of segment files ``NNNNNN.seg`` in the process's own directory.
+Every stored line is ``<tag><bytes>\\n`` where the one-byte tag says where it came from
+(``o`` stdout, ``e`` stderr, ``m`` a marker written by the server). Tagging costs one
+``bytes.replace`` per chunk, so draining stays at memcpy speed and stdout/stderr keep
+their arrival order in a single file.
+
+Numbering. Lines are numbered from 1 in arrival order. Each segment knows the number of
+its first line, so when the size cap deletes the oldest segment no number ever shifts.
+
+Memory. No Python object per line: each segment keeps a sparse index (one entry per
+write that starts at least ``INDEX_EVERY_LINES`` lines or ``INDEX_EVERY_BYTES`` bytes after
+the previous entry), and the partial line of each stream is held in memory up to
+``max_line_bytes``; beyond that the line is cut and the cut is counted and marked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STREAM_TAGS = {"stdout": b"o", "stderr": b"e", "marker": b"m"}
+TAG_STREAMS = {tag[0]: name for name, tag in STREAM_TAGS.items()}
+INDEX_EVERY_LINES = 1024
+INDEX_EVERY_BYTES = 64 * 1024
+READ_BLOCK = 1024 * 1024
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line as stored: its number for the life of the process, its stream and its bytes."""
+
+    number: int
+    stream: str
+    data: bytes
+
+
+@dataclass
+class _Segment:
+    path: Path
+    first_line: int
+    lines: int = 0
+    size: int = 0
+    index_lines: array = field(default_factory=lambda: array("q"))
+    index_offsets: array = field(default_factory=lambda: array("q"))
+
+    def maybe_index(self, line: int) -> None:
+        """Record where ``line`` starts if the previous index entry is far enough behind."""
+        if (
+            not self.index_lines
+            or line - self.index_lines[-1] >= INDEX_EVERY_LINES
+            or self.size - self.index_offsets[-1] >= INDEX_EVERY_BYTES
+        ):
+            self.index_lines.append(line)
+            self.index_offsets.append(self.size)
+
+    def seek_point(self, line: int) -> tuple[int, int]:
+        """The indexed (line, offset) at or before ``line``."""
+        i = bisect_right(self.index_lines, line) - 1
+        return self.index_lines[i], self.index_offsets[i]
+
+
+def _cut_marker(cut: int) -> bytes:
+    return f" …[{cut} bytes cut]".encode()
+
+
+class LogStore:
+    """Append-only, size-capped, line-numbered log of one process (see module docstring)."""
+
+    def __init__(self, directory: Path, max_bytes: int, max_line_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.max_line_bytes = max_line_bytes
+        self._segment_max = max(max_bytes // 4, 1)
+        self._segments: list[_Segment] = []
+        self._next_segment = 0
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._partial_cut: dict[str, int] = {"stdout": 0, "stderr": 0}
+        self.last_line = 0
+        self.dropped_bytes = 0
+        self.dropped_lines = 0
+        self.lost_bytes = 0
+        self.cut_lines = 0
+        self.total_bytes_written = 0
+        directory.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def first_line(self) -> int:
+        """Number of the oldest line still stored (``last_line + 1`` when none is)."""
+        return self._segments[0].first_line if self._segments else self.last_line + 1
+
+    @property
+    def size(self) -> int:
+        return sum(seg.size for seg in self._segments)
+
+    # ---------------------------------------------------------------- writing
+    def append(self, stream: str, data: bytes) -> None:
+        """Store a chunk read from ``stream``; complete lines go to disk, the rest waits."""
+        if not data:
+            return
+        tag = STREAM_TAGS[stream]
+        nl = data.find(b"\n")
+        if nl < 0:
+            self._grow_partial(stream, data)
+            return
+        head = b""
+        if self._partial[stream] or self._partial_cut[stream]:
+            self._grow_partial(stream, data[:nl])
+            head = tag + self._take_partial(stream) + b"\n"
+            data = data[nl + 1 :]
+        last_nl = data.rfind(b"\n")
+        body = self._encode(tag, data[:last_nl]) if last_nl >= 0 else b""
+        self._write(head + body)
+        if last_nl + 1 < len(data):
+            self._grow_partial(stream, data[last_nl + 1 :])
+
+    def end_stream(self, stream: str) -> None:
+        """EOF on ``stream``: a final line without a newline is still a line."""
+        if self._partial[stream] or self._partial_cut[stream]:
+            self._write(STREAM_TAGS[stream] + self._take_partial(stream) + b"\n")
+
+    def note(self, text: str) -> None:
+        """Write a marker line of the server's own (e.g. a restart)."""
+        for stream in self._partial:
+            self.end_stream(stream)
+        self._write(STREAM_TAGS["marker"] + text.encode().replace(b"\n", b" ") + b"\n")
+
+    def _grow_partial(self, stream: str, piece: bytes) -> None:
+        partial = self._partial[stream]
+        room = self.max_line_bytes - len(partial)
+        if len(piece) <= room:
+            partial += piece
+        else:
+            partial += piece[: max(room, 0)]
+            self._partial_cut[stream] += len(piece) - max(room, 0)
+
+    def _take_partial(self, stream: str) -> bytes:
+        line = bytes(self._partial[stream])
+        cut = self._partial_cut[stream]
+        self._partial[stream].clear()
+        self._partial_cut[stream] = 0
+        if cut:
+            self.cut_lines += 1
+            line += _cut_marker(cut)
+        return line
+
+    def _encode(self, tag: bytes, text: bytes) -> bytes:
+        """Tag each line of ``text`` (complete lines, newline-separated, no final newline)."""
+        if len(text) > self.max_line_bytes and self._has_long_line(text):
+            return b"".join(tag + self._cut_line(line) + b"\n" for line in text.split(b"\n"))
+        return tag + text.replace(b"\n", b"\n" + tag) + b"\n"
+
+    def _has_long_line(self, text: bytes) -> bool:
+        """Whether any line exceeds the cap, in O(len/cap) ``rfind`` calls, not one per line."""
+        limit, pos, end = self.max_line_bytes, 0, len(text)
+        while end - pos > limit:
+            nl = text.rfind(b"\n", pos, pos + limit + 1)
+            if nl < 0:
+                return True
+            pos = nl + 1
+        return False
+
+    def _cut_line(self, line: bytes) -> bytes:
+        if len(line) <= self.max_line_bytes:
+            return line
+        self.cut_lines += 1
+        return line[: self.max_line_bytes] + _cut_marker(len(line) - self.max_line_bytes)
+
+    def _write(self, block: bytes) -> None:
+        if not block:
+            return
+        lines = block.count(b"\n")
+        segment = self._active_segment()
+        try:
+            fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
+            try:
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError:
+            # Never stop draining because the disk failed: the child would block on a
+            # full pipe. Count what was lost so answers can say so.
+            self.lost_bytes += len(block)
+            return
+        segment.maybe_index(self.last_line + 1)
+        segment.size += len(block)
+        segment.lines += lines
+        self.last_line += lines
+        self.total_bytes_written += len(block)
+        self._enforce_cap()
+
+    def _active_segment(self) -> _Segment:
+        if not self._segments or self._segments[-1].size >= self._segment_max:
+            path = self.directory / f"{self._next_segment:06d}.seg"
+            self._next_segment += 1
+            self._segments.append(_Segment(path=path, first_line=self.last_line + 1))
+        return self._segments[-1]
+
+    def _enforce_cap(self) -> None:
+        while len(self._segments) > 1 and self.size > self.max_bytes:
+            oldest = self._segments.pop(0)
+            self.dropped_bytes += oldest.size
+            self.dropped_lines += oldest.lines
+            oldest.path.unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- reading
+    def pending(self) -> list[LogLine]:
+        """Partial lines not yet ended by a newline (a prompt, a progress bar), numbered after
+        the stored lines. Their numbers are provisional until the line ends."""
+        out = []
+        for stream in ("stdout", "stderr"):
+            if self._partial[stream] or self._partial_cut[stream]:
+                data = bytes(self._partial[stream])
+                if self._partial_cut[stream]:
+                    data += _cut_marker(self._partial_cut[stream])
+                out.append(LogLine(self.last_line + len(out) + 1, stream, data))
+        return out
+
+    def lines(self, start: int, count: int | None = None) -> Iterator[LogLine]:
+        """Stored lines numbered ``start`` onwards (clamped to what is kept), oldest first."""
+        start = max(start, self.first_line)
+        stop = self.last_line + 1 if count is None else min(start + count, self.last_line + 1)
+        number = start
+        for segment in list(self._segments):
+            seg_end = segment.first_line + segment.lines
+            if number >= stop:
+                return
+            if seg_end <= number:
+                continue
+            for line in self._segment_lines(segment, number, min(stop, seg_end)):
+                yield line
+                number = line.number + 1
+
+    def tail(self, count: int) -> list[LogLine]:
+        """The newest ``count`` stored lines: O(answer), whatever the log's size."""
+        return list(self.lines(max(self.last_line - count + 1, self.first_line), count))
+
+    def _segment_lines(self, segment: _Segment, start: int, stop: int) -> Iterator[LogLine]:
+        line, offset = segment.seek_point(start)
+        try:
+            handle = open(segment.path, "rb")  # noqa: SIM115 - closed in finally
+        except FileNotFoundError:
+            return  # dropped by the cap while we were reading
+        try:
+            handle.seek(offset)
+            leftover = b""
+            while line < stop:
+                block = handle.read(READ_BLOCK)
+                if not block:
+                    return
+                pieces = (leftover + block).split(b"\n")
+                leftover = pieces.pop()
+                skip = min(max(start - line, 0), len(pieces))
+                line += skip
+                for piece in pieces[skip:]:
+                    if line >= stop:
+                        return
+                    yield LogLine(line, TAG_STREAMS.get(piece[0], "stdout"), piece[1:])
+                    line += 1
+        finally:
+            handle.close()
+
+    def delete(self) -> None:
+        """Remove every file of this log."""
+        self._segments.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""The record kept for each managed process, and its status vocabulary (SPEC §2)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+    EXITED = "exited"
+    CRASHED = "crashed"
+    NOT_EXISTS = "not-exists"
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with millisecond precision and a ``Z``, like JavaScript's ``toISOString``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ProcessRecord:
+    """What a client may know about one process. Mutated only by the manager."""
+
+    id: str
+    command: str
+    args: list[str]
+    cwd: str
+    env: dict[str, str]
+    notify_on_exit: bool
+    pid: int | None = None
+    status: Status = Status.RUNNING
+    exit_code: int | None = None
+    signal: str | None = None
+    started_at: str = field(default_factory=utc_now)
+    ended_at: str | None = None
+    stop_requested: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.status is Status.RUNNING
+
+    def public(self) -> dict[str, Any]:
+        """The record as clients see it (camelCase, SPEC §2); ``env`` stays private."""
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "status": self.status.value,
+            "command": self.command,
+            "args": list(self.args),
+            "cwd": self.cwd,
+            "exitCode": self.exit_code,
+            "signal": self.signal,
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+            "notifyOnExit": self.notify_on_exit,
+        }

@@ -1,0 +1,125 @@
+"""The MCP face of the core: dispatches tool calls and turns exits into notifications.
+
+Every answer is a ``CallToolResult`` built here, so no failure can reach a client as the
+SDK's opaque "Error executing tool" or a traceback: validation errors name the field,
+core errors carry their own actionable text, and a bug is reported as such while the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from mcp_types import (
+    CallToolRequestParams,
+    CallToolResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+)
+from pydantic import BaseModel, ValidationError
+
+from process_mcp import __version__
+from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
+from process_mcp.server import sdk
+from process_mcp.server.tools import TOOLS
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Runs long-lived commands (dev servers, builds, watchers) in the background. "
+    "'start' returns an id at once; read output with 'get-log', check with 'get-status', "
+    "end with 'stop' (kills the whole process tree). Processes end when this server ends."
+)
+
+
+def error_result(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def success_result(payload: BaseModel) -> CallToolResult:
+    data = payload.model_dump(mode="json", by_alias=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
+        structured_content=data,
+    )
+
+
+def describe_validation_error(tool: str, exc: ValidationError, accepted: list[str]) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(arguments)"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {field!r}")
+            continue
+        given = json.dumps(error.get("input"), default=str)
+        given = given if len(given) <= 80 else given[:77] + "..."
+        problems.append(f"{field}: {error['msg'].lower()} (got {given})")
+    return (
+        f"invalid arguments for '{tool}': {'; '.join(problems)}. "
+        f"Accepted parameters: {', '.join(accepted) or 'none'}."
+    )
+
+
+class ProcessMcpServer:
+    """Binds one :class:`ProcessManager` to one low-level MCP server."""
+
+    def __init__(self, manager: ProcessManager) -> None:
+        self.manager = manager
+        self.sessions = sdk.SessionHolder()
+        self._background: set[asyncio.Task[None]] = set()
+        self.server = sdk.Server(
+            "process-mcp",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+        manager.add_exit_listener(self._on_exit)
+
+    async def run_stdio(self) -> None:
+        await sdk.run_stdio(self.server)
+
+    async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+        self.sessions.capture(ctx)
+        return ListToolsResult(tools=[spec.as_tool() for spec in TOOLS.values()])
+
+    async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        self.sessions.capture(ctx)
+        spec = TOOLS.get(params.name)
+        if spec is None:
+            return error_result(
+                f"unknown tool {params.name!r}; available tools: {', '.join(TOOLS)}"
+            )
+        try:
+            arguments = spec.input_model.model_validate(params.arguments or {})
+        except ValidationError as exc:
+            accepted = [f.alias or name for name, f in spec.input_model.model_fields.items()]
+            return error_result(describe_validation_error(spec.name, exc, accepted))
+        try:
+            return success_result(await spec.handler(self.manager, arguments))
+        except ProcessError as exc:
+            return error_result(str(exc))
+        except Exception as exc:
+            logger.exception("tool %s failed", spec.name)
+            return error_result(
+                f"internal error in '{spec.name}': {type(exc).__name__}: {exc}. "
+                "The server is still running; please report this."
+            )
+
+    def _on_exit(self, record: ProcessRecord) -> None:
+        if not record.notify_on_exit:
+            return
+        params = {
+            "id": record.id,
+            "status": record.status.value,
+            "exitCode": record.exit_code,
+            "signal": record.signal,
+            "timestamp": record.ended_at,
+        }
+        task = asyncio.get_running_loop().create_task(self.sessions.send_process_exit(params))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,99 @@
+"""Shared fixtures. Every test runs with a unique tag in its environment, inherited by
+every process it starts (directly or through a server), and fails if any such process
+is still alive afterwards: no test may leave a process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from process_mcp.core import ProcessManager, Settings
+
+TAG_VAR = "PROCESS_MCP_TEST_TAG"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries ``tag``."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                if needle not in handle.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X"):
+            found.append(int(name))
+    return found
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` (a deadline, not a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+async def eventually(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.02
+) -> bool:
+    """Async twin of :func:`wait_until`, which lets the event loop run while polling."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await anyio.sleep(interval)
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(monkeypatch: pytest.MonkeyPatch):
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv(TAG_VAR, tag)
+    yield tag
+    if wait_until(lambda: not tagged_processes(tag), timeout=10):
+        return
+    leftovers = tagged_processes(tag)
+    described = []
+    for pid in leftovers:
+        try:
+            described.append(f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()!r}")
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    pytest.fail(f"test left processes running: {described}")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state", stop_grace=1.0, exit_drain_grace=0.5)
+
+
+@pytest.fixture
+async def manager(settings: Settings):
+    manager = ProcessManager(settings)
+    try:
+        yield manager
+    finally:
+        await manager.shutdown()

@@ -1,0 +1,224 @@
+"""The core with real processes: statuses, exit codes, signals, stopping, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+from conftest import eventually
+
+from process_mcp.core import (
+    ProcessManager,
+    ProcessRunning,
+    StartFailed,
+    Status,
+    UnknownProcess,
+    tree,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_exit_zero_is_exited(manager: ProcessManager) -> None:
+    record = await manager.start("true")
+    await manager.wait_ended(record.id)
+    assert (record.status, record.exit_code, record.signal) == (Status.EXITED, 0, None)
+    assert record.ended_at is not None
+
+
+async def test_nonzero_exit_is_crashed_with_code(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "exit 3"])
+    await manager.wait_ended(record.id)
+    assert (record.status, record.exit_code) == (Status.CRASHED, 3)
+
+
+async def test_foreign_signal_is_crashed_with_signal_name(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
+    os.kill(record.pid, signal.SIGKILL)
+    await manager.wait_ended(record.id)
+    assert (record.status, record.exit_code, record.signal) == (Status.CRASHED, None, "SIGKILL")
+
+
+async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
+    assert record.status is Status.RUNNING
+    stopped = await manager.stop(record.id)
+    assert (stopped.status, stopped.signal) == (Status.STOPPED, "SIGTERM")
+    assert tree.read_proc(record.pid) is None  # reaped, not a zombie
+
+
+async def test_stop_ended_process_returns_final_record(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "exit 4"])
+    await manager.wait_ended(record.id)
+    again = await manager.stop(record.id)
+    assert (again.status, again.exit_code) == (Status.CRASHED, 4)
+
+
+async def test_force_stop_uses_sigkill(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "trap '' TERM; sleep 30"])
+    started = time.monotonic()
+    await manager.stop(record.id, force=True)
+    assert (record.status, record.signal) == (Status.STOPPED, "SIGKILL")
+    assert time.monotonic() - started < manager.settings.stop_grace
+
+
+async def test_sigterm_ignoring_child_is_escalated_to_sigkill(manager: ProcessManager) -> None:
+    code = (
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    record = await manager.start(sys.executable, ["-c", code])
+    log = manager.log(record.id)
+    assert await eventually(lambda: log.last_line >= 1, 10)  # the handler is installed
+    started = time.monotonic()
+    await manager.stop(record.id)
+    elapsed = time.monotonic() - started
+    assert (record.status, record.signal) == (Status.STOPPED, "SIGKILL")
+    assert elapsed >= manager.settings.stop_grace * 0.9
+
+
+async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "sleep 300 & sleep 301 & wait"])
+    pgid = record.pid
+    assert await eventually(lambda: len(tree.group_members(pgid)) == 3, 10)
+    grandchildren = [p.pid for p in tree.descendants(record.pid)]
+    await manager.stop(record.id)
+    assert not tree.group_exists(pgid)
+    assert all(tree.read_proc(pid) is None or tree.read_proc(pid).zombie for pid in grandchildren)
+
+
+async def test_grandchild_ignoring_sigterm_is_killed_after_leader_exits(
+    manager: ProcessManager,
+) -> None:
+    record = await manager.start("sh", ["-c", "(trap '' TERM; exec sleep 300) & sleep 301"])
+    assert await eventually(lambda: len(tree.group_members(record.pid)) == 3, 10)
+    await manager.stop(record.id)
+    assert not tree.group_exists(record.pid)
+
+
+async def test_cwd_and_env(manager: ProcessManager, tmp_path) -> None:
+    record = await manager.start(
+        "sh",
+        ["-c", 'pwd; echo "$GREETING"; echo "$PATH" | head -c 1'],
+        cwd=str(tmp_path),
+        env={"GREETING": "hello there"},
+    )
+    await manager.wait_ended(record.id)
+    lines = [line.data.decode() for line in manager.log(record.id).tail(10)]
+    assert lines[:2] == [str(tmp_path.resolve()), "hello there"]
+    assert lines[2] == "/"  # the server's environment is inherited
+    assert record.cwd == str(tmp_path.resolve())
+
+
+async def test_relative_cwd_is_resolved(manager: ProcessManager, tmp_path, monkeypatch) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    record = await manager.start("true", cwd="sub")
+    assert record.cwd == str((tmp_path / "sub").resolve())
+    await manager.wait_ended(record.id)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "cwd", "expected"),
+    [
+        ("definitely-not-a-command-xyz", [], None, "No such file or directory"),
+        ("npm run dev", [], None, "shell: true"),
+        ("{plain_file}", [], None, "Permission denied"),
+        ("{script_without_shebang}", [], None, "Exec format error"),
+        ("true", [], "/nonexistent/dir", "'/nonexistent/dir' does not exist"),
+        ("true", [], "/etc/hostname", "is not a directory"),
+        ("echo", ["a\0b"], None, "args[0] contains a NUL byte"),
+    ],
+)
+async def test_start_failures_are_errors_without_record(
+    manager: ProcessManager, tmp_path, command: str, args: list[str], cwd: str | None, expected: str
+) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("hello")
+    plain.chmod(0o644)
+    script = tmp_path / "script"
+    script.write_bytes(b"\x7fELF-not-really")
+    script.chmod(0o755)
+    command = command.format(plain_file=plain, script_without_shebang=script)
+    with pytest.raises(StartFailed, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        await manager.start(command, args, cwd=cwd)
+    assert manager.records() == []
+
+
+async def test_invalid_env_name_is_rejected(manager: ProcessManager) -> None:
+    with pytest.raises(StartFailed, match="env entry 'A=B'"):
+        await manager.start("true", env={"A=B": "x"})
+
+
+async def test_unknown_id(manager: ProcessManager) -> None:
+    with pytest.raises(UnknownProcess, match="'nope'"):
+        await manager.stop("nope")
+    assert manager.find("nope") is None
+
+
+async def test_remove_only_when_ended_and_deletes_log(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
+    with pytest.raises(ProcessRunning, match=record.id):
+        await manager.remove(record.id)
+    await manager.stop(record.id)
+    directory = manager.log(record.id).directory
+    assert directory.exists()
+    await manager.remove(record.id)
+    assert not directory.exists()
+    assert manager.find(record.id) is None
+
+
+async def test_exit_listener_runs_once_after_output(manager: ProcessManager) -> None:
+    seen = []
+    manager.add_exit_listener(lambda r: seen.append((r.id, r.status, manager.log(r.id).last_line)))
+    record = await manager.start("sh", ["-c", "seq 1 500; exit 1"])
+    await manager.wait_ended(record.id)
+    await manager.stop(record.id)
+    assert seen == [(record.id, Status.CRASHED, 500)]
+
+
+async def test_fast_failing_process_keeps_all_stderr(manager: ProcessManager) -> None:
+    record = await manager.start(
+        sys.executable,
+        ["-c", "import sys\nfor i in range(20000): print('err', i, file=sys.stderr)\nsys.exit(7)"],
+    )
+    await manager.wait_ended(record.id)
+    log = manager.log(record.id)
+    assert record.exit_code == 7
+    assert log.last_line == 20000
+    assert log.tail(1)[0].data == b"err 19999"
+    assert log.tail(1)[0].stream == "stderr"
+
+
+async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "sleep 30 & echo parent done"])
+    started = time.monotonic()
+    await manager.wait_ended(record.id)
+    assert record.status is Status.EXITED
+    assert time.monotonic() - started < manager.settings.exit_drain_grace + 5
+    assert manager.log(record.id).tail(1)[0].data == b"parent done"
+    await manager.stop(record.id)  # ends the leftover grandchild
+    assert await eventually(lambda: not tree.group_exists(record.pid), 5)
+
+
+async def test_many_rapid_starts_leave_no_zombies(manager: ProcessManager) -> None:
+    records = [await manager.start("true") for _ in range(50)]
+    for record in records:
+        await manager.wait_ended(record.id)
+    assert all(r.status is Status.EXITED for r in records)
+    me = os.getpid()
+    zombies = [p for p in tree.process_table() if p.ppid == me and p.zombie]
+    assert zombies == []
+    assert len({r.id for r in records}) == 50
+
+
+async def test_shutdown_stops_everything(settings) -> None:
+    manager = ProcessManager(settings)
+    records = [await manager.start("sh", ["-c", "sleep 300 & sleep 300"]) for _ in range(3)]
+    await manager.shutdown()
+    assert all(r.status is Status.STOPPED for r in records)
+    assert not any(tree.group_exists(r.pid) for r in records)
+    assert not manager.instance_dir.exists()

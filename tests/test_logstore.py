@@ -1,0 +1,97 @@
+"""The on-disk log: numbering, interleaving, partial and long lines, the size cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from process_mcp.core.logstore import LogStore
+
+
+def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogStore:
+    return LogStore(tmp_path / "log", max_bytes, max_line)
+
+
+def texts(lines) -> list[tuple[int, str, bytes]]:
+    return [(line.number, line.stream, line.data) for line in lines]
+
+
+def test_lines_split_across_chunks_and_streams_keep_arrival_order(tmp_path: Path) -> None:
+    log = store(tmp_path)
+    log.append("stdout", b"hel")
+    log.append("stderr", b"oops\nwar")
+    log.append("stdout", b"lo\nwor")
+    log.append("stdout", b"ld\n")
+    log.append("stderr", b"ning\n")
+    assert texts(log.lines(1)) == [
+        (1, "stderr", b"oops"),
+        (2, "stdout", b"hello"),
+        (3, "stdout", b"world"),
+        (4, "stderr", b"warning"),
+    ]
+
+
+def test_partial_line_is_pending_then_flushed_at_eof(tmp_path: Path) -> None:
+    log = store(tmp_path)
+    log.append("stdout", b"a\nname? ")
+    assert texts(log.pending()) == [(2, "stdout", b"name? ")]
+    log.end_stream("stdout")
+    assert texts(log.lines(1)) == [(1, "stdout", b"a"), (2, "stdout", b"name? ")]
+    assert log.pending() == []
+
+
+def test_empty_lines_and_binary_are_kept(tmp_path: Path) -> None:
+    log = store(tmp_path)
+    log.append("stdout", b"\n\n\xff\xfe\x00x\n")
+    assert texts(log.lines(1)) == [
+        (1, "stdout", b""),
+        (2, "stdout", b""),
+        (3, "stdout", b"\xff\xfe\x00x"),
+    ]
+
+
+def test_long_lines_are_cut_with_a_marker_and_memory_stays_bounded(tmp_path: Path) -> None:
+    log = store(tmp_path, max_line=64)
+    log.append("stdout", b"short\n" + b"x" * 200 + b"\nafter\n")
+    for _ in range(100):  # a line that never ends, in many chunks
+        log.append("stderr", b"y" * 1000)
+    assert len(log._partial["stderr"]) == 64
+    log.append("stderr", b"tail\n")
+    lines = texts(log.lines(1))
+    assert lines[0] == (1, "stdout", b"short")
+    assert lines[1][2] == b"x" * 64 + " …[136 bytes cut]".encode()
+    assert lines[2] == (3, "stdout", b"after")
+    assert lines[3][2] == b"y" * 64 + " …[99940 bytes cut]".encode()
+    assert log.cut_lines == 2
+
+
+def test_tail_and_ranges(tmp_path: Path) -> None:
+    log = store(tmp_path)
+    log.append("stdout", b"".join(b"line %d\n" % i for i in range(1, 5001)))
+    assert [line.data for line in log.tail(3)] == [b"line 4998", b"line 4999", b"line 5000"]
+    assert texts(log.lines(2500, 2)) == [
+        (2500, "stdout", b"line 2500"),
+        (2501, "stdout", b"line 2501"),
+    ]
+    assert log.tail(10_000)[0].number == 1
+
+
+def test_cap_drops_oldest_segments_but_numbers_never_shift(tmp_path: Path) -> None:
+    log = store(tmp_path, max_bytes=4096)
+    for i in range(1, 2001):
+        log.append("stdout", b"line %05d\n" % i)
+    assert log.size <= 4096
+    assert log.dropped_bytes > 0
+    assert log.first_line > 1
+    assert log.last_line == 2000
+    first = next(iter(log.lines(1)))
+    assert first.number == log.first_line
+    assert first.data == b"line %05d" % log.first_line
+    assert log.tail(1)[0].data == b"line 02000"
+    assert log.dropped_bytes == (log.first_line - 1) * len(b"oline 00001\n")
+
+
+def test_delete_removes_files(tmp_path: Path) -> None:
+    log = store(tmp_path)
+    log.append("stdout", b"x\n")
+    log.delete()
+    assert not (tmp_path / "log").exists()
