@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -175,3 +177,41 @@ class RawServer:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe and not pipe.closed:
                 pipe.close()
+
+
+class HttpServer:
+    """``process-mcp --transport http`` on a free loopback port, so several clients (or
+    several Inspector runs, one connection each) share one server."""
+
+    def __init__(self, token: str, **env: str) -> None:
+        self.token = token
+        self.proc = subprocess.Popen(
+            [*SERVER_ARGV, "--transport", "http", "--port", "0", "--token", token],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=server_env(**env),
+        )
+        self.url = self._read_url()
+
+    def _read_url(self) -> str:
+        assert self.proc.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stderr, selectors.EVENT_READ)
+        deadline, seen = time.monotonic() + 30, b""
+        while time.monotonic() < deadline:
+            if selector.select(deadline - time.monotonic()):
+                chunk = os.read(self.proc.stderr.fileno(), 4096)
+                assert chunk, f"server exited early: {seen!r}"
+                seen += chunk
+                if match := re.search(rb"(http://127\.0\.0\.1:\d+/mcp)", seen):
+                    return match.group(1).decode()
+        raise AssertionError(f"no URL announced: {seen!r}")
+
+    def close(self) -> None:
+        """SIGTERM, as a service manager would; the server must exit 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(timeout=20) == 0
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()

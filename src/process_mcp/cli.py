@@ -1,4 +1,4 @@
-"""``process-mcp``: serve MCP over stdio until the client goes away or a signal arrives.
+"""``process-mcp``: serve MCP over stdio (or streamable HTTP) until told to stop.
 
 Whatever ends the serving (stdin EOF, SIGTERM, SIGINT, SIGHUP) the managed process trees
 are stopped, in parallel under one deadline, before the server exits with status 0.
@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -20,35 +21,56 @@ from process_mcp import __version__
 
 if TYPE_CHECKING:
     from process_mcp.core import ProcessManager
+    from process_mcp.server.app import ProcessMcpServer
+
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+logger = logging.getLogger("process_mcp")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="process-mcp",
-        description="MCP server that runs and supervises background processes (stdio transport).",
+        description="MCP server that runs and supervises background processes.",
     )
     parser.add_argument("--version", action="version", version=f"process-mcp {__version__}")
     parser.add_argument(
-        "--transport", choices=["stdio"], default="stdio", help="only stdio is served for now"
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default: one client, the one that started us) or streamable http",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="http: address to bind (loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="http: port (0 picks a free one)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("PROCESS_MCP_TOKEN"),
+        help="http: bearer token clients must send (default: $PROCESS_MCP_TOKEN, else random)",
     )
     parser.add_argument("--log-level", default=os.environ.get("PROCESS_MCP_LOG_LEVEL", "WARNING"))
     return parser.parse_args(argv)
 
 
-async def _serve() -> None:
+async def _serve(options: argparse.Namespace) -> None:
     from process_mcp.core import ProcessManager, Settings
     from process_mcp.server.app import ProcessMcpServer
 
     manager = ProcessManager(Settings.from_env())
     app = ProcessMcpServer(manager)
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(_exit_on_signal, manager)
-            await app.run_stdio()  # returns when stdin closes
-            group.cancel_scope.cancel()
+        if options.transport == "http":
+            await _serve_http(app, options)
+        else:
+            await _serve_stdio(app, manager)
     finally:
         with anyio.CancelScope(shield=True):
             await manager.shutdown()
+
+
+async def _serve_stdio(app: ProcessMcpServer, manager: ProcessManager) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(_exit_on_signal, manager)
+        await app.run_stdio()  # returns when stdin closes: the client went away
+        group.cancel_scope.cancel()
 
 
 async def _exit_on_signal(manager: ProcessManager) -> None:
@@ -57,13 +79,44 @@ async def _exit_on_signal(manager: ProcessManager) -> None:
     Cancelling the serving task is not enough: the SDK reads stdin in a worker thread
     that cannot be interrupted, so cancellation would wait for the next input line.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+    with anyio.open_signal_receiver(*EXIT_SIGNALS) as signals:
         async for signum in signals:
-            logging.getLogger(__name__).info("received %s", signal.Signals(signum).name)
+            logger.info("received %s", signal.Signals(signum).name)
             with anyio.CancelScope(shield=True):
                 await manager.shutdown()
             sys.stderr.flush()
             os._exit(0)
+
+
+async def _serve_http(app: ProcessMcpServer, options: argparse.Namespace) -> None:
+    from process_mcp.server.http import make_http_server
+
+    token = options.token or secrets.token_urlsafe(24)
+    server = make_http_server(app.http_app(options.host), options.host, options.port, token)
+
+    async def announce() -> None:
+        while not server.started:
+            await anyio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        shown = "from --token/PROCESS_MCP_TOKEN" if options.token else token
+        print(
+            f"process-mcp: serving MCP at http://{options.host}:{port}/mcp (bearer token: {shown})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def stop_on_signal() -> None:
+        with anyio.open_signal_receiver(*EXIT_SIGNALS) as signals:
+            async for signum in signals:
+                logger.info("received %s", signal.Signals(signum).name)
+                server.should_exit = True
+                return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(announce)
+        group.start_soon(stop_on_signal)
+        await server.serve()
+        group.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         format="process-mcp %(levelname)s %(name)s: %(message)s",
     )
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve)
+        anyio.run(_serve, options)
     sys.stderr.flush()
     # The SDK reads stdin in a worker thread that may still be blocked in read(); every
     # managed process is already gone, so do not wait for that thread.

@@ -83,6 +83,9 @@ class ProcessMcpServer:
     async def run_stdio(self) -> None:
         await sdk.run_stdio(self.server)
 
+    def http_app(self, host: str) -> Any:
+        return sdk.http_app(self.server, host)
+
     async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
         self.sessions.capture(ctx)
         return ListToolsResult(tools=[spec.as_tool() for spec in TOOLS.values()])

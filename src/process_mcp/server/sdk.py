@@ -89,6 +89,11 @@ async def run_stdio(server: Server[Any]) -> None:
         await server.run(read_stream, write_stream, options)
 
 
+def http_app(server: Server[Any], host: str) -> Any:
+    """The SDK's streamable-HTTP ASGI app (with its DNS-rebinding protection on loopback)."""
+    return server.streamable_http_app(host=host)
+
+
 __all__ = [
     "ProcessExitNotification",
     "Server",

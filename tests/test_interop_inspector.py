@@ -1,0 +1,97 @@
+"""Interop with a client we did not write: the MCP Inspector CLI (npm package
+@modelcontextprotocol/inspector).
+
+``.ci/run`` installs it under ``.ci/inspector``; elsewhere set ``PROCESS_MCP_INSPECTOR`` to its
+``mcp-inspector`` binary. Under CI the tests must run, never skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import HttpServer, server_env
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_INSPECTOR = ROOT / ".ci" / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
+TOKEN = "interop-test-token"
+
+
+def inspector_binary() -> str:
+    candidate = os.environ.get("PROCESS_MCP_INSPECTOR") or str(LOCAL_INSPECTOR)
+    if Path(candidate).exists():
+        return candidate
+    if os.environ.get("CI"):
+        pytest.fail(f"MCP Inspector not installed at {candidate}: .ci/run must install it")
+    pytest.skip("MCP Inspector not installed (run .ci/run or set PROCESS_MCP_INSPECTOR)")
+
+
+def inspect(*args: str, expect_error: bool = False) -> dict[str, Any]:
+    result = subprocess.run(
+        [inspector_binary(), "--cli", *args, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_env(),
+        check=False,
+    )
+    # The Inspector exits non-zero when a tool answers isError; the payload is still on stdout.
+    assert (result.returncode != 0) == expect_error, f"inspector: {result.stderr}\n{result.stdout}"
+    return json.loads(result.stdout)
+
+
+def test_inspector_lists_tools_over_stdio() -> None:
+    listed = inspect(sys.executable, "-m", "process_mcp", "--method", "tools/list")
+    names = {tool["name"] for tool in listed["tools"]}
+    assert names >= {"start", "stop", "get-status", "get-log", "list", "get-pid", "remove"}
+    start = next(tool for tool in listed["tools"] if tool["name"] == "start")
+    assert start["inputSchema"]["required"] == ["command"]
+    assert start["outputSchema"]["type"] == "object"
+
+
+def call_over_http(
+    server: HttpServer, tool: str, arguments: dict[str, Any], expect_error: bool = False
+) -> dict[str, Any]:
+    return inspect(
+        server.url,
+        "--header",
+        f"Authorization: Bearer {server.token}",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        tool,
+        "--tool-args-json",
+        json.dumps(arguments),
+        expect_error=expect_error,
+    )
+
+
+def test_inspector_start_get_log_stop_over_http() -> None:
+    inspector_binary()
+    server = HttpServer(TOKEN)
+    call = functools.partial(call_over_http, server)
+    try:
+        started = call("start", {"command": "sh", "args": ["-c", "echo ready; exec sleep 300"]})
+        assert started["isError"] is False
+        record = started["structuredContent"]
+        assert record["status"] == "running"
+        deadline = time.monotonic() + 30
+        while True:
+            log = call("get-log", {"id": record["id"]})["structuredContent"]
+            if log["lines"] or time.monotonic() > deadline:
+                break
+        assert log["lines"] == ["ready"]
+        stopped = call("stop", {"id": record["id"]})["structuredContent"]
+        assert (stopped["status"], stopped["signal"]) == ("stopped", "SIGTERM")
+        missing = call("stop", {"id": "nope"}, expect_error=True)
+        assert missing["isError"] is True
+        assert "no process with id 'nope'" in missing["content"][0]["text"]
+    finally:
+        server.close()
