@@ -9,31 +9,44 @@ import pytest
 from conftest import tagged_processes, wait_until
 from support import RawServer
 
+from process_mcp.core import tree
+
+
+# Three levels (sh -> sh -> sleeps), a setsid escapee (own session, still a child of the
+# leader) and a double-forked daemon (own session, orphaned: re-parented to the server).
+TREE = (
+    'sh -c "sleep 300 & sleep 301 & wait" & setsid sleep 302 & (setsid sleep 303 &); wait'
+)
+PER_TREE = 6  # outer sh, inner sh, 4 sleeps
+
 
 def start_tree(server: RawServer) -> int:
-    result = server.call_tool(
-        "start", {"command": "sh", "args": ["-c", "sleep 300 & sleep 301 & wait"]}
-    )
+    result = server.call_tool("start", {"command": "sh", "args": ["-c", TREE]})
     return result["structuredContent"]["pid"]
 
 
-@pytest.mark.parametrize("how", ["stdin-eof", "SIGTERM", "SIGINT", "SIGHUP"])
+@pytest.mark.parametrize("how", ["stdin-eof", "SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"])
 def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> None:
     server = RawServer()
     try:
         server.initialize()
-        for _ in range(3):
+        for _ in range(2):
             start_tree(server)
-        # 3 leaders + 6 sleeps, plus the server itself
-        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 10, 10)
+        # 2 trees, plus the server and its sentinel
+        expected = 2 * PER_TREE + 2
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
+        children = [p for p in tree.process_table() if p.ppid == server.proc.pid]
+        assert len(children) == 2 + 2 + 1  # 2 leaders, 2 adopted daemons, the sentinel
         started = time.monotonic()
         if how == "stdin-eof":
             server.close_stdin()
         else:
             server.proc.send_signal(getattr(signal, how))
-        assert server.wait(timeout=15) == 0
+        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5), (
+            tagged_processes(no_leftover_processes)
+        )
         assert time.monotonic() - started < 5
-        assert tagged_processes(no_leftover_processes) == []
+        assert server.wait(timeout=15) == (-9 if how == "SIGKILL" else 0)
     finally:
         server.kill()
 
@@ -45,7 +58,8 @@ def test_server_exit_escalates_for_sigterm_ignoring_children(no_leftover_process
         server.call_tool(
             "start", {"command": "sh", "args": ["-c", "trap '' TERM; sleep 300 & wait"]}
         )
-        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 3, 10)
+        # leader, sleep, server, sentinel
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 4, 10)
         server.close_stdin()
         assert server.wait(timeout=15) == 0
         assert tagged_processes(no_leftover_processes) == []

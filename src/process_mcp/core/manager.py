@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-from process_mcp.core import launch, tree
+from process_mcp.core import fdlimit, launch, tree
 from process_mcp.core.draining import PipeDrain
-from process_mcp.core.errors import ProcessRunning, UnknownProcess
+from process_mcp.core.errors import ProcessRunning, StartFailed, UnknownProcess
 from process_mcp.core.ids import new_id
 from process_mcp.core.logstore import LogStore
+from process_mcp.core.ownership import Ownership, Snapshot
 from process_mcp.core.reaping import ExitStatus, watch_exit
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.settings import Settings
@@ -44,6 +45,7 @@ class _Live:
 
     popen: Popen[bytes]
     pgid: int
+    process_id: str = ""
     drains: dict[str, PipeDrain] = field(default_factory=dict)
     exit_status: ExitStatus | None = None
     release_pidfd: Callable[[], None] | None = None
@@ -61,6 +63,8 @@ class ProcessManager:
         self._live: dict[str, _Live] = {}
         self._logs: dict[str, LogStore] = {}
         self._exit_listeners: list[ExitListener] = []
+        # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
+        self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
@@ -91,6 +95,18 @@ class ProcessManager:
             await live.ended.wait()
         return record
 
+    def tree_pids(self, process_id: str) -> list[int]:
+        """Live pids of the process's whole tree (group, marked escapees, descendants)."""
+        record = self.get(process_id)
+        if record.pid is None:
+            return []
+        members = self.ownership.snapshot().members(process_id, record.pid)
+        leader = tree.read_proc(record.pid)
+        live = self._live.get(process_id)
+        if leader and not leader.zombie and live is not None and live.exit_status is None:
+            members.append(leader)
+        return sorted(info.pid for info in members)
+
     # ---------------------------------------------------------------- control
     async def start(
         self,
@@ -104,8 +120,10 @@ class ProcessManager:
         args = list(args or [])
         resolved_cwd = launch.resolve_cwd(cwd)
         full_env = launch.build_env(env)
-        popen = launch.spawn([command, *args], resolved_cwd, full_env)
+        self.ownership.check_room(command)
         process_id = new_id(self._records)
+        self.ownership.mark(full_env, process_id)
+        popen = launch.spawn([command, *args], resolved_cwd, full_env)
         record = ProcessRecord(
             id=process_id,
             command=command,
@@ -121,7 +139,12 @@ class ProcessManager:
             self.settings.log_max_bytes,
             self.settings.max_line_bytes,
         )
-        self._watch(record, popen)
+        try:
+            self._watch(record, popen)
+        except OSError as exc:  # out of descriptors after all: undo, leave nothing running
+            self._abandon(record, popen)
+            raise StartFailed(fdlimit.describe_shortage(command, exc.errno)) from None
+        self.ownership.adopt(process_id, popen.pid, command, args)
         return record
 
     async def stop(self, process_id: str, force: bool = False) -> ProcessRecord:
@@ -129,8 +152,7 @@ class ProcessManager:
         record = self.get(process_id)
         live = self._live.get(process_id)
         if live is None or live.ended.is_set():
-            if live is not None:
-                tree.signal_group(live.pgid, signal.SIGKILL)  # a leftover grandchild
+            await self._end_leftovers(record)  # a grandchild or daemon that outlived it
             return record
         record.stop_requested = True
         await self._terminate(live, force=force, grace=self.settings.stop_grace)
@@ -148,6 +170,8 @@ class ProcessManager:
         if live is not None:
             tree.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
+        if record.pid is not None:
+            self.ownership.release(record.pid)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
         return record
@@ -161,21 +185,27 @@ class ProcessManager:
         ]
         for record, _ in running:
             record.stop_requested = True
-        table = tree.process_table()  # one scan of /proc for all trees, not one per tree
+        snapshot = self.ownership.snapshot()  # one scan of /proc for all trees
         await asyncio.gather(
             *(
-                self._terminate(live, force=False, grace=self.settings.stop_grace, table=table)
+                self._terminate(
+                    live, force=False, grace=self.settings.stop_grace, snapshot=snapshot
+                )
                 for _, live in running
-            )
+            ),
+            # escapees of ended processes and adopted orphans, under the same deadline
+            self._end_members(self.ownership.strays(), self.settings.stop_grace),
         )
         for live in list(self._live.values()):
             tree.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
+        await self._end_members(self.ownership.strays(), 0)  # forked during the shutdown
+        await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
     def _watch(self, record: ProcessRecord, popen: Popen[bytes]) -> None:
-        live = _Live(popen=popen, pgid=popen.pid)
+        live = _Live(popen=popen, pgid=popen.pid, process_id=record.id)
         self._live[record.id] = live
         log = self._logs[record.id]
         for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
@@ -194,6 +224,7 @@ class ProcessManager:
     def _reaped(self, record: ProcessRecord, live: _Live, status: ExitStatus) -> None:
         live.popen.returncode = status.exit_code if status.exit_code is not None else -1
         live.exit_status = status
+        self.ownership.leader_reaped(live.pgid)
         if any(d.open for d in live.drains.values()):
             # A grandchild may hold the pipe open forever: publish the end after a short grace,
             # and keep draining whatever it still writes.
@@ -228,6 +259,8 @@ class ProcessManager:
         else:
             record.status = Status.CRASHED
         live.ended.set()
+        if not tree.group_exists(live.pgid):
+            self.ownership.release(live.pgid)
         if not any(d.open for d in live.drains.values()):
             self._live.pop(record.id, None)
         for listener in self._exit_listeners:
@@ -239,18 +272,70 @@ class ProcessManager:
         *,
         force: bool,
         grace: float,
-        table: list[tree.ProcInfo] | None = None,
+        snapshot: Snapshot | None = None,
     ) -> None:
-        """SIGTERM the group and its escapees, give them ``grace``, SIGKILL what remains."""
-        members = tree.descendants(live.pgid, table)
-        if not force:
-            tree.kill_tree(live.pgid, members, signal.SIGTERM)
-            tree.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped process cannot exit
-            if await self._tree_gone(live, members, grace):
-                return
-        members = members + tree.descendants(live.pgid)
-        tree.kill_tree(live.pgid, members, signal.SIGKILL)
-        await self._tree_gone(live, members, _KILL_WAIT)
+        """SIGTERM the group and its escapees, give them ``grace``, SIGKILL what remains.
+
+        Escapees are the descendants (snapshot taken *before* signalling) and every process
+        carrying this process's ownership mark (setsid'd, double-forked, re-parented).
+        """
+        snapshot = snapshot or self.ownership.snapshot()
+        members = snapshot.members(live.process_id, live.pgid)
+        try:
+            if not force:
+                tree.kill_tree(live.pgid, members, signal.SIGTERM)
+                tree.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped one cannot exit
+                if await self._tree_gone(live, members, grace):
+                    return
+            members = members + self.ownership.snapshot().members(live.process_id, live.pgid)
+            tree.kill_tree(live.pgid, members, signal.SIGKILL)
+            await self._tree_gone(live, members, _KILL_WAIT)
+        finally:
+            self.ownership.reap_orphans()
+
+    async def _end_leftovers(self, record: ProcessRecord) -> None:
+        """After the leader ended: end what of its tree still runs (SIGKILL, as before)."""
+        if record.pid is None:
+            return
+        members = self.ownership.snapshot().members(record.id, record.pid)
+        tree.signal_group(record.pid, signal.SIGKILL)
+        await self._end_members(members, 0)
+        if not tree.group_exists(record.pid):
+            self.ownership.release(record.pid)
+
+    async def _end_members(self, members: list[tree.ProcInfo], grace: float) -> None:
+        """SIGTERM+SIGCONT, ``grace``, SIGKILL: for processes outside any running tree."""
+        if not members:
+            return
+        loop = asyncio.get_running_loop()
+        if grace > 0:
+            tree.signal_each(members, signal.SIGTERM)
+            tree.signal_each(members, signal.SIGCONT)
+            deadline = loop.time() + grace
+            while tree.alive(members) and loop.time() < deadline:
+                await asyncio.sleep(_TREE_POLL)
+        deadline = loop.time() + _KILL_WAIT
+        while survivors := tree.alive(members):
+            tree.signal_each(survivors, signal.SIGKILL)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(_TREE_POLL)
+        self.ownership.reap_orphans()
+
+    def _abandon(self, record: ProcessRecord, popen: Popen[bytes]) -> None:
+        """Undo a start that failed after the spawn: kill, reap, forget; no record left."""
+        tree.signal_group(popen.pid, signal.SIGKILL)
+        popen.wait()
+        for pipe in (popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
+        live = self._live.pop(record.id, None)
+        if live is not None:
+            self._close_drains(live)
+        self._records.pop(record.id, None)
+        log = self._logs.pop(record.id, None)
+        if log is not None:
+            log.delete()
 
     async def _tree_gone(self, live: _Live, members: list[tree.ProcInfo], timeout: float) -> bool:
         """Wait until the leader has ended and nothing of the group or snapshot lives."""

@@ -109,6 +109,16 @@ class ProcessInfo(ToolOutput):
     notify_on_exit: bool = False
 
 
+class StopResult(ProcessInfo):
+    tree_gone: bool = Field(
+        description="True when no process of its tree (group, escapees, descendants) is left."
+    )
+    survivors: list[int] = Field(
+        description="Pids of its tree still alive after SIGKILL (normally empty: a process "
+        "stuck in the kernel, or one the server may not signal)."
+    )
+
+
 class StatusResult(ToolOutput):
     id: str
     status: StatusName

@@ -50,8 +50,12 @@ async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
     return _info(record)
 
 
-async def stop(manager: ProcessManager, args: s.StopInput) -> s.ProcessInfo:
-    return _info(await manager.stop(args.id, force=args.force))
+async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
+    record = await manager.stop(args.id, force=args.force)
+    survivors = manager.tree_pids(args.id)  # verified afresh, escapees included
+    return s.StopResult.model_validate(
+        {**record.public(), "treeGone": not survivors, "survivors": survivors}
+    )
 
 
 async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult:
@@ -120,10 +124,11 @@ TOOLS: dict[str, ToolSpec] = {
             "Stop a process and its whole tree",
             "Stop a process started with 'start': SIGTERM to its whole process tree, then "
             "SIGKILL after the grace period (5 s) to whatever is left; 'force' kills at once. "
-            "Answers once everything has ended, with the final record (status 'stopped'). "
-            "Stopping an ended process just returns its record.",
+            "Answers once everything has ended, with the final record (status 'stopped') and "
+            "'treeGone' (verified: no process of the tree is left, escapees included). "
+            "Stopping an ended process ends what it left running and returns its record.",
             s.StopInput,
-            s.ProcessInfo,
+            s.StopResult,
             stop,
             ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
         ),

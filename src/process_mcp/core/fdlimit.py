@@ -1,0 +1,81 @@
+"""File-descriptor budget: refuse a start cleanly instead of failing halfway through it.
+
+Each running managed process keeps ``PER_PROCESS`` descriptors in the server (the read ends
+of its stdout and stderr pipes, and its pidfd). While it is being spawned, ``Popen`` holds
+``SPAWN_TRANSIENT`` more for a moment (/dev/null, both ends of two pipes, its exec-error
+pipe). ``RESERVE`` keeps room for the server's own work (log segment writes, client I/O,
+the sentinel, reading /proc). Before each start we check that that many descriptors can
+really be allocated — by allocating them (a few ``dup`` calls, microseconds), which is
+exact whatever else the process holds, where counting ``/proc/self/fd`` costs O(open fds).
+
+Children inherit the raised soft limit: Python cannot restore it between fork and exec
+without ``preexec_fn``, which would make every spawn a full fork.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import resource
+
+from process_mcp.core.errors import StartFailed
+
+logger = logging.getLogger(__name__)
+PER_PROCESS = 3
+SPAWN_TRANSIENT = 7
+RESERVE = 16
+
+
+def raise_soft_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard one (at most fs.nr_open). Returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        try:
+            with open("/proc/sys/fs/nr_open") as handle:
+                target = int(handle.read())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError) as exc:
+            logger.warning("could not raise RLIMIT_NOFILE from %s to %s: %s", soft, target, exc)
+    return soft, hard
+
+
+def check_room(command: str) -> None:
+    """Raise StartFailed (no process started) unless a start's descriptors can be allocated."""
+    needed = SPAWN_TRANSIENT + PER_PROCESS + RESERVE
+    held: list[int] = []
+    try:
+        held.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        while len(held) < needed:
+            held.append(os.dup(held[0]))
+    except OSError as exc:
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+            raise
+        raise StartFailed(describe_shortage(command, exc.errno, len(held))) from None
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def describe_shortage(command: str, error: int | None, free: int | None = None) -> str:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = SPAWN_TRANSIENT + PER_PROCESS + RESERVE
+    if error == errno.ENFILE:
+        return (
+            f"cannot start {command!r}: the system-wide open-file table is full "
+            f"({os.strerror(errno.ENFILE)}, fs.file-max); stop processes you no longer need "
+            "or raise fs.file-max"
+        )
+    left = f"only {free} are free" if free is not None else "too few are free"
+    return (
+        f"cannot start {command!r}: the server is at its open-file limit RLIMIT_NOFILE "
+        f"(soft {soft}, hard {hard}): a start needs {needed} free descriptors and {left} "
+        f"(each running process keeps {PER_PROCESS}). Stop processes you no longer need, or "
+        "restart the server with a higher limit (ulimit -n, or LimitNOFILE= under systemd)"
+    )

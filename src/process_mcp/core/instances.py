@@ -1,0 +1,147 @@
+"""What each server writes down so that the next one can end what a crash left running.
+
+Every server keeps ``STATE_DIR/<pid>-<random>/``. Besides the logs it holds:
+
+``server.json``      ``{"pid", "startTicks", "token"}``: who owns the directory (written
+                     atomically before anything is started);
+``processes.jsonl``  one line per managed process: ``{"id", "pid", "pgid", "startTicks",
+                     "command", "args"}``, appended at spawn (one unbuffered write; the page
+                     cache survives the death of the process, which is what matters here).
+
+A clean exit deletes the directory, and so does the sentinel after a SIGKILL of the server.
+A directory still there whose server is dead (its pid gone, or now a process with another
+start time) is a leftover — the server and its sentinel died together (``kill -9`` of both,
+the OOM killer, a container's cgroup kill that spared the children). A starting server ends
+what is left of it: each recorded leader that is still the same process (start time
+checked, so a reused pid is never touched) with its group and descendants, and every
+process carrying that server's ownership mark. Then it deletes the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from process_mcp.core import sentinel_process, tree
+
+logger = logging.getLogger(__name__)
+SERVER_FILE = "server.json"
+RECORDS_FILE = "processes.jsonl"
+_INSTANCE_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+class InstanceRecords:
+    """The records of this server's instance directory."""
+
+    def __init__(self, instance_dir: Path, token: str) -> None:
+        self.directory = instance_dir
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        me = tree.read_proc(os.getpid())
+        owner = {"pid": os.getpid(), "startTicks": me.start_ticks if me else None, "token": token}
+        temporary = instance_dir / f".{SERVER_FILE}.tmp"
+        temporary.write_text(json.dumps(owner))
+        temporary.replace(instance_dir / SERVER_FILE)
+        self._fd: int | None = None
+
+    def add(
+        self, process_id: str, pid: int, start_ticks: int, command: str, args: list[str]
+    ) -> None:
+        line = {
+            "id": process_id,
+            "pid": pid,
+            "pgid": pid,
+            "startTicks": start_ticks,
+            "command": command,
+            "args": args,
+        }
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.directory / RECORDS_FILE, _OPEN_FLAGS, 0o600)
+            os.write(self._fd, (json.dumps(line) + "\n").encode())
+        except OSError as exc:  # never fail a start over it; the sentinel still knows
+            logger.warning("cannot record process %s in %s: %s", process_id, self.directory, exc)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
+    """End what dead servers left running and delete their directories. Returns those deleted."""
+    try:
+        candidates = [path for path in state_dir.iterdir() if path.is_dir() and path != own_dir]
+    except OSError:
+        return []
+    cleaned = []
+    for directory in candidates:
+        match = _INSTANCE_NAME.match(directory.name)
+        if match is None:
+            continue
+        owner = _read_json(directory / SERVER_FILE)
+        if owner is None:
+            # Being created right now, or written by an older version: only its pid to go by.
+            if tree.read_proc(int(match.group(1))) is not None:
+                continue
+        elif _alive(owner.get("pid"), owner.get("startTicks")):
+            continue  # its server is running
+        elif not _end_processes(directory, owner, grace):
+            continue  # something survived SIGKILL: keep the records for the next try
+        shutil.rmtree(directory, ignore_errors=True)
+        cleaned.append(directory)
+    return cleaned
+
+
+def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool:
+    leaders: dict[int, int] = {}
+    for record in _read_records(directory / RECORDS_FILE):
+        if isinstance(record.get("pgid"), int) and isinstance(record.get("startTicks"), int):
+            leaders[record["pgid"]] = record["startTicks"]
+    token = owner.get("token")
+    needle = f"{sentinel_process.owner_var(token)}=".encode() if isinstance(token, str) else None
+    survivors = sentinel_process.sweep(needle, leaders, grace, trust_orphan_groups=False)
+    if survivors:
+        logger.warning(
+            "leftovers of a dead server (%s) survive SIGKILL: pids %s", directory, survivors
+        )
+        return False
+    if leaders:
+        logger.info("ended what a dead server left running (%s)", directory)
+    return True
+
+
+def _alive(pid: object, start_ticks: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    info = tree.read_proc(pid)
+    return info is not None and not info.zombie and info.start_ticks == start_ticks
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the crash
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -1,0 +1,154 @@
+"""Owning whole process trees, beyond what a process group gives (SPEC §5).
+
+Four mechanisms, each covering what the previous ones miss:
+
+1. **Ownership mark.** Each managed process's environment carries
+   ``PROCESS_MCP_OWNER_<server token>=<process id>`` (the trick of Jenkins'
+   ProcessTreeKiller). Every descendant inherits it — ``setsid`` escapees and double-forked
+   daemons included — so a scan of ``/proc/*/environ`` finds a tree even when neither group
+   nor parent links lead to it any more. The variable *name* holds the token, so a
+   process-mcp running under another one marks its children with its own token *and* keeps
+   the outer one: both servers find them.
+2. **Subreaper** (``subreaper.py``): orphans re-parent to the server, which reaps them.
+3. **Sentinel** (``sentinel.py``): ends every tree when the server dies, even by SIGKILL.
+4. **Records** (``instances.py``): if server and sentinel die together, the next server
+   ends what they left.
+
+Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
+exec: one environment entry, one ``/proc/<pid>/stat`` read, one append to the records and
+one line to the sentinel.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from process_mcp.core import fdlimit, instances, sentinel_process, subreaper, tree
+from process_mcp.core.sentinel import Sentinel
+
+_SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of the process table plus the ownership marks, shared by all trees."""
+
+    table: list[tree.ProcInfo]
+    marked: dict[str, list[tree.ProcInfo]]  # process id -> live processes carrying its mark
+
+    def members(self, process_id: str, pgid: int) -> list[tree.ProcInfo]:
+        """Everything of one tree: its group, its marked processes, and their descendants."""
+        roots = tree.group_members(pgid, self.table) + self.marked.get(process_id, [])
+        return self._with_descendants(roots, pgid)
+
+    def all_marked(self) -> list[tree.ProcInfo]:
+        roots = [info for infos in self.marked.values() for info in infos]
+        return self._with_descendants(roots)
+
+    def _with_descendants(
+        self, roots: list[tree.ProcInfo], leader: int | None = None
+    ) -> list[tree.ProcInfo]:
+        found: dict[int, tree.ProcInfo] = {}
+        for info in roots:
+            found.setdefault(info.pid, info)
+        for pid in [*list(found), *([leader] if leader is not None else [])]:
+            for child in tree.descendants(pid, self.table):
+                found.setdefault(child.pid, child)
+        if leader is not None:
+            found.pop(leader, None)  # the leader is watched by its pidfd, as before
+        return [info for info in found.values() if not info.zombie]
+
+
+class Ownership:
+    """The server-wide part of tree ownership; the manager calls it around each spawn."""
+
+    def __init__(self, instance_dir: Path, state_dir: Path, stop_grace: float) -> None:
+        self.token = secrets.token_hex(8)
+        self.mark_name = sentinel_process.owner_var(self.token)
+        self._needle = f"{self.mark_name}=".encode()
+        subreaper.become_subreaper()
+        self.nofile = fdlimit.raise_soft_limit()
+        instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
+        self.records = instances.InstanceRecords(instance_dir, self.token)
+        self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
+        self._leaders: set[int] = set()
+        self.reaper = subreaper.OrphanReaper(self._known_children)
+
+    def check_room(self, command: str) -> None:
+        fdlimit.check_room(command)
+
+    def mark(self, env: dict[str, str], process_id: str) -> None:
+        env[self.mark_name] = process_id
+
+    def adopt(self, process_id: str, pid: int, command: str, args: list[str]) -> None:
+        """Record a freshly spawned leader (pgid == pid) and tell the sentinel."""
+        info = tree.read_proc(pid)
+        start_ticks = info.start_ticks if info is not None else 0
+        self._leaders.add(pid)
+        self.records.add(process_id, pid, start_ticks, command, args)
+        self.sentinel.register(pid, start_ticks)
+        self.reaper.ensure_running()
+
+    def leader_reaped(self, pid: int) -> None:
+        self._leaders.discard(pid)
+
+    def release(self, pid: int) -> None:
+        """The tree of leader ``pid`` is gone: the sentinel can forget it."""
+        self._leaders.discard(pid)
+        self.sentinel.unregister(pid)
+
+    def snapshot(self) -> Snapshot:
+        table = tree.process_table()
+        marked: dict[str, list[tree.ProcInfo]] = {}
+        me = os.getpid()
+        for info in table:
+            if info.zombie or info.pid == me:
+                continue
+            process_id = self._mark_of(info.pid)
+            if process_id is not None:
+                marked.setdefault(process_id, []).append(info)
+        return Snapshot(table, marked)
+
+    def strays(self) -> list[tree.ProcInfo]:
+        """Processes of ours outside every running tree: marked leftovers of ended processes
+        and adopted orphans (with their descendants)."""
+        snapshot = self.snapshot()
+        found = {info.pid: info for info in snapshot.all_marked()}
+        for orphan in subreaper.adopted(self._known_children()):
+            if not orphan.zombie:
+                found.setdefault(orphan.pid, orphan)
+                for child in tree.descendants(orphan.pid, snapshot.table):
+                    found.setdefault(child.pid, child)
+        return [info for info in found.values() if not info.zombie]
+
+    def reap_orphans(self) -> int:
+        return self.reaper.reap_now()
+
+    async def close(self) -> None:
+        """Clean exit (every tree already ended): dismiss the sentinel, reap, close records."""
+        self.reaper.close()
+        await self.sentinel.close()
+        self.records.close()
+
+    def _known_children(self) -> set[int]:
+        known = set(self._leaders)
+        if self.sentinel.pid is not None:
+            known.add(self.sentinel.pid)
+        return known
+
+    def _mark_of(self, pid: int) -> str | None:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            return None
+        environ = b"\0" + environ
+        start = environ.find(b"\0" + self._needle)
+        if start < 0:
+            return None
+        start += 1 + len(self._needle)
+        end = environ.find(b"\0", start)
+        return environ[start : end if end >= 0 else len(environ)].decode(errors="replace")

@@ -1,0 +1,153 @@
+"""The server's handle on its sentinel (the program is ``sentinel_process.py``).
+
+Started lazily by the first ``start`` (a server that never starts anything costs nothing),
+then told each managed leader over a pipe. Only the server holds the pipe's write end
+(O_CLOEXEC, ``close_fds``), so the sentinel sees EOF exactly when the server is gone, however
+it died. Writes are non-blocking with a small backlog, so a stalled sentinel can never stall
+the event loop. If the sentinel dies (someone killed it), a new one is started and told
+every leader again; at most ``_RESPAWNS`` times per minute, after which the server logs the
+failure and runs without one rather than spinning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from process_mcp.core import sentinel_process
+from process_mcp.core.reaping import ExitStatus, watch_exit
+
+logger = logging.getLogger(__name__)
+PROGRAM = Path(sentinel_process.__file__).resolve()
+_RESPAWNS = 5
+_CLOSE_WAIT = 2.0
+
+
+class Sentinel:
+    """Keeps one sentinel process informed of every managed leader (pid, start ticks)."""
+
+    def __init__(self, token: str, instance_dir: Path, grace: float) -> None:
+        self._argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            str(PROGRAM),
+            token,
+            str(instance_dir),
+            f"{grace:g}",
+        ]
+        self._leaders: dict[int, int] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._fd: int | None = None
+        self._backlog = bytearray()
+        self._exited: asyncio.Event | None = None
+        self._respawns: list[float] = []
+        self._closing = False
+        self._given_up = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def register(self, pid: int, start_ticks: int) -> None:
+        self._leaders[pid] = start_ticks
+        if self._proc is None and not self._closing and not self._given_up:
+            self._spawn()  # sends every leader, this one included
+        else:
+            self._send(f"+ {pid} {start_ticks}\n".encode())
+
+    def unregister(self, pid: int) -> None:
+        if self._leaders.pop(pid, None) is not None:
+            self._send(f"- {pid}\n".encode())
+
+    async def close(self) -> None:
+        """Clean exit: say ``bye`` (so it ends nothing), then wait briefly for it to exit."""
+        self._closing = True
+        if self._proc is None or self._exited is None:
+            return
+        self._send(b"bye\n")
+        self._flush()
+        self._close_pipe()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exited.wait(), _CLOSE_WAIT)
+
+    # ------------------------------------------------------------- internals
+    def _spawn(self) -> None:
+        proc = subprocess.Popen(
+            self._argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert proc.stdin is not None
+        self._fd = os.dup(proc.stdin.fileno())
+        proc.stdin.close()
+        os.set_blocking(self._fd, False)
+        self._proc = proc
+        self._backlog.clear()
+        self._exited = exited = asyncio.Event()
+        watch_exit(proc.pid, lambda status: self._died(proc, exited, status))
+        self._send(b"".join(f"+ {p} {s}\n".encode() for p, s in self._leaders.items()))
+
+    def _send(self, data: bytes) -> None:
+        if self._fd is None or not data:
+            return
+        if self._backlog:
+            self._backlog += data
+            return
+        try:
+            written = os.write(self._fd, data)
+        except BlockingIOError:
+            written = 0
+        except BrokenPipeError:
+            return  # it died; _died restarts it and resends every leader
+        if written < len(data):
+            self._backlog += data[written:]
+            asyncio.get_running_loop().add_writer(self._fd, self._flush)
+
+    def _flush(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            while self._backlog:
+                del self._backlog[: os.write(self._fd, self._backlog)]
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            self._backlog.clear()
+        asyncio.get_running_loop().remove_writer(self._fd)
+
+    def _close_pipe(self) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def _died(
+        self, proc: subprocess.Popen[bytes], exited: asyncio.Event, status: ExitStatus
+    ) -> None:
+        proc.returncode = status.exit_code if status.exit_code is not None else -1
+        exited.set()
+        if self._closing or proc is not self._proc:
+            return
+        self._close_pipe()
+        self._proc = None
+        now = time.monotonic()
+        self._respawns = [t for t in self._respawns if now - t < 60] + [now]
+        if len(self._respawns) > _RESPAWNS:
+            self._given_up = True
+            logger.error(
+                "the sentinel keeps dying (%s); running without one: a SIGKILL of this server "
+                "would leave its processes running",
+                status,
+            )
+            return
+        logger.warning("the sentinel ended (%s); starting a new one", status)
+        self._spawn()

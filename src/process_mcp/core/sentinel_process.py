@@ -1,0 +1,206 @@
+"""The sentinel's program, and the sweep it shares with leftover cleanup. Standard library only.
+
+Why a separate process: SIGKILL of the server cannot be caught, so whatever ends the managed
+trees then must live outside it. The server starts this file once, as
+``python -I -S sentinel_process.py TOKEN INSTANCE_DIR GRACE`` (no site, no package import:
+it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
+server's process group spares it. The server writes one line per event to its stdin:
+
+``+ PID START_TICKS``   a managed leader (pgid == pid) and its start time (``/proc`` ticks);
+``- PID``               that tree is gone, forget it;
+``bye``                 clean exit: the server has already ended everything, do nothing.
+
+When stdin reaches EOF without ``bye`` the server died. The sentinel then ends:
+
+* every process whose environment carries ``PROCESS_MCP_OWNER_<TOKEN>=`` (the server puts it
+  in each managed process's environment and every descendant inherits it, so this finds
+  ``setsid`` escapees and double-forked daemons already re-parented to init);
+* the process group of each registered leader that is still the same process (start time
+  checked), or that is gone while its group still has members: the kernel keeps a pid
+  number allocated while any process uses it as its pgid, so that group is still ours;
+* every descendant of those, by parent links.
+
+SIGTERM and SIGCONT first, SIGKILL to whatever is left after GRACE seconds, rescanning until
+nothing is left. Then it deletes INSTANCE_DIR (logs and records) unless something survived,
+in which case the next server's leftover cleanup gets another go at it.
+
+The server imports :func:`sweep` from this module too, for the leftovers of a server that
+died with its sentinel (see ``instances.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+OWNER_PREFIX = "PROCESS_MCP_OWNER_"
+_POLL = 0.02
+_KILL_PHASE = 3.0  # SIGKILL acts at once; only a process stuck in the kernel lasts this long
+
+# pid -> (state, ppid, pgid, start_ticks)
+Table = dict[int, tuple[str, int, int, int]]
+
+
+def owner_var(token: str) -> str:
+    """The environment variable that marks a process (and its descendants) as ours."""
+    return f"{OWNER_PREFIX}{token}"
+
+
+def read_stat(pid: int) -> tuple[str, int, int, int] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
+
+
+def scan() -> Table:
+    table: Table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (info := read_stat(int(name))) is not None:
+            table[int(name)] = info
+    return table
+
+
+def carries(pid: int, needle: bytes) -> bool:
+    """Whether ``pid``'s environment has an entry starting with ``needle`` (``NAME=``)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read()
+    except OSError:
+        return False
+    return environ.startswith(needle) or b"\0" + needle in environ
+
+
+def find_victims(
+    needle: bytes | None, leaders: dict[int, int], trust_orphan_groups: bool
+) -> dict[int, int]:
+    """pid -> start ticks of every live process to end (see the module docstring).
+
+    ``trust_orphan_groups``: also take the group of a leader that is gone. True right after
+    the server died; False for old leftovers, where only the marked members are taken.
+    """
+    table = scan()
+    me = os.getpid()
+    groups = set()
+    for leader, start in leaders.items():
+        current = table.get(leader)
+        if (current is not None and current[3] == start) or (
+            current is None and trust_orphan_groups
+        ):
+            groups.add(leader)
+    children: dict[int, list[int]] = {}
+    roots = []
+    for pid, (state, ppid, pgid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+        if pid == me or state in ("Z", "X"):
+            continue
+        if pgid in groups or (needle is not None and carries(pid, needle)):
+            roots.append(pid)
+    victims: dict[int, int] = {}
+    stack = roots
+    while stack:
+        pid = stack.pop()
+        if pid in victims or pid == me:
+            continue
+        state, _, _, start = table[pid]
+        if state not in ("Z", "X"):
+            victims[pid] = start
+        stack.extend(children.get(pid, ()))
+    return victims
+
+
+def _signal(victims: dict[int, int], sig: int) -> None:
+    for pid, start in victims.items():
+        current = read_stat(pid)
+        if current is None or current[3] != start:
+            continue  # gone, or the pid now names another process
+        _quietly(os.kill, pid, sig)
+
+
+def sweep(
+    needle: bytes | None, leaders: dict[int, int], grace: float, trust_orphan_groups: bool
+) -> list[int]:
+    """End every victim: SIGTERM+SIGCONT, ``grace`` seconds, then SIGKILL. Returns survivors."""
+    victims = find_victims(needle, leaders, trust_orphan_groups)
+    if not victims:
+        return []
+    if grace > 0:
+        _signal(victims, signal.SIGTERM)
+        _signal(victims, signal.SIGCONT)
+        deadline = time.monotonic() + grace
+        while victims and time.monotonic() < deadline:
+            time.sleep(_POLL)
+            victims = find_victims(needle, leaders, trust_orphan_groups)
+    deadline = time.monotonic() + _KILL_PHASE
+    while victims:
+        _signal(victims, signal.SIGKILL)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(_POLL)
+        victims = find_victims(needle, leaders, trust_orphan_groups)
+    return sorted(victims)
+
+
+def _quietly(action, *args) -> None:  # type: ignore[no-untyped-def]
+    """Run an OS call whose failure only means the target is already gone. (Not
+    ``contextlib.suppress``: the sentinel imports as little as it can.)"""
+    try:
+        action(*args)
+    except OSError:
+        return
+
+
+def remove_tree(path: str) -> None:
+    """``shutil.rmtree`` without importing shutil (and what it drags in)."""
+    for parent, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _quietly(os.unlink, os.path.join(parent, name))
+        for name in dirs:
+            _quietly(os.rmdir, os.path.join(parent, name))
+    _quietly(os.rmdir, path)
+
+
+def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
+    """Follow the server's messages until EOF; end everything unless it said ``bye``.
+
+    Returns True when everything it had to end is gone.
+    """
+    leaders: dict[int, int] = {}
+    for line in stream:
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == b"bye":
+            return True
+        if parts[0] == b"+" and len(parts) == 3:
+            leaders[int(parts[1])] = int(parts[2])
+        elif parts[0] == b"-" and len(parts) == 2:
+            leaders.pop(int(parts[1]), None)
+    survivors = sweep((owner_var(token) + "=").encode(), leaders, grace, True)
+    if survivors:
+        print(
+            f"process-mcp sentinel: could not end pids {survivors}; "
+            f"the next server start retries (records in {instance_dir})",
+            file=sys.stderr,
+        )
+        return False
+    remove_tree(instance_dir)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
+    # and the server then starts a new sentinel.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    token, instance_dir, grace = argv[1], argv[2], float(argv[3])
+    return 0 if watch(sys.stdin.buffer, token, instance_dir, grace) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
