@@ -11,12 +11,9 @@ from support import RawServer
 
 from process_mcp.core import tree
 
-
 # Three levels (sh -> sh -> sleeps), a setsid escapee (own session, still a child of the
 # leader) and a double-forked daemon (own session, orphaned: re-parented to the server).
-TREE = (
-    'sh -c "sleep 300 & sleep 301 & wait" & setsid sleep 302 & (setsid sleep 303 &); wait'
-)
+TREE = 'sh -c "sleep 300 & sleep 301 & wait" & setsid sleep 302 & (setsid sleep 303 &); wait'
 PER_TREE = 6  # outer sh, inner sh, 4 sleeps
 
 
@@ -42,8 +39,8 @@ def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> No
             server.close_stdin()
         else:
             server.proc.send_signal(getattr(signal, how))
-        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5), (
-            tagged_processes(no_leftover_processes)
+        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5), tagged_processes(
+            no_leftover_processes
         )
         assert time.monotonic() - started < 5
         assert server.wait(timeout=15) == (-9 if how == "SIGKILL" else 0)
