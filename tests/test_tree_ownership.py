@@ -1,0 +1,227 @@
+"""No orphans, ever: escapees, a SIGKILLed server, leftovers of a crashed one, fd limits,
+zombies. Real processes and signals; the autouse leak check fails any test that leaves one."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import eventually, tagged_processes, wait_until
+from support import RawServer, mcp_client
+
+from process_mcp.core import ProcessManager, Settings, Status, fdlimit, tree
+
+pytestmark = pytest.mark.anyio
+
+ESCAPEES = "setsid sleep 300 & (setsid sleep 301 &); wait"  # a setsid child, a daemon
+
+
+def ppid_of(pid: int) -> int | None:
+    info = tree.read_proc(pid)
+    return info.ppid if info else None
+
+
+def sentinel_of(server_pid: int) -> int | None:
+    for info in tree.process_table():
+        if info.ppid == server_pid and not info.zombie:
+            cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes()
+            if b"sentinel_process.py" in cmdline:
+                return info.pid
+    return None
+
+
+# ------------------------------------------------------------------ stop
+async def test_stop_ends_setsid_escapee_and_double_forked_daemon(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", ESCAPEES])
+
+    def escaped() -> bool:
+        # three processes in three sessions (the leader's and two escaped ones), and the
+        # daemon orphaned and re-parented to us (subreaper), not to init
+        pids = manager.tree_pids(record.id)
+        sessions = {info.sid for pid in pids if (info := tree.read_proc(pid))}
+        return len(pids) == 3 and len(sessions) == 3 and os.getpid() in map(ppid_of, pids)
+
+    assert await eventually(escaped, 10)
+    pids = manager.tree_pids(record.id)
+    await manager.stop(record.id)
+    assert record.status is Status.STOPPED
+    assert manager.tree_pids(record.id) == []
+    assert all(tree.read_proc(pid) is None for pid in pids)  # gone, and reaped
+
+
+async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "(setsid sleep 300 &); echo forked"])
+    await manager.wait_ended(record.id)
+    assert record.status is Status.EXITED
+    assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
+    await manager.stop(record.id)
+    assert record.status is Status.EXITED  # its status does not change
+    assert manager.tree_pids(record.id) == []
+
+
+async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> None:
+    manager = ProcessManager(settings)
+    record = await manager.start("sh", ["-c", "(setsid sleep 300 &)"])
+    await manager.wait_ended(record.id)
+    assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
+    daemon = manager.tree_pids(record.id)[0]
+    await manager.shutdown()
+    assert tree.read_proc(daemon) is None
+
+
+async def test_e2e_stop_says_the_tree_is_gone(no_leftover_processes: str) -> None:
+    async with mcp_client() as client:
+        started = await client.ok("start", {"command": "sh", "args": ["-c", ESCAPEES]})
+        assert await eventually(lambda: len(tagged_processes(no_leftover_processes)) == 5, 10)
+        stopped = await client.ok("stop", {"id": started["id"]})
+        assert (stopped["status"], stopped["treeGone"], stopped["survivors"]) == (
+            "stopped",
+            True,
+            [],
+        )
+        # only the server and its sentinel are left
+        assert await eventually(lambda: len(tagged_processes(no_leftover_processes)) == 2, 5)
+
+
+# ------------------------------------------------------------ server SIGKILL
+def test_200_running_children_end_within_5s_of_server_sigkill(no_leftover_processes: str) -> None:
+    server = RawServer()
+    try:
+        server.initialize()
+        for _ in range(200):
+            server.call_tool("start", {"command": "sh", "args": ["-c", "sleep 300 & wait"]})
+        expected = 2 * 200 + 2  # sh + sleep each, the server, the sentinel
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 20)
+        started = time.monotonic()
+        server.proc.kill()
+        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
+        assert time.monotonic() - started < 5
+    finally:
+        server.kill()
+
+
+def test_a_killed_sentinel_is_replaced(no_leftover_processes: str) -> None:
+    server = RawServer()
+    try:
+        server.initialize()
+        server.call_tool("start", {"command": "sh", "args": ["-c", ESCAPEES]})
+        assert wait_until(lambda: sentinel_of(server.proc.pid) is not None, 10)
+        first = sentinel_of(server.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: sentinel_of(server.proc.pid) not in (None, first), 10)
+        assert len(tagged_processes(no_leftover_processes)) == 3 + 2
+        server.proc.kill()
+        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
+    finally:
+        server.kill()
+
+
+# ------------------------------------------------------- leftovers of a crash
+def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
+    tmp_path: Path, no_leftover_processes: str
+) -> None:
+    state = tmp_path / "state"
+    first = RawServer(PROCESS_MCP_STATE_DIR=str(state))
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    second = None
+    try:
+        first.initialize()
+        first.call_tool("start", {"command": "sh", "args": ["-c", ESCAPEES]})
+        leftovers = 3  # sh, the setsid sleep, the daemon
+        count = lambda: len(tagged_processes(no_leftover_processes))  # noqa: E731
+        assert wait_until(lambda: count() == leftovers + 3, 10)  # + server, sentinel, bystander
+        # Server and sentinel die together: freeze the sentinel, kill the server, kill it.
+        sentinel = sentinel_of(first.proc.pid)
+        assert sentinel is not None
+        os.kill(sentinel, signal.SIGSTOP)
+        first.proc.kill()
+        first.wait()
+        os.kill(sentinel, signal.SIGKILL)
+        assert wait_until(lambda: count() == leftovers + 1, 5)  # the leftovers still run
+        # A record whose pid now names an unrelated process (own group, pgid == pid).
+        [instance] = list(state.iterdir())
+        real = tree.read_proc(bystander.pid)
+        with open(instance / "processes.jsonl", "a") as records:
+            fake = {"id": "reused", "pid": bystander.pid, "pgid": bystander.pid}
+            fake |= {"startTicks": real.start_ticks - 1, "command": "sleep", "args": []}
+            records.write(json.dumps(fake) + "\n")
+
+        second = RawServer(PROCESS_MCP_STATE_DIR=str(state))
+        second.initialize()
+        expected = sorted([second.proc.pid, bystander.pid])
+        assert wait_until(lambda: sorted(tagged_processes(no_leftover_processes)) == expected, 5)
+        assert bystander.poll() is None  # left alone
+        assert not instance.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+        first.kill()
+        if second is not None:
+            second.kill()
+
+
+# ----------------------------------------------------------------- fd limit
+def test_soft_fd_limit_is_raised_to_hard() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        assert fdlimit.raise_soft_limit()[0] == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_start_is_refused_cleanly_under_ulimit_64(no_leftover_processes: str) -> None:
+    server = RawServer()
+    try:
+        server.initialize()
+        resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+        started, error = [], None
+        for _ in range(64):
+            result = server.call_tool("start", {"command": "sleep", "args": ["300"]})
+            if result.get("isError"):
+                error = result["content"][0]["text"]
+                break
+            started.append(result["structuredContent"]["id"])
+        assert error is not None and started
+        assert "RLIMIT_NOFILE" in error and "soft 64, hard 64" in error
+        assert "ulimit -n" in error
+        # nothing half-started: each started sleep, the server, its sentinel
+        assert wait_until(
+            lambda: len(tagged_processes(no_leftover_processes)) == len(started) + 2, 5
+        )
+        # still serving: stop one, and the next start fits again
+        stopped = server.call_tool("stop", {"id": started[0], "force": True})
+        assert stopped["structuredContent"]["treeGone"] is True
+        again = server.call_tool("start", {"command": "sleep", "args": ["300"]})
+        assert not again.get("isError"), again
+        server.close_stdin()
+        assert server.wait() == 0
+    finally:
+        server.kill()
+
+
+# ------------------------------------------------------------------ zombies
+def test_1000_starts_of_true_leave_no_zombie(no_leftover_processes: str) -> None:
+    server = RawServer()
+    try:
+        server.initialize()
+        for _ in range(1000):
+            server.call_tool("start", {"command": "true"})
+
+        def all_exited() -> bool:
+            listed = server.call_tool("list", {})["structuredContent"]["processes"]
+            return len(listed) == 1000 and all(p["status"] == "exited" for p in listed)
+
+        assert wait_until(all_exited, 30, interval=0.2)
+        children = [p for p in tree.process_table() if p.ppid == server.proc.pid]
+        assert [p for p in children if p.zombie] == []
+        assert len(children) == 1  # the sentinel
+    finally:
+        server.kill()
