@@ -32,8 +32,12 @@ def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> No
         # 2 trees, plus the server and its sentinel
         expected = 2 * PER_TREE + 2
         assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
-        children = [p for p in tree.process_table() if p.ppid == server.proc.pid]
-        assert len(children) == 2 + 2 + 1  # 2 leaders, 2 adopted daemons, the sentinel
+
+        def children() -> int:  # 2 leaders, 2 adopted daemons, the sentinel
+            return len([p for p in tree.process_table() if p.ppid == server.proc.pid])
+
+        assert wait_until(lambda: children() == 2 + 2 + 1, 10)
+        assert len(tagged_processes(no_leftover_processes)) == expected
         started = time.monotonic()
         if how == "stdin-eof":
             server.close_stdin()

@@ -5,8 +5,11 @@ Every server keeps ``STATE_DIR/<pid>-<random>/``. Besides the logs it holds:
 ``server.json``      ``{"pid", "startTicks", "token"}``: who owns the directory (written
                      atomically before anything is started);
 ``processes.jsonl``  one line per managed process: ``{"id", "pid", "pgid", "startTicks",
-                     "command", "args"}``, appended at spawn (one unbuffered write; the page
-                     cache survives the death of the process, which is what matters here).
+                     "command", "args"}``, appended at spawn (``startTicks``: the earliest and
+                     latest start time it can have, in /proc clock ticks since boot, read
+                     around the spawn instead of from /proc: see ``ownership.py``). One
+                     unbuffered write each: the page cache survives the death of the
+                     process, which is what matters here.
 
 A clean exit deletes the directory, and so does the sentinel after a SIGKILL of the server.
 A directory still there whose server is dead (its pid gone, or now a process with another
@@ -50,13 +53,18 @@ class InstanceRecords:
         self._fd: int | None = None
 
     def add(
-        self, process_id: str, pid: int, start_ticks: int, command: str, args: list[str]
+        self,
+        process_id: str,
+        pid: int,
+        start_ticks: tuple[int, int],
+        command: str,
+        args: list[str],
     ) -> None:
         line = {
             "id": process_id,
             "pid": pid,
             "pgid": pid,
-            "startTicks": start_ticks,
+            "startTicks": list(start_ticks),
             "command": command,
             "args": args,
         }
@@ -99,10 +107,16 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
 
 
 def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool:
-    leaders: dict[int, int] = {}
+    leaders: dict[int, tuple[int, int]] = {}
     for record in _read_records(directory / RECORDS_FILE):
-        if isinstance(record.get("pgid"), int) and isinstance(record.get("startTicks"), int):
-            leaders[record["pgid"]] = record["startTicks"]
+        pgid, ticks = record.get("pgid"), record.get("startTicks")
+        if (
+            isinstance(pgid, int)
+            and isinstance(ticks, list)
+            and len(ticks) == 2
+            and all(isinstance(t, int) for t in ticks)
+        ):
+            leaders[pgid] = (ticks[0], ticks[1])
     token = owner.get("token")
     needle = f"{sentinel_process.owner_var(token)}=".encode() if isinstance(token, str) else None
     survivors = sentinel_process.sweep(needle, leaders, grace, trust_orphan_groups=False)

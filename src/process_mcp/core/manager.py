@@ -120,7 +120,7 @@ class ProcessManager:
         args = list(args or [])
         resolved_cwd = launch.resolve_cwd(cwd)
         full_env = launch.build_env(env)
-        self.ownership.check_room(command)
+        earliest = self.ownership.before_spawn(command)
         process_id = new_id(self._records)
         self.ownership.mark(full_env, process_id)
         popen = launch.spawn([command, *args], resolved_cwd, full_env)
@@ -144,7 +144,7 @@ class ProcessManager:
         except OSError as exc:  # out of descriptors after all: undo, leave nothing running
             self._abandon(record, popen)
             raise StartFailed(fdlimit.describe_shortage(command, exc.errno)) from None
-        self.ownership.adopt(process_id, popen.pid, command, args)
+        self.ownership.adopt(process_id, popen.pid, command, args, earliest)
         return record
 
     async def stop(self, process_id: str, force: bool = False) -> ProcessRecord:

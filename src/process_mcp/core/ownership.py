@@ -15,8 +15,12 @@ Four mechanisms, each covering what the previous ones miss:
    ends what they left.
 
 Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
-exec: one environment entry, one ``/proc/<pid>/stat`` read, one append to the records and
-one line to the sentinel.
+exec: a descriptor probe, one environment entry, one append to the records and a line to
+the sentinel (batched). The leader's start time is not read from ``/proc/<pid>/stat``
+(reading it while the child is still exec'ing costs ~50 µs, 8% of a spawn) but bracketed
+by the boot clock read before and after the spawn, in the same clock ticks: the child
+holds its pid from before ``Popen`` returns until we reap it, so no other process with that
+pid can have started inside that window.
 """
 
 from __future__ import annotations
@@ -71,22 +75,29 @@ class Ownership:
         self._needle = f"{self.mark_name}=".encode()
         subreaper.become_subreaper()
         self.nofile = fdlimit.raise_soft_limit()
+        self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
         self.records = instances.InstanceRecords(instance_dir, self.token)
         self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
         self._leaders: set[int] = set()
         self.reaper = subreaper.OrphanReaper(self._known_children)
 
-    def check_room(self, command: str) -> None:
-        fdlimit.check_room(command)
+    def before_spawn(self, command: str) -> int:
+        """Refuse a start that would run out of descriptors; returns the start-time lower bound."""
+        self._fd_budget.check(command)
+        return sentinel_process.boot_ticks()
 
     def mark(self, env: dict[str, str], process_id: str) -> None:
         env[self.mark_name] = process_id
 
-    def adopt(self, process_id: str, pid: int, command: str, args: list[str]) -> None:
-        """Record a freshly spawned leader (pgid == pid) and tell the sentinel."""
-        info = tree.read_proc(pid)
-        start_ticks = info.start_ticks if info is not None else 0
+    def adopt(
+        self, process_id: str, pid: int, command: str, args: list[str], earliest: int
+    ) -> None:
+        """Record a freshly spawned leader (pgid == pid) and tell the sentinel.
+
+        ``earliest``: what :meth:`before_spawn` returned.
+        """
+        start_ticks = (earliest, sentinel_process.boot_ticks())
         self._leaders.add(pid)
         self.records.add(process_id, pid, start_ticks, command, args)
         self.sentinel.register(pid, start_ticks)

@@ -3,8 +3,10 @@
 Started lazily by the first ``start`` (a server that never starts anything costs nothing),
 then told each managed leader over a pipe. Only the server holds the pipe's write end
 (O_CLOEXEC, ``close_fds``), so the sentinel sees EOF exactly when the server is gone, however
-it died. Writes are non-blocking with a small backlog, so a stalled sentinel can never stall
-the event loop. If the sentinel dies (someone killed it), a new one is started and told
+it died. Messages are batched for ``BATCH_DELAY`` (one write and one wake-up of the
+sentinel per batch, not two per spawn); until a leader is sent, its tree is still found by
+its ownership mark. Writes are non-blocking with a backlog, so a stalled sentinel can never
+stall the event loop. If the sentinel dies (someone killed it), a new one is started and told
 every leader again; at most ``_RESPAWNS`` times per minute, after which the server logs the
 failure and runs without one rather than spinning.
 """
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 PROGRAM = Path(sentinel_process.__file__).resolve()
 _RESPAWNS = 5
 _CLOSE_WAIT = 2.0
+BATCH_DELAY = 0.02
 
 
 class Sentinel:
@@ -42,10 +45,12 @@ class Sentinel:
             str(instance_dir),
             f"{grace:g}",
         ]
-        self._leaders: dict[int, int] = {}
+        self._leaders: dict[int, tuple[int, int]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None
         self._backlog = bytearray()
+        self._batch = bytearray()
+        self._batch_timer: asyncio.TimerHandle | None = None
         self._exited: asyncio.Event | None = None
         self._respawns: list[float] = []
         self._closing = False
@@ -55,22 +60,24 @@ class Sentinel:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def register(self, pid: int, start_ticks: int) -> None:
+    def register(self, pid: int, start_ticks: tuple[int, int]) -> None:
+        """``start_ticks``: the (earliest, latest) start time the leader can have."""
         self._leaders[pid] = start_ticks
         if self._proc is None and not self._closing and not self._given_up:
             self._spawn()  # sends every leader, this one included
         else:
-            self._send(f"+ {pid} {start_ticks}\n".encode())
+            self._queue(f"+ {pid} {start_ticks[0]} {start_ticks[1]}\n".encode())
 
     def unregister(self, pid: int) -> None:
         if self._leaders.pop(pid, None) is not None:
-            self._send(f"- {pid}\n".encode())
+            self._queue(f"- {pid}\n".encode())
 
     async def close(self) -> None:
         """Clean exit: say ``bye`` (so it ends nothing), then wait briefly for it to exit."""
         self._closing = True
         if self._proc is None or self._exited is None:
             return
+        self.flush()
         self._send(b"bye\n")
         self._flush()
         self._close_pipe()
@@ -92,9 +99,24 @@ class Sentinel:
         os.set_blocking(self._fd, False)
         self._proc = proc
         self._backlog.clear()
+        self._batch.clear()  # superseded by the full list sent below
         self._exited = exited = asyncio.Event()
         watch_exit(proc.pid, lambda status: self._died(proc, exited, status))
-        self._send(b"".join(f"+ {p} {s}\n".encode() for p, s in self._leaders.items()))
+        self._send(b"".join(f"+ {p} {lo} {hi}\n".encode() for p, (lo, hi) in self._leaders.items()))
+
+    def _queue(self, data: bytes) -> None:
+        self._batch += data
+        if self._batch_timer is None:
+            loop = asyncio.get_running_loop()
+            self._batch_timer = loop.call_later(BATCH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Send the queued messages now (otherwise sent ``BATCH_DELAY`` after the first)."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
+        data, self._batch = bytes(self._batch), bytearray()
+        self._send(data)
 
     def _send(self, data: bytes) -> None:
         if self._fd is None or not data:

@@ -6,7 +6,8 @@ trees then must live outside it. The server starts this file once, as
 it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
 server's process group spares it. The server writes one line per event to its stdin:
 
-``+ PID START_TICKS``   a managed leader (pgid == pid) and its start time (``/proc`` ticks);
+``+ PID LO HI``         a managed leader (pgid == pid) and the range its start time lies in
+                      (``/proc`` clock ticks since boot, read around the spawn);
 ``- PID``               that tree is gone, forget it;
 ``bye``                 clean exit: the server has already ended everything, do nothing.
 
@@ -15,9 +16,10 @@ When stdin reaches EOF without ``bye`` the server died. The sentinel then ends:
 * every process whose environment carries ``PROCESS_MCP_OWNER_<TOKEN>=`` (the server puts it
   in each managed process's environment and every descendant inherits it, so this finds
   ``setsid`` escapees and double-forked daemons already re-parented to init);
-* the process group of each registered leader that is still the same process (start time
-  checked), or that is gone while its group still has members: the kernel keeps a pid
-  number allocated while any process uses it as its pgid, so that group is still ours;
+* the process group of each registered leader that is still the same process (its start
+  time within the recorded range, so a reused pid never matches), or that is gone while
+  its group still has members: the kernel keeps a pid number allocated while any process
+  uses it as its pgid, so that group is still ours;
 * every descendant of those, by parent links.
 
 SIGTERM and SIGCONT first, SIGKILL to whatever is left after GRACE seconds, rescanning until
@@ -76,8 +78,13 @@ def carries(pid: int, needle: bytes) -> bool:
     return environ.startswith(needle) or b"\0" + needle in environ
 
 
+def boot_ticks() -> int:
+    """Now, in the unit of ``/proc/<pid>/stat``'s start time (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
 def find_victims(
-    needle: bytes | None, leaders: dict[int, int], trust_orphan_groups: bool
+    needle: bytes | None, leaders: dict[int, tuple[int, int]], trust_orphan_groups: bool
 ) -> dict[int, int]:
     """pid -> start ticks of every live process to end (see the module docstring).
 
@@ -87,9 +94,9 @@ def find_victims(
     table = scan()
     me = os.getpid()
     groups = set()
-    for leader, start in leaders.items():
+    for leader, (earliest, latest) in leaders.items():
         current = table.get(leader)
-        if (current is not None and current[3] == start) or (
+        if (current is not None and earliest <= current[3] <= latest) or (
             current is None and trust_orphan_groups
         ):
             groups.add(leader)
@@ -123,7 +130,10 @@ def _signal(victims: dict[int, int], sig: int) -> None:
 
 
 def sweep(
-    needle: bytes | None, leaders: dict[int, int], grace: float, trust_orphan_groups: bool
+    needle: bytes | None,
+    leaders: dict[int, tuple[int, int]],
+    grace: float,
+    trust_orphan_groups: bool,
 ) -> list[int]:
     """End every victim: SIGTERM+SIGCONT, ``grace`` seconds, then SIGKILL. Returns survivors."""
     victims = find_victims(needle, leaders, trust_orphan_groups)
@@ -170,15 +180,15 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
 
     Returns True when everything it had to end is gone.
     """
-    leaders: dict[int, int] = {}
+    leaders: dict[int, tuple[int, int]] = {}
     for line in stream:
         parts = line.split()
         if not parts:
             continue
         if parts[0] == b"bye":
             return True
-        if parts[0] == b"+" and len(parts) == 3:
-            leaders[int(parts[1])] = int(parts[2])
+        if parts[0] == b"+" and len(parts) == 4:
+            leaders[int(parts[1])] = (int(parts[2]), int(parts[3]))
         elif parts[0] == b"-" and len(parts) == 2:
             leaders.pop(int(parts[1]), None)
     survivors = sweep((owner_var(token) + "=").encode(), leaders, grace, True)
