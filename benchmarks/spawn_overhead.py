@@ -10,11 +10,12 @@ Rows:
 * with — what ``ProcessManager.start`` adds for ownership: the descriptor check (``dup``
   probe), the ownership mark in the environment, the start-time bracket, the record appended
   to ``processes.jsonl`` and the lines to the sentinel (a real sentinel is running). The
-  server batches those lines for 20 ms, so the sentinel wakes once per batch: one row
-  flushes after every spawn (the worst case: starts more than 20 ms apart, where the cost
-  no longer matters), the other every 20 spawns (a burst of starts).
+  server writes those in a batch 20 ms after a start, so the sentinel wakes once per batch:
+  one row flushes after every spawn (the worst case: starts more than 20 ms apart), the
+  other every 20 spawns (a burst of starts).
 
-Methods are interleaved in rounds so that load from elsewhere hits them alike; the table
+Methods are interleaved in rounds of 100, in a new random order each round, so that load
+from elsewhere hits them alike; the table
 gives the median and mean per spawn+reap and the overhead against the plain row.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import subprocess
 import tempfile
@@ -55,7 +57,9 @@ def without() -> None:
     _finish(launch.spawn(["true"], "/", env))
 
 
-def with_ownership(ownership: Ownership, counter: list[int], flush_every: int) -> None:
+def with_ownership(
+    ownership: Ownership, counter: list[int], flush_every: int, ended: list[int]
+) -> None:
     env = launch.build_env(None)
     earliest = ownership.before_spawn("true")
     counter[0] += 1
@@ -63,9 +67,14 @@ def with_ownership(ownership: Ownership, counter: list[int], flush_every: int) -
     proc = launch.spawn(["true"], "/", env)
     ownership.adopt(f"b{counter[0]}", proc.pid, "true", [], earliest)
     _finish(proc)
-    ownership.release(proc.pid)
+    # Released only after their batch was written, as for a process that outlives the
+    # 20 ms batch delay (one that ends sooner is never written at all).
+    ended.append(proc.pid)
     if counter[0] % flush_every == 0:
-        ownership.sentinel.flush()  # the server batches them for 20 ms
+        ownership.flush()  # the server does this in a batch 20 ms after a start
+        for pid in ended:
+            ownership.release(pid)
+        ended.clear()
 
 
 def _finish(proc: subprocess.Popen[bytes]) -> None:
@@ -79,23 +88,25 @@ async def run(spawns: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         state = Path(scratch)
         ownership = Ownership(state / "bench-instance", state, stop_grace=1.0)
-        counter = [0]
+        counter, ended = [0], []
         methods: dict[str, Callable[[], None]] = {
             "plain Popen (baseline)": plain,
             "server spawn, without ownership": without,
             "with ownership, sentinel woken per spawn": lambda: with_ownership(
-                ownership, counter, 1
+                ownership, counter, 1, ended
             ),
             "with ownership, sentinel batched (20/write)": lambda: with_ownership(
-                ownership, counter, 20
+                ownership, counter, 20, ended
             ),
         }
         samples: dict[str, list[float]] = {name: [] for name in methods}
         for method in methods.values():  # warm-up: imports, page cache, the sentinel's start
             for _ in range(20):
                 method()
+        order = list(methods.items())
         for _ in range(max(1, spawns // ROUND)):
-            for name, method in methods.items():
+            random.shuffle(order)  # no method always runs right after another
+            for name, method in order:
                 for _ in range(ROUND):
                     started = time.perf_counter()
                     method()

@@ -85,6 +85,15 @@ def no_leftover_processes(monkeypatch: pytest.MonkeyPatch):
     pytest.fail(f"test left processes running: {described}")
 
 
+@pytest.fixture(autouse=True)
+def isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Servers started by a test keep their files (and look for a crashed predecessor's
+    leftovers) in the test's own directory, never in another suite's running next to it."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("PROCESS_MCP_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state", stop_grace=1.0, exit_drain_grace=0.5)

@@ -89,6 +89,30 @@ async def test_e2e_stop_says_the_tree_is_gone(no_leftover_processes: str) -> Non
         assert await eventually(lambda: len(tagged_processes(no_leftover_processes)) == 2, 5)
 
 
+async def test_each_process_is_recorded_with_a_start_window_holding_its_start(
+    manager: ProcessManager,
+) -> None:
+    record = await manager.start("sleep", ["300"])
+    actual = tree.read_proc(record.pid).start_ticks
+    records = manager.instance_dir / "processes.jsonl"
+    assert await eventually(records.exists, 5)  # written in a batch, 20 ms after
+    lines = records.read_text().splitlines()
+    [entry] = [json.loads(line) for line in lines]
+    earliest, latest = entry.pop("startTicks")
+    assert earliest <= actual <= latest
+    assert latest - earliest <= 10  # ticks are 10 ms; a spawn takes about 1
+    assert entry == {
+        "id": record.id,
+        "pid": record.pid,
+        "pgid": record.pid,
+        "command": "sleep",
+        "args": ["300"],
+    }
+    owner = json.loads((manager.instance_dir / "server.json").read_text())
+    assert owner["pid"] == os.getpid() and owner["token"] == manager.ownership.token
+    await manager.stop(record.id)
+
+
 # ------------------------------------------------------------ server SIGKILL
 def test_200_running_children_end_within_5s_of_server_sigkill(no_leftover_processes: str) -> None:
     server = RawServer()
@@ -124,9 +148,9 @@ def test_a_killed_sentinel_is_replaced(no_leftover_processes: str) -> None:
 
 # ------------------------------------------------------- leftovers of a crash
 def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
-    tmp_path: Path, no_leftover_processes: str
+    isolated_state_dir: Path, no_leftover_processes: str
 ) -> None:
-    state = tmp_path / "state"
+    state = isolated_state_dir
     first = RawServer(PROCESS_MCP_STATE_DIR=str(state))
     bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
     second = None
@@ -136,6 +160,8 @@ def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
         leftovers = 3  # sh, the setsid sleep, the daemon
         count = lambda: len(tagged_processes(no_leftover_processes))  # noqa: E731
         assert wait_until(lambda: count() == leftovers + 3, 10)  # + server, sentinel, bystander
+        [instance] = list(state.iterdir())
+        assert wait_until((instance / "processes.jsonl").exists, 5)
         # Server and sentinel die together: freeze the sentinel, kill the server, kill it.
         sentinel = sentinel_of(first.proc.pid)
         assert sentinel is not None
@@ -145,7 +171,6 @@ def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
         os.kill(sentinel, signal.SIGKILL)
         assert wait_until(lambda: count() == leftovers + 1, 5)  # the leftovers still run
         # A record whose pid now names an unrelated process (own group, pgid == pid).
-        [instance] = list(state.iterdir())
         real = tree.read_proc(bystander.pid)
         with open(instance / "processes.jsonl", "a") as records:
             fake = {"id": "reused", "pid": bystander.pid, "pgid": bystander.pid}
