@@ -86,13 +86,23 @@ class Sentinel:
 
     # ------------------------------------------------------------- internals
     def _spawn(self) -> None:
-        proc = subprocess.Popen(
-            self._argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                self._argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:  # tried again at the next start; the marks still work
+            logger.error(
+                "cannot start the sentinel (%s %s): %s; until it runs, a SIGKILL of this "
+                "server would leave its processes running",
+                sys.executable,
+                PROGRAM,
+                exc,
+            )
+            return
         assert proc.stdin is not None
         self._fd = os.dup(proc.stdin.fileno())
         proc.stdin.close()
