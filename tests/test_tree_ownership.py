@@ -69,6 +69,15 @@ async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: Process
     assert manager.tree_pids(record.id) == []
 
 
+async def test_remove_ends_the_daemon_an_ended_process_left(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", "(setsid sleep 300 &)"])
+    await manager.wait_ended(record.id)
+    assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
+    daemon = manager.tree_pids(record.id)[0]
+    await manager.remove(record.id)
+    assert tree.read_proc(daemon) is None
+
+
 async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> None:
     manager = ProcessManager(settings)
     record = await manager.start("sh", ["-c", "(setsid sleep 300 &)"])

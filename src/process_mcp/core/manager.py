@@ -170,6 +170,7 @@ class ProcessManager:
         if live is not None:
             tree.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
+        await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
             self.ownership.release(record.pid)
         del self._records[process_id]
