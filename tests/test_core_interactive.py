@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 
+import anyio
 import pytest
 from conftest import eventually
 
@@ -116,7 +117,8 @@ async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> N
     record = await manager.start(sys.executable, ["-c", code], options=StartOptions(pty=True))
     assert await has_line(manager, record.id, "ready")
     await manager.send_input(record.id, "\x03")
-    await manager.wait_ended(record.id)
+    with anyio.fail_after(15):  # without a controlling terminal it would sleep on
+        await manager.wait_ended(record.id)
     assert record.signal == "SIGINT" or record.exit_code == 130
 
 
