@@ -200,6 +200,24 @@ async def test_restart_keeps_id_and_numbering(manager: ProcessManager) -> None:
     assert [lines[3].data, lines[4].data] == [b"one", b"two"]
 
 
+async def test_concurrent_restarts_start_one_process(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
+    results: list[object] = []
+
+    async def restart() -> None:
+        try:
+            results.append(await manager.restart(record.id))
+        except InvalidRequest as exc:
+            results.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(restart)
+        group.start_soon(restart)
+    assert sorted(type(r).__name__ for r in results) == ["InvalidRequest", "ProcessRecord"]
+    assert "already being restarted" in str(next(r for r in results if r is not record))
+    assert (record.restarts, record.status) == (1, Status.RUNNING)
+
+
 async def test_restart_of_an_ended_process_keeps_its_options(manager: ProcessManager) -> None:
     record = await manager.start("cat", options=StartOptions(stdin="pipe", label="echoer"))
     await manager.send_input(record.id, "first\n", eof=True)

@@ -69,6 +69,7 @@ class ProcessManager:
         self._logs: dict[str, LogStore] = {}
         self._exit_listeners: list[ExitListener] = []
         self._tasks: set[asyncio.Task[object]] = set()
+        self._restarting: set[str] = set()
         self.facts = LiveFacts()
 
     # ---------------------------------------------------------------- queries
@@ -183,9 +184,23 @@ class ProcessManager:
         a marker line, its numbering unbroken. If it cannot start again, the error is raised
         and the record keeps its final state."""
         record = self.get(process_id)
-        if record.running:
-            await self.stop(process_id)
+        if process_id in self._restarting:
+            raise InvalidRequest(
+                f"process {process_id!r} is already being restarted; wait for that call to answer"
+            )
         self._check_label(record.options.label, exclude=process_id)
+        self._restarting.add(process_id)
+        try:
+            if record.running:
+                await self.stop(process_id)
+            return self._start_again(record)
+        finally:
+            self._restarting.discard(process_id)
+
+    def _start_again(self, record: ProcessRecord) -> ProcessRecord:
+        process_id = record.id
+        if self._records.get(process_id) is not record:  # removed while it was stopping
+            raise UnknownProcess(process_id, list(self._records))
         old = self._live.pop(process_id, None)
         if old is not None:  # a grandchild may still hold the old pipes
             tree.signal_group(old.pgid, signal.SIGKILL)
@@ -348,8 +363,8 @@ class ProcessManager:
         self._logs[record.id].end_stream(stream)
         if live.exit_status is None or any(d.open for d in live.drains.values()):
             return
-        if live.ended.is_set():
-            self._live.pop(record.id, None)  # a grandchild finally closed the pipe
+        if live.ended.is_set() and self._live.get(record.id) is live:
+            self._live.pop(record.id)  # a grandchild finally closed the pipe
         else:
             self._finish(record, live)
 
@@ -374,8 +389,8 @@ class ProcessManager:
         else:
             record.status = Status.CRASHED
         live.ended.set()
-        if not any(d.open for d in live.drains.values()):
-            self._live.pop(record.id, None)
+        if not any(d.open for d in live.drains.values()) and self._live.get(record.id) is live:
+            self._live.pop(record.id)
         for listener in self._exit_listeners:
             listener(record)
 
