@@ -280,6 +280,22 @@ async def test_http_server_port_is_listed(manager: ProcessManager) -> None:
     assert manager.live_facts(record.id) is None and manager.listening_ports(record.id) == []
 
 
+async def test_port_of_a_grandchild_counts_and_tables_are_read_once(
+    manager: ProcessManager,
+) -> None:
+    server = f"{sys.executable} -m http.server 0 --bind 127.0.0.1; true"  # sh stays the parent
+    record = await manager.start(server, options=StartOptions(shell=True))
+    others = [await manager.start("sleep", ["30"]) for _ in range(3)]
+    assert await eventually(lambda: manager.listening_ports(record.id), 15)
+    facts = manager.facts
+    tables, sockets = facts.table_reads, facts.socket_reads
+    for _ in range(5):  # like five 'list' calls within the cache's lifetime
+        assert [manager.listening_ports(p.id) for p in others] == [[], [], []]
+        assert len(manager.listening_ports(record.id)) == 1
+    assert facts.socket_reads - sockets <= 1 and facts.table_reads - tables <= 1
+    assert manager.live_facts(record.id)["processCount"] == 2  # type: ignore[index]
+
+
 async def test_facts_cover_the_whole_tree(manager: ProcessManager) -> None:
     record = await manager.start("sh", ["-c", "sleep 30 & sleep 30 & echo started; wait"])
     assert await has_line(manager, record.id, "started")

@@ -72,38 +72,66 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def _same(current: tree.ProcInfo | None, start_ticks: int | None) -> bool:
+    """Alive (not a zombie) and, when ``start_ticks`` is given, not a reused pid."""
+    if current is None or current.zombie:
+        return False
+    return start_ticks is None or current.start_ticks == start_ticks
+
+
 class LiveFacts:
     """Facts about the trees of running managed processes, cheap enough for every call."""
 
     def __init__(self, ttl: float = TTL) -> None:
         self.ttl = min(ttl, TTL)
-        self._table: list[tree.ProcInfo] = []
+        self._children: dict[int, list[tree.ProcInfo]] = {}
+        self._groups: dict[int, list[tree.ProcInfo]] = {}
         self._table_at = float("-inf")
         self._listening: dict[int, int] = {}
         self._listening_at = float("-inf")
         self._procs: dict[int, psutil.Process] = {}
+        self.table_reads = 0  # how often the host's process table / socket tables were read
+        self.socket_reads = 0
 
     # ---------------------------------------------------------- shared snapshots
-    def _process_table(self) -> list[tree.ProcInfo]:
+    def _refresh_table(self) -> None:
+        """Index the host's process table by parent and by group, at most once per ttl."""
         now = time.monotonic()
-        if now - self._table_at > self.ttl:
-            self._table, self._table_at = tree.process_table(), now
-        return self._table
+        if now - self._table_at <= self.ttl:
+            return
+        self._children, self._groups = {}, {}
+        self.table_reads += 1
+        for info in tree.process_table():
+            if not info.zombie:
+                self._children.setdefault(info.ppid, []).append(info)
+                self._groups.setdefault(info.pgid, []).append(info)
+        self._table_at = now
 
     def _listening_sockets(self) -> dict[int, int]:
         now = time.monotonic()
         if now - self._listening_at > self.ttl:
             self._listening, self._listening_at = read_listening_sockets(), now
+            self.socket_reads += 1
         return self._listening
 
     # ------------------------------------------------------------------- facts
     def members(self, leader: int) -> list[int]:
-        """The leader, its descendants and its process group's members (live ones)."""
-        table = self._process_table()
-        pids = {leader}
-        pids.update(info.pid for info in tree.descendants(leader, table) if not info.zombie)
-        pids.update(info.pid for info in tree.group_members(leader, table))
-        return sorted(pid for pid in pids if tree.read_proc(pid) is not None)
+        """The leader, its descendants and its process group's members, each checked to be
+        still alive and the same process (start time) since the table was read."""
+        self._refresh_table()
+        found: dict[int, tree.ProcInfo] = {info.pid: info for info in self._groups.get(leader, ())}
+        seen, stack = {leader}, [leader]
+        while stack:
+            for child in self._children.get(stack.pop(), ()):
+                if child.pid not in seen:
+                    seen.add(child.pid)
+                    found[child.pid] = child
+                    stack.append(child.pid)
+        pids = [leader] if _same(tree.read_proc(leader), None) else []
+        for pid, info in found.items():
+            if pid != leader and _same(tree.read_proc(pid), info.start_ticks):
+                pids.append(pid)
+        return sorted(pids)
 
     def listening_ports(self, leader: int, members: list[int] | None = None) -> list[int]:
         """TCP ports that any process of the tree listens on, ascending."""
