@@ -112,6 +112,16 @@ async def test_python_repl_driven_over_a_pty(manager: ProcessManager) -> None:
     assert (record.status, record.exit_code) == (Status.EXITED, 0)
 
 
+async def test_eof_under_a_pty_after_a_partial_line_ends_cat(manager: ProcessManager) -> None:
+    record = await manager.start("cat", options=StartOptions(pty=True))
+    await manager.send_input(record.id, "abc")  # echoed, but cat has read nothing yet
+    await manager.send_input(record.id, eof=True)  # Ctrl-D delivers "abc", a second one EOF
+    with anyio.fail_after(15):
+        await manager.wait_ended(record.id)
+    assert (record.status, record.exit_code) == (Status.EXITED, 0)
+    assert texts(manager, record.id) == ["abcabc"]  # the echo, then cat's copy
+
+
 async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> None:
     code = "import time\nprint('ready')\ntime.sleep(60)\n"
     record = await manager.start(sys.executable, ["-c", code], options=StartOptions(pty=True))

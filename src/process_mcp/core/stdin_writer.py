@@ -47,6 +47,7 @@ class StdinWriter:
         self.eof_sent = False
         self.error: str | None = None
         self.written = 0
+        self._at_line_start = True  # whether everything queued so far ends with a newline
         os.set_blocking(fd, False)
 
     @property
@@ -74,6 +75,8 @@ class StdinWriter:
                 "wait until it reads its input (see get-log) or send less"
             )
         self._pending += data
+        if data:
+            self._at_line_start = data.endswith((b"\n", b"\r"))
         if eof:
             self.eof_sent = True
             if self._eof is None:
@@ -81,8 +84,7 @@ class StdinWriter:
             else:
                 # VEOF ends input only at the start of a line: after a partial line the
                 # first one just delivers that line, so send a second one.
-                ends_line = not data or data.endswith((b"\n", b"\r"))
-                self._pending += self._eof if ends_line else self._eof * 2
+                self._pending += self._eof if self._at_line_start else self._eof * 2
         self._flush()
 
     def _flush(self) -> None:
