@@ -130,6 +130,7 @@ async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> N
     with anyio.fail_after(15):  # without a controlling terminal it would sleep on
         await manager.wait_ended(record.id)
     assert record.signal == "SIGINT" or record.exit_code == 130
+    assert record.status is Status.STOPPED  # typed by our client: not a crash
 
 
 async def test_pty_start_of_a_missing_program_is_an_error(manager: ProcessManager) -> None:

@@ -35,7 +35,7 @@ from process_mcp.core.options import StartOptions
 from process_mcp.core.reaping import ExitStatus, watch_exit
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.settings import Settings
-from process_mcp.core.signals import SIGNALS, ended_by_our_signal
+from process_mcp.core.signals import SIGNALS, ended_by_our_signal, terminal_signals
 from process_mcp.core.stdin_writer import InputReceipt, StdinWriter
 
 ExitListener = Callable[[ProcessRecord], None]
@@ -155,6 +155,8 @@ class ProcessManager:
                 f"process {process_id!r} has ended (status {record.status.value}), so nothing "
                 f"reads its input; call 'restart' with id {process_id!r} to run it again"
             )
+        if record.options.pty:
+            record.signals_sent.update(terminal_signals(text))
         try:
             live.stdin.write(text.encode(), eof=eof)
         except InvalidRequest as exc:

@@ -4,7 +4,9 @@ SPEC §2 calls a process ``crashed`` when it ended "by a signal we did not send"
 sent through the ``signal`` tool is one we sent on the client's request, so a process that
 dies of it (or exits with the shell convention 128+n for it, as ``sh`` traps and Node do)
 is ``stopped``, like one ended by ``stop``; its ``signal``/``exitCode`` still say how. A
-process that survives the signal and later fails on its own is still ``crashed``.
+process that survives the signal and later fails on its own is still ``crashed``. Ctrl-C
+(``\x03``) or Ctrl-\\ (``\x1c``) typed through ``send-input`` under a terminal makes the
+terminal send SIGINT/SIGQUIT to the process: those count as sent by us too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ SIGNALS: dict[str, int] = {
         "SIGCONT",
     )
 }
+
+
+_TERMINAL_KEYS = {"\x03": "SIGINT", "\x1c": "SIGQUIT"}
+
+
+def terminal_signals(text: str) -> set[int]:
+    """Signals that typing ``text`` on a terminal (default settings) makes it send."""
+    return {SIGNALS[name] for key, name in _TERMINAL_KEYS.items() if key in text}
 
 
 def ended_by_our_signal(sent: set[int], signal_name: str | None, exit_code: int | None) -> bool:
