@@ -87,7 +87,8 @@ class StartInput(ToolInput):
         bool,
         Field(
             description="Run under a pseudo-terminal (120x40): the program sees a terminal, "
-            "so it prompts and flushes as interactively; input via 'send-input'. Default false."
+            "so it prompts and flushes as interactively; stdin, stdout and stderr are the "
+            "terminal (whatever 'stdin' says), input via 'send-input'. Default false."
         ),
     ] = False
     timeout_seconds: Annotated[
