@@ -3,6 +3,7 @@ mode, signals, restart, timeouts, labels and live facts."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -323,3 +324,18 @@ async def test_idle_seconds_counts_from_the_last_output(manager: ProcessManager)
         lambda: manager.live_facts(record.id)["idleSeconds"] >= 0.3,
         10,  # type: ignore[index]
     )
+
+
+async def test_terminals_and_pipes_leave_no_fd_behind(manager: ProcessManager) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    warm = await manager.start("true", options=StartOptions(pty=True))
+    await manager.wait_ended(warm.id)
+    before = open_fds()
+    for options in [StartOptions(pty=True), StartOptions(stdin="pipe")] * 5:
+        record = await manager.start("cat", options=options)
+        await manager.send_input(record.id, "x\n", eof=True)
+        with anyio.fail_after(15):
+            await manager.wait_ended(record.id)
+    assert await eventually(lambda: open_fds() <= before, 5), (before, open_fds())
