@@ -41,6 +41,10 @@ class PipeDrain:
         else:
             self.close()
 
+    @property
+    def fd(self) -> int:
+        return self._fd
+
     def close(self) -> None:
         """Stop reading; what was not read yet is left to the kernel (only used at removal)."""
         if self.open:

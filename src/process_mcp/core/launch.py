@@ -60,17 +60,26 @@ def check_argv(argv: list[str]) -> None:
             )
 
 
-def spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session with stdin from /dev/null and both outputs piped."""
+def spawn(
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    *,
+    stdin: int = subprocess.DEVNULL,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session; by default stdin is /dev/null and both outputs piped
+    (``wiring`` passes a pipe for stdin, or a terminal's fd for all three)."""
     check_argv(argv)
     try:
         return subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
             close_fds=True,
             bufsize=0,

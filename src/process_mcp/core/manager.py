@@ -19,20 +19,25 @@ import os
 import secrets
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-from process_mcp.core import fdlimit, launch, tree
+from process_mcp.core import fdlimit, launch, tree, wiring
 from process_mcp.core.draining import PipeDrain
-from process_mcp.core.errors import ProcessRunning, StartFailed, UnknownProcess
+from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
 from process_mcp.core.ids import new_id
+from process_mcp.core.livefacts import LiveFacts
 from process_mcp.core.logstore import LogStore
+from process_mcp.core.options import StartOptions
 from process_mcp.core.ownership import Ownership, Snapshot
 from process_mcp.core.reaping import ExitStatus, watch_exit
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.settings import Settings
+from process_mcp.core.signals import SIGNALS, ended_by_our_signal, terminal_signals
+from process_mcp.core.stdin_writer import InputReceipt, StdinWriter
 
 ExitListener = Callable[[ProcessRecord], None]
 _TREE_POLL = 0.02
@@ -51,6 +56,8 @@ class _Live:
     release_pidfd: Callable[[], None] | None = None
     drain_timer: asyncio.TimerHandle | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    stdin: StdinWriter | None = None
+    timeout: asyncio.TimerHandle | None = None
 
 
 class ProcessManager:
@@ -65,6 +72,9 @@ class ProcessManager:
         self._exit_listeners: list[ExitListener] = []
         # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
         self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._restarting: set[str] = set()
+        self.facts = LiveFacts()
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
@@ -115,15 +125,21 @@ class ProcessManager:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         notify_on_exit: bool = False,
+        options: StartOptions | None = None,
     ) -> ProcessRecord:
-        """Start ``command`` with ``args`` (no shell). Raises StartFailed with no record left."""
+        """Start ``command`` with ``args`` (no shell unless ``options.shell``).
+
+        Raises StartFailed/InvalidRequest with no record left."""
         args = list(args or [])
+        options = options or StartOptions()
+        options.check()
+        self._check_label(options.label)
         resolved_cwd = launch.resolve_cwd(cwd)
         full_env = launch.build_env(env)
         earliest = self.ownership.before_spawn(command)
         process_id = new_id(self._records)
         self.ownership.mark(full_env, process_id)
-        popen = launch.spawn([command, *args], resolved_cwd, full_env)
+        wired = wiring.spawn(command, args, resolved_cwd, full_env, options)
         record = ProcessRecord(
             id=process_id,
             command=command,
@@ -131,7 +147,8 @@ class ProcessManager:
             cwd=resolved_cwd,
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
-            pid=popen.pid,
+            pid=wired.popen.pid,
+            options=options,
         )
         self._records[process_id] = record
         self._logs[process_id] = LogStore(
@@ -140,12 +157,133 @@ class ProcessManager:
             self.settings.max_line_bytes,
         )
         try:
-            self._watch(record, popen)
+            self._watch(record, wired)
         except OSError as exc:  # out of descriptors after all: undo, leave nothing running
-            self._abandon(record, popen)
+            self._abandon(record, wired)
             raise StartFailed(fdlimit.describe_shortage(command, exc.errno)) from None
-        self.ownership.adopt(process_id, popen.pid, command, args, earliest)
+        self.ownership.adopt(process_id, wired.popen.pid, command, args, earliest)
         return record
+
+    async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
+        """Write ``text`` to the process's stdin (then end the input when ``eof``)."""
+        record = self.get(process_id)
+        if not record.options.accepts_input:
+            raise InvalidRequest(
+                f"process {process_id!r} was started with stdin 'null', so it has no input to "
+                "write to; start it again with stdin: 'pipe' (or pty: true) to send input"
+            )
+        live = self._live.get(process_id)
+        if not record.running or live is None or live.stdin is None:
+            raise InvalidRequest(
+                f"process {process_id!r} has ended (status {record.status.value}), so nothing "
+                f"reads its input; call 'restart' with id {process_id!r} to run it again"
+            )
+        if record.options.pty:
+            record.signals_sent.update(terminal_signals(text))
+        try:
+            live.stdin.write(text.encode(), eof=eof)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"process {process_id!r}: {exc}") from None
+        return live.stdin.receipt()
+
+    async def send_signal(self, process_id: str, name: str) -> ProcessRecord:
+        """Send signal ``name`` (one of SIGNALS) to the process group of a running process."""
+        record = self.get(process_id)
+        if name not in SIGNALS:
+            raise InvalidRequest(f"signal {name!r} is not allowed; use one of {', '.join(SIGNALS)}")
+        live = self._live.get(process_id)
+        if not record.running or live is None:
+            raise InvalidRequest(
+                f"process {process_id!r} has already ended (status {record.status.value}); "
+                "there is nothing to signal"
+            )
+        number = SIGNALS[name]
+        record.signals_sent.add(number)
+        tree.signal_group(live.pgid, number)
+        return record
+
+    async def restart(self, process_id: str) -> ProcessRecord:
+        """Stop the process (as ``stop``) if running, then start it again under the same id.
+
+        Same command, args, cwd, env overlay and options; a new pid; the log continues after
+        a marker line, its numbering unbroken. If it cannot start again, the error is raised
+        and the record keeps its final state."""
+        record = self.get(process_id)
+        if process_id in self._restarting:
+            raise InvalidRequest(
+                f"process {process_id!r} is already being restarted; wait for that call to answer"
+            )
+        self._check_label(record.options.label, exclude=process_id)
+        self._restarting.add(process_id)
+        try:
+            if record.running:
+                await self.stop(process_id)
+            return self._start_again(record)
+        finally:
+            self._restarting.discard(process_id)
+
+    def _start_again(self, record: ProcessRecord) -> ProcessRecord:
+        process_id = record.id
+        if self._records.get(process_id) is not record:  # removed while it was stopping
+            raise UnknownProcess(process_id, list(self._records))
+        old = self._live.pop(process_id, None)
+        if old is not None:  # a grandchild may still hold the old pipes
+            tree.signal_group(old.pgid, signal.SIGKILL)
+            self._close_drains(old)
+        cwd = launch.resolve_cwd(record.cwd)
+        env = launch.build_env(record.env)
+        earliest = self.ownership.before_spawn(record.command)
+        self.ownership.mark(env, process_id)
+        wired = wiring.spawn(record.command, record.args, cwd, env, record.options)
+        record.restarts += 1
+        record.pid = wired.popen.pid
+        record.status = Status.RUNNING
+        record.exit_code = record.signal = record.ended_at = None
+        record.started_at = utc_now()
+        record.stop_requested = record.timed_out = False
+        record.signals_sent.clear()
+        self._logs[process_id].note(
+            f"--- process-mcp: restarted at {record.started_at} "
+            f"(restart {record.restarts}, new pid {record.pid}) ---"
+        )
+        self._watch(record, wired)
+        self.ownership.adopt(process_id, wired.popen.pid, record.command, record.args, earliest)
+        return record
+
+    def live_facts(self, process_id: str) -> dict[str, object] | None:
+        """CPU, memory, processes, ports, idle time and log size; None once it has ended."""
+        record = self.get(process_id)
+        live = self._live.get(process_id)
+        if not record.running or live is None:
+            return None
+        facts = self.facts.tree_facts(live.pgid)
+        last = record.last_output_at or 0.0
+        return {
+            "cpuPercent": facts.cpu_percent,
+            "memoryBytes": facts.memory_bytes,
+            "processCount": facts.process_count,
+            "listeningPorts": facts.listening_ports,
+            "idleSeconds": round(max(time.monotonic() - last, 0.0), 3),
+            "logBytes": self._logs[process_id].size,
+        }
+
+    def listening_ports(self, process_id: str) -> list[int]:
+        """TCP ports its tree listens on (empty once it has ended); socket table cached ≤ 2 s."""
+        live = self._live.get(process_id)
+        if not self.get(process_id).running or live is None:
+            return []
+        return self.facts.listening_ports(live.pgid)
+
+    def _check_label(self, label: str | None, exclude: str | None = None) -> None:
+        if label is None:
+            return
+        for other in self._records.values():
+            if other.running and other.options.label == label and other.id != exclude:
+                raise InvalidRequest(
+                    f"label {label!r} is already used by running process {other.id!r} "
+                    f"(pid {other.pid}, command {other.command!r}); choose another label, "
+                    f"or 'stop' or 'restart' process {other.id!r}"
+                )
 
     async def stop(self, process_id: str, force: bool = False) -> ProcessRecord:
         """End the process tree and answer once it has ended (an ended process: its record)."""
@@ -184,8 +322,10 @@ class ProcessManager:
             for pid, live in self._live.items()
             if not live.ended.is_set()
         ]
-        for record, _ in running:
+        for record, live in running:
             record.stop_requested = True
+            if live.timeout is not None:
+                live.timeout.cancel()
         snapshot = self.ownership.snapshot()  # one scan of /proc for all trees
         await asyncio.gather(
             *(
@@ -205,22 +345,42 @@ class ProcessManager:
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
-    def _watch(self, record: ProcessRecord, popen: Popen[bytes]) -> None:
+    def _watch(self, record: ProcessRecord, wired: wiring.Wired) -> None:
+        popen = wired.popen
         live = _Live(popen=popen, pgid=popen.pid, process_id=record.id)
         self._live[record.id] = live
         log = self._logs[record.id]
-        for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
-            assert pipe is not None
-            fd = os.dup(pipe.fileno())
-            pipe.close()
+        record.last_output_at = time.monotonic()  # idle time counts from the start
+
+        def output(stream: str, data: bytes) -> None:
+            record.last_output_at = time.monotonic()
+            log.append(stream, data)
+
+        for stream, fd in wired.outputs.items():
             live.drains[stream] = PipeDrain(
                 fd,
-                on_data=lambda data, s=stream: log.append(s, data),
+                on_data=lambda data, s=stream: output(s, data),
                 on_eof=lambda s=stream: self._stream_ended(record, live, s),
             )
+        if wired.input is not None:
+            live.stdin = StdinWriter(wired.input, wired.eof)
         live.release_pidfd = watch_exit(
             popen.pid, lambda status: self._reaped(record, live, status)
         )
+        if record.options.timeout_seconds is not None:
+            live.timeout = asyncio.get_running_loop().call_later(
+                record.options.timeout_seconds, self._time_out, record, live
+            )
+        self.facts.track(popen.pid)
+
+    def _time_out(self, record: ProcessRecord, live: _Live) -> None:
+        """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
+        if live.ended.is_set() or record.stop_requested:
+            return
+        record.timed_out = True
+        task = asyncio.get_running_loop().create_task(self.stop(record.id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _reaped(self, record: ProcessRecord, live: _Live, status: ExitStatus) -> None:
         live.popen.returncode = status.exit_code if status.exit_code is not None else -1
@@ -240,8 +400,8 @@ class ProcessManager:
         self._logs[record.id].end_stream(stream)
         if live.exit_status is None or any(d.open for d in live.drains.values()):
             return
-        if live.ended.is_set():
-            self._live.pop(record.id, None)  # a grandchild finally closed the pipe
+        if live.ended.is_set() and self._live.get(record.id) is live:
+            self._live.pop(record.id)  # a grandchild finally closed the pipe
         else:
             self._finish(record, live)
 
@@ -250,6 +410,10 @@ class ProcessManager:
             return
         if live.drain_timer is not None:
             live.drain_timer.cancel()
+        if live.timeout is not None:
+            live.timeout.cancel()
+        if live.stdin is not None:
+            live.stdin.close()
         status = live.exit_status or ExitStatus(None, None)
         record.exit_code, record.signal = status.exit_code, status.signal
         record.ended_at = utc_now()
@@ -257,13 +421,15 @@ class ProcessManager:
             record.status = Status.STOPPED
         elif status.exit_code == 0:
             record.status = Status.EXITED
+        elif ended_by_our_signal(record.signals_sent, status.signal, status.exit_code):
+            record.status = Status.STOPPED
         else:
             record.status = Status.CRASHED
         live.ended.set()
         if not tree.group_exists(live.pgid):
             self.ownership.release(live.pgid)
-        if not any(d.open for d in live.drains.values()):
-            self._live.pop(record.id, None)
+        if not any(d.open for d in live.drains.values()) and self._live.get(record.id) is live:
+            self._live.pop(record.id)
         for listener in self._exit_listeners:
             listener(record)
 
@@ -323,16 +489,19 @@ class ProcessManager:
             await asyncio.sleep(_TREE_POLL)
         self.ownership.reap_orphans()
 
-    def _abandon(self, record: ProcessRecord, popen: Popen[bytes]) -> None:
+    def _abandon(self, record: ProcessRecord, wired: wiring.Wired) -> None:
         """Undo a start that failed after the spawn: kill, reap, forget; no record left."""
-        tree.signal_group(popen.pid, signal.SIGKILL)
-        popen.wait()
-        for pipe in (popen.stdout, popen.stderr):
-            if pipe is not None:
-                pipe.close()
+        tree.signal_group(wired.popen.pid, signal.SIGKILL)
+        wired.popen.wait()
         live = self._live.pop(record.id, None)
+        drained = set()
         if live is not None:
+            drained = {drain.fd for drain in live.drains.values()}
             self._close_drains(live)
+        for fd in [*wired.outputs.values(), wired.input]:
+            if fd is not None and fd not in drained:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._records.pop(record.id, None)
         log = self._logs.pop(record.id, None)
         if log is not None:
@@ -353,6 +522,8 @@ class ProcessManager:
         return False
 
     def _close_drains(self, live: _Live) -> None:
+        if live.stdin is not None:
+            live.stdin.close()
         for drain in live.drains.values():
             drain.close()
         if live.release_pidfd is not None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from process_mcp.core.options import StartOptions
+
 
 class Status(enum.StrEnum):
     RUNNING = "running"
@@ -38,6 +40,13 @@ class ProcessRecord:
     started_at: str = field(default_factory=utc_now)
     ended_at: str | None = None
     stop_requested: bool = False
+    options: StartOptions = field(default_factory=StartOptions)
+    timed_out: bool = False
+    restarts: int = 0
+    # Private: signals sent through ``signal`` during this run (an end by one of them is
+    # ours, so not a crash), and when the process last wrote output (time.monotonic()).
+    signals_sent: set[int] = field(default_factory=set)
+    last_output_at: float | None = None
 
     @property
     def running(self) -> bool:
@@ -57,4 +66,11 @@ class ProcessRecord:
             "startedAt": self.started_at,
             "endedAt": self.ended_at,
             "notifyOnExit": self.notify_on_exit,
+            "label": self.options.label,
+            "shell": self.options.shell,
+            "stdin": self.options.stdin,
+            "pty": self.options.pty,
+            "timeoutSeconds": self.options.timeout_seconds,
+            "timedOut": self.timed_out,
+            "restarts": self.restarts,
         }

@@ -19,6 +19,10 @@ ProcessId = Annotated[
     ),
 ]
 StatusName = Literal["running", "stopped", "exited", "crashed", "not-exists"]
+SignalName = Literal[
+    "SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGSTOP", "SIGCONT"
+]
+StdinName = Literal["null", "pipe"]
 
 
 class ToolInput(BaseModel):
@@ -65,6 +69,45 @@ class StartInput(ToolInput):
             description="Send a 'process/exit' notification when the process ends. Default false."
         ),
     ] = False
+    shell: Annotated[
+        bool,
+        Field(
+            description="Run 'command' as one line through /bin/sh -c (pipes, &&, redirections, "
+            "globs); 'args' must then be empty. Default false."
+        ),
+    ] = False
+    stdin: Annotated[
+        StdinName,
+        Field(
+            description="'null' (default): stdin is /dev/null, so prompts read EOF instead of "
+            "hanging. 'pipe': stdin stays open for 'send-input'."
+        ),
+    ] = "null"
+    pty: Annotated[
+        bool,
+        Field(
+            description="Run under a pseudo-terminal (120x40): the program sees a terminal, "
+            "so it prompts and flushes as interactively; stdin, stdout and stderr are the "
+            "terminal (whatever 'stdin' says), input via 'send-input'. Default false."
+        ),
+    ] = False
+    timeout_seconds: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            allow_inf_nan=False,
+            description="Stop the process (as 'stop' does) after this many seconds; its "
+            "status is then 'stopped' with timedOut true. Default: no timeout.",
+        ),
+    ] = None
+    label: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="A name shown by 'list'; must not be the label of a running process.",
+        ),
+    ] = None
 
 
 class StopInput(ToolInput):
@@ -94,6 +137,32 @@ class ListInput(ToolInput):
     pass
 
 
+class SendInputInput(ToolInput):
+    id: ProcessId
+    text: Annotated[
+        str,
+        Field(
+            max_length=1024 * 1024,
+            description="Text written to stdin as-is: no newline is added, so end a line with "
+            "'\\n'. Under a pty, '\\u0003' is Ctrl-C.",
+        ),
+    ] = ""
+    eof: Annotated[
+        bool,
+        Field(
+            description="After the text, end the input: closes a pipe; under a pty sends "
+            "Ctrl-D (twice after a partial line). Default false."
+        ),
+    ] = False
+
+
+class SignalInput(ToolInput):
+    id: ProcessId
+    signal: Annotated[
+        SignalName, Field(description="Signal to send to the process's whole process group.")
+    ]
+
+
 # ----------------------------------------------------------------- outputs
 class ProcessInfo(ToolOutput):
     id: str = Field(description="Process id.")
@@ -107,6 +176,19 @@ class ProcessInfo(ToolOutput):
     started_at: str | None = None
     ended_at: str | None = None
     notify_on_exit: bool = False
+    label: str | None = Field(None, description="Name given at start.")
+    shell: bool = False
+    stdin: StdinName = "null"
+    pty: bool = False
+    timeout_seconds: float | None = None
+    timed_out: bool = Field(False, description="True when it was stopped by its timeoutSeconds.")
+    restarts: int = Field(0, description="How many times 'restart' started it again.")
+
+
+class ListedProcess(ProcessInfo):
+    listening_ports: list[int] = Field(
+        default_factory=list, description="TCP ports its process tree listens on (running only)."
+    )
 
 
 class StopResult(ProcessInfo):
@@ -130,6 +212,26 @@ class StatusResult(ToolOutput):
     signal: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    notify_on_exit: bool | None = None
+    label: str | None = None
+    shell: bool | None = None
+    stdin: StdinName | None = None
+    pty: bool | None = None
+    timeout_seconds: float | None = None
+    timed_out: bool | None = None
+    restarts: int | None = None
+    cpu_percent: float | None = Field(
+        None, description="CPU use of the whole tree since the previous call, % of one core."
+    )
+    memory_bytes: int | None = Field(None, description="Resident memory of the whole tree.")
+    process_count: int | None = Field(None, description="Processes in the tree.")
+    listening_ports: list[int] | None = Field(
+        None, description="TCP ports listened on by any process of the tree."
+    )
+    idle_seconds: float | None = Field(
+        None, description="Seconds since its last output (or its start)."
+    )
+    log_bytes: int | None = Field(None, description="Size of its log on disk.")
 
 
 class LogResult(ToolOutput):
@@ -145,7 +247,19 @@ class LogResult(ToolOutput):
 
 
 class ListResult(ToolOutput):
-    processes: list[ProcessInfo]
+    processes: list[ListedProcess]
+
+
+class InputResult(ToolOutput):
+    id: str
+    status: StatusName
+    bytes_written: int = Field(description="Bytes of input the process's stdin took so far.")
+    bytes_pending: int = Field(description="Bytes accepted but not yet taken (it reads slowly).")
+    stdin_open: bool = Field(description="False once input has ended (eof, or it closed stdin).")
+
+
+class SignalResult(ProcessInfo):
+    sent: SignalName = Field(description="The signal sent to the process group.")
 
 
 class PidResult(ToolOutput):

@@ -9,8 +9,9 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
-from process_mcp.core import ProcessManager, Status
+from process_mcp.core import InvalidRequest, ProcessManager, Status
 from process_mcp.core.logstore import LogLine
+from process_mcp.core.options import StartOptions
 from process_mcp.server import schemas as s
 
 Handler = Callable[[ProcessManager, Any], Awaitable[BaseModel]]
@@ -44,8 +45,20 @@ def _info(record: Any) -> s.ProcessInfo:
 
 
 async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
+    options = StartOptions(
+        shell=args.shell,
+        stdin=args.stdin,
+        pty=args.pty,
+        timeout_seconds=args.timeout_seconds,
+        label=args.label,
+    )
     record = await manager.start(
-        args.command, args.args, cwd=args.cwd, env=args.env, notify_on_exit=args.notify_on_exit
+        args.command,
+        args.args,
+        cwd=args.cwd,
+        env=args.env,
+        notify_on_exit=args.notify_on_exit,
+        options=options,
     )
     return _info(record)
 
@@ -62,7 +75,7 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult
     record = manager.find(args.id)
     if record is None:
         return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
-    return s.StatusResult.model_validate(record.public())
+    return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
 
 
 def _decode(line: LogLine) -> str:
@@ -91,7 +104,14 @@ async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s
 
 
 async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListResult:
-    return s.ListResult(processes=[_info(record) for record in manager.records()])
+    return s.ListResult(
+        processes=[
+            s.ListedProcess.model_validate(
+                {**record.public(), "listeningPorts": manager.listening_ports(record.id)}
+            )
+            for record in manager.records()
+        ]
+    )
 
 
 async def get_pid(manager: ProcessManager, args: s.IdInput) -> s.PidResult:
@@ -104,6 +124,30 @@ async def remove(manager: ProcessManager, args: s.IdInput) -> s.RemoveResult:
     return s.RemoveResult.model_validate(record.public())
 
 
+async def send_input(manager: ProcessManager, args: s.SendInputInput) -> s.InputResult:
+    if not args.text and not args.eof:
+        raise InvalidRequest(
+            "send-input needs 'text' (written as-is, add '\\n' to end a line) or eof: true"
+        )
+    receipt = await manager.send_input(args.id, args.text, eof=args.eof)
+    return s.InputResult(
+        id=args.id,
+        status=manager.get(args.id).status.value,
+        bytes_written=receipt.bytes_written,
+        bytes_pending=receipt.bytes_pending,
+        stdin_open=receipt.stdin_open,
+    )
+
+
+async def send_signal(manager: ProcessManager, args: s.SignalInput) -> s.SignalResult:
+    record = await manager.send_signal(args.id, args.signal)
+    return s.SignalResult.model_validate({**record.public(), "sent": args.signal})
+
+
+async def restart(manager: ProcessManager, args: s.IdInput) -> s.ProcessInfo:
+    return _info(await manager.restart(args.id))
+
+
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in [
@@ -111,8 +155,10 @@ TOOLS: dict[str, ToolSpec] = {
             "start",
             "Start a background process",
             "Start a long-running command (dev server, build, test watcher) in the background "
-            "and return at once with its id. No shell: pass the program as 'command' and each "
-            "argument in 'args'. stdin is /dev/null, so prompts get EOF instead of hanging. "
+            "and return at once with its id. No shell unless shell: true: pass the program as "
+            "'command' and each argument in 'args'. stdin is /dev/null, so prompts get EOF "
+            "instead of hanging; stdin: 'pipe' or pty: true keep it open for 'send-input'. "
+            "timeoutSeconds stops it after that long; label names it in 'list'. "
             "Output goes to a log read with 'get-log'. Returns the process record.",
             s.StartInput,
             s.ProcessInfo,
@@ -137,7 +183,9 @@ TOOLS: dict[str, ToolSpec] = {
             "Get a process's status",
             "Status of a process: 'running', 'stopped' (ended by 'stop'), 'exited' (ended by "
             "itself with code 0), 'crashed' (non-zero exit or killed by a signal we did not "
-            "send) or 'not-exists' (unknown id; not an error). Includes exit code and signal.",
+            "send) or 'not-exists' (unknown id; not an error). Returns the whole record and, "
+            "while running, live facts: cpuPercent, memoryBytes and processCount of the whole "
+            "tree, listeningPorts, idleSeconds (since its last output) and logBytes.",
             s.IdInput,
             s.StatusResult,
             get_status,
@@ -158,7 +206,7 @@ TOOLS: dict[str, ToolSpec] = {
             "list",
             "List managed processes",
             "List every process this server manages, running or ended, with status, pid, "
-            "command, cwd, start time and exit code.",
+            "label, command, cwd, start time, exit code and the TCP ports its tree listens on.",
             s.ListInput,
             s.ListResult,
             list_processes,
@@ -182,6 +230,41 @@ TOOLS: dict[str, ToolSpec] = {
             s.RemoveResult,
             remove,
             ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False),
+        ),
+        ToolSpec(
+            "send-input",
+            "Type into a process's stdin",
+            "Write text to the stdin of a process started with stdin: 'pipe' or pty: true "
+            "(no newline is added: end lines with '\\n'); eof: true then ends its input. "
+            "Answer to prompts, drive a REPL. Read the reply with 'get-log' (a prompt without "
+            "a newline is shown as the last line).",
+            s.SendInputInput,
+            s.InputResult,
+            send_input,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True),
+        ),
+        ToolSpec(
+            "signal",
+            "Send a signal to a process",
+            "Send SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGSTOP or SIGCONT "
+            "to a running process's whole process group (e.g. SIGHUP to reload, SIGINT like "
+            "Ctrl-C). Answers at once; if the process dies of it, its status becomes 'stopped' "
+            "(not 'crashed'), with 'signal' naming it.",
+            s.SignalInput,
+            s.SignalResult,
+            send_signal,
+            ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False),
+        ),
+        ToolSpec(
+            "restart",
+            "Restart a process",
+            "Stop a process (as 'stop', if still running), then start the same command, args, "
+            "cwd, env and options again under the same id, with a new pid. The log continues "
+            "after a marker line; line numbers keep counting. Works on ended processes too.",
+            s.IdInput,
+            s.ProcessInfo,
+            restart,
+            ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
         ),
     ]
 }

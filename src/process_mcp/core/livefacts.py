@@ -1,0 +1,189 @@
+"""Live facts about running process trees (SPEC §7.5): CPU, memory, process count, ports.
+
+Costs (notes/supervision.md §3) drive the design:
+
+* ``psutil.net_connections()`` maps sockets to pids by walking the fds of *every* process
+  on the host (12-241 ms), and ``Process.net_connections()`` re-parses the whole socket
+  table for each process. Instead the TCP tables (``/proc/net/tcp`` and ``tcp6``) are read
+  once for all managed processes and kept for ``ttl`` seconds (at most 2 s), as a map of
+  listening socket inode → port; a tree's ports are then found by reading only its own
+  processes' ``/proc/<pid>/fd`` links (``socket:[inode]``).
+* Tree membership needs the host's process table (``Process.children`` scans all of
+  ``/proc`` each call): it is read once, shared by every process of the call, and kept for
+  ``ttl`` seconds too. The leader is always counted, even if newer than that snapshot.
+* ``cpu_percent`` compares against the previous call on the *same* ``psutil.Process``
+  object (the first call says 0.0), so those objects are kept between calls. They also
+  remember the creation time, which guards against a reused pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from process_mcp.core import tree
+
+TTL = 2.0
+_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+_LISTEN = "0A"
+
+
+@dataclass(frozen=True)
+class TreeFacts:
+    cpu_percent: float
+    memory_bytes: int
+    process_count: int
+    listening_ports: list[int]
+
+
+def read_listening_sockets() -> dict[int, int]:
+    """Inode → port of every listening TCP socket (IPv4 and IPv6) in our network namespace."""
+    found: dict[int, int] = {}
+    for table in _TCP_TABLES:
+        try:
+            with open(table) as handle:
+                next(handle, None)  # header
+                for row in handle:
+                    fields = row.split()
+                    if len(fields) > 9 and fields[3] == _LISTEN:
+                        found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+        except OSError:
+            continue  # no IPv6, or /proc/net hidden: fewer ports, not a failure
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets ``pid`` holds open (empty when gone or not ours to read)."""
+    inodes = set()
+    directory = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return inodes
+    for name in names:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"{directory}/{name}")
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _same(current: tree.ProcInfo | None, start_ticks: int | None) -> bool:
+    """Alive (not a zombie) and, when ``start_ticks`` is given, not a reused pid."""
+    if current is None or current.zombie:
+        return False
+    return start_ticks is None or current.start_ticks == start_ticks
+
+
+class LiveFacts:
+    """Facts about the trees of running managed processes, cheap enough for every call."""
+
+    def __init__(self, ttl: float = TTL) -> None:
+        self.ttl = min(ttl, TTL)
+        self._children: dict[int, list[tree.ProcInfo]] = {}
+        self._groups: dict[int, list[tree.ProcInfo]] = {}
+        self._table_at = float("-inf")
+        self._listening: dict[int, int] = {}
+        self._listening_at = float("-inf")
+        self._procs: dict[int, psutil.Process] = {}
+        self.table_reads = 0  # how often the host's process table / socket tables were read
+        self.socket_reads = 0
+
+    # ---------------------------------------------------------- shared snapshots
+    def _refresh_table(self) -> None:
+        """Index the host's process table by parent and by group, at most once per ttl."""
+        now = time.monotonic()
+        if now - self._table_at <= self.ttl:
+            return
+        self._children, self._groups = {}, {}
+        self.table_reads += 1
+        for info in tree.process_table():
+            if not info.zombie:
+                self._children.setdefault(info.ppid, []).append(info)
+                self._groups.setdefault(info.pgid, []).append(info)
+        self._table_at = now
+
+    def _listening_sockets(self) -> dict[int, int]:
+        now = time.monotonic()
+        if now - self._listening_at > self.ttl:
+            self._listening, self._listening_at = read_listening_sockets(), now
+            self.socket_reads += 1
+        return self._listening
+
+    # ------------------------------------------------------------------- facts
+    def members(self, leader: int) -> list[int]:
+        """The leader, its descendants and its process group's members, each checked to be
+        still alive and the same process (start time) since the table was read."""
+        self._refresh_table()
+        found: dict[int, tree.ProcInfo] = {info.pid: info for info in self._groups.get(leader, ())}
+        seen, stack = {leader}, [leader]
+        while stack:
+            for child in self._children.get(stack.pop(), ()):
+                if child.pid not in seen:
+                    seen.add(child.pid)
+                    found[child.pid] = child
+                    stack.append(child.pid)
+        pids = [leader] if _same(tree.read_proc(leader), None) else []
+        for pid, info in found.items():
+            if pid != leader and _same(tree.read_proc(pid), info.start_ticks):
+                pids.append(pid)
+        return sorted(pids)
+
+    def listening_ports(self, leader: int, members: list[int] | None = None) -> list[int]:
+        """TCP ports that any process of the tree listens on, ascending."""
+        listening = self._listening_sockets()
+        if not listening:
+            return []
+        ports = set()
+        for pid in self.members(leader) if members is None else members:
+            ports.update(listening[i] for i in socket_inodes(pid) if i in listening)
+        return sorted(ports)
+
+    def tree_facts(self, leader: int) -> TreeFacts:
+        members = self.members(leader)
+        cpu, rss, counted = 0.0, 0, 0
+        for pid in members:
+            process = self._process(pid)
+            if process is None:
+                continue
+            try:
+                with process.oneshot():
+                    cpu += process.cpu_percent(None)
+                    rss += process.memory_info().rss
+                counted += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                self._procs.pop(pid, None)
+        self._forget_except(members)
+        return TreeFacts(
+            cpu_percent=round(cpu, 1),
+            memory_bytes=rss,
+            process_count=counted,
+            listening_ports=self.listening_ports(leader, members),
+        )
+
+    def track(self, pid: int) -> None:
+        """Start measuring CPU at spawn, so the first ``get-status`` shows a real figure."""
+        self._process(pid)
+
+    def _process(self, pid: int) -> psutil.Process | None:
+        process = self._procs.get(pid)
+        if process is not None and process.is_running():
+            return process
+        try:
+            process = psutil.Process(pid)
+            process.cpu_percent(None)  # first call: 0.0, and the baseline for the next one
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._procs.pop(pid, None)
+            return None
+        self._procs[pid] = process
+        return process
+
+    def _forget_except(self, keep: list[int]) -> None:
+        """Drop cached Process objects of pids that are gone (they may be reused)."""
+        for pid in list(self._procs):
+            if pid not in keep and not self._procs[pid].is_running():
+                del self._procs[pid]

@@ -1,0 +1,44 @@
+"""The signals a client may send, and whether an end was caused by one of them.
+
+SPEC §2 calls a process ``crashed`` when it ended "by a signal we did not send". A signal
+sent through the ``signal`` tool is one we sent on the client's request, so a process that
+dies of it (or exits with the shell convention 128+n for it, as ``sh`` traps and Node do)
+is ``stopped``, like one ended by ``stop``; its ``signal``/``exitCode`` still say how. A
+process that survives the signal and later fails on its own is still ``crashed``. Ctrl-C
+(``\x03``) or Ctrl-\\ (``\x1c``) typed through ``send-input`` under a terminal makes the
+terminal send SIGINT/SIGQUIT to the process: those count as sent by us too.
+"""
+
+from __future__ import annotations
+
+import signal
+
+SIGNALS: dict[str, int] = {
+    name: int(getattr(signal, name))
+    for name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGKILL",
+        "SIGHUP",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGQUIT",
+        "SIGSTOP",
+        "SIGCONT",
+    )
+}
+
+
+_TERMINAL_KEYS = {"\x03": "SIGINT", "\x1c": "SIGQUIT"}
+
+
+def terminal_signals(text: str) -> set[int]:
+    """Signals that typing ``text`` on a terminal (default settings) makes it send."""
+    return {SIGNALS[name] for key, name in _TERMINAL_KEYS.items() if key in text}
+
+
+def ended_by_our_signal(sent: set[int], signal_name: str | None, exit_code: int | None) -> bool:
+    """Whether an end with ``signal_name``/``exit_code`` follows from a signal in ``sent``."""
+    if signal_name is not None:
+        return SIGNALS.get(signal_name) in sent
+    return exit_code is not None and exit_code > 128 and exit_code - 128 in sent

@@ -1,0 +1,65 @@
+"""How a child's standard streams are wired: stdin from /dev/null or a pipe, outputs to
+pipes, or all three on a pseudo-terminal. Returns raw fds for the manager to drain/write."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from subprocess import Popen
+
+from process_mcp.core import launch, terminal
+from process_mcp.core.options import StartOptions
+
+
+@dataclass
+class Wired:
+    """A started child and the fds we own: ``outputs`` by stream name, ``input`` (or None).
+
+    ``eof`` is what ``send-input``'s ``eof`` writes instead of closing: under a terminal,
+    closing the master would hang the terminal up (SIGHUP), so EOF is the VEOF character.
+    """
+
+    popen: Popen[bytes]
+    outputs: dict[str, int] = field(default_factory=dict)
+    input: int | None = None
+    eof: bytes | None = None
+
+
+def _take(pipe: object) -> int:
+    """Our own fd for a Popen pipe (Popen's file object is closed, it must not buffer)."""
+    fd = os.dup(pipe.fileno())  # type: ignore[attr-defined]
+    pipe.close()  # type: ignore[attr-defined]
+    return fd
+
+
+def spawn(
+    command: str, args: list[str], cwd: str, env: dict[str, str], options: StartOptions
+) -> Wired:
+    """Start the process as ``options`` say. Raises StartFailed/InvalidRequest, leaking no fd."""
+    argv = options.argv(command, args)
+    if not options.pty:
+        stdin = subprocess.PIPE if options.stdin == "pipe" else subprocess.DEVNULL
+        popen = launch.spawn(argv, cwd, env, stdin=stdin)
+        wired = Wired(popen, {"stdout": _take(popen.stdout), "stderr": _take(popen.stderr)})
+        if popen.stdin is not None:
+            wired.input = _take(popen.stdin)
+        return wired
+    launch.check_argv(argv)
+    terminal.check_program(argv[0], cwd, env)
+    term = terminal.Terminal.open()
+    try:
+        popen = launch.spawn(
+            terminal.wrap(argv, term),
+            cwd,
+            env,
+            stdin=term.slave,
+            stdout=term.slave,
+            stderr=term.slave,
+        )
+    except BaseException:
+        os.close(term.master)
+        raise
+    finally:
+        term.close_slave()
+    return Wired(popen, {"stdout": term.master}, input=os.dup(term.master), eof=term.eof_bytes())
