@@ -75,6 +75,7 @@ def test_garbage_lines_on_stdin_do_not_kill_the_server() -> None:
         assert result["structuredContent"] == {
             "id": "abc",
             "status": "not-exists",
+            "events": [],
             **{
                 k: None
                 for k in (
@@ -91,8 +92,11 @@ def test_garbage_lines_on_stdin_do_not_kill_the_server() -> None:
         }
         reply = server.request("no/such/method", {})
         assert "error" in reply
-        assert server.call_tool("list", {})["structuredContent"] == {"processes": []}
-        assert json.loads(server.call_tool("list", {})["content"][0]["text"]) == {"processes": []}
+        assert server.call_tool("list", {})["structuredContent"] == {"processes": [], "events": []}
+        assert json.loads(server.call_tool("list", {})["content"][0]["text"]) == {
+            "processes": [],
+            "events": [],
+        }
     finally:
         server.close_stdin()
         assert server.wait() == 0

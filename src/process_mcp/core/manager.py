@@ -34,6 +34,7 @@ from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.settings import Settings
 
 ExitListener = Callable[[ProcessRecord], None]
+OutputListener = Callable[[str], None]
 _TREE_POLL = 0.02
 _KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
 
@@ -61,11 +62,32 @@ class ProcessManager:
         self._live: dict[str, _Live] = {}
         self._logs: dict[str, LogStore] = {}
         self._exit_listeners: list[ExitListener] = []
+        self._output_listeners: dict[object, OutputListener] = {}
+        self._records_listeners: list[Callable[[], None]] = []
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
         """``listener(record)`` runs once per process, after its output has been captured."""
         self._exit_listeners.append(listener)
+
+    def add_output_listener(self, listener: OutputListener) -> Callable[[], None]:
+        """``listener(process_id)`` runs after each chunk of output reaches the log.
+
+        Lets waits and subscriptions react to output instead of polling the log. It runs on
+        the drain's hot path, so it must be cheap and must not raise. Returns a callable
+        that removes the listener (idempotent).
+        """
+        token = object()
+        self._output_listeners[token] = listener
+
+        def remove() -> None:
+            self._output_listeners.pop(token, None)
+
+        return remove
+
+    def add_records_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs when a record is added (start) or forgotten (remove)."""
+        self._records_listeners.append(listener)
 
     def get(self, process_id: str) -> ProcessRecord:
         try:
@@ -122,6 +144,7 @@ class ProcessManager:
             self.settings.max_line_bytes,
         )
         self._watch(record, popen)
+        self._records_changed()
         return record
 
     async def stop(self, process_id: str, force: bool = False) -> ProcessRecord:
@@ -150,6 +173,7 @@ class ProcessManager:
             self._close_drains(live)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
+        self._records_changed()
         return record
 
     async def shutdown(self) -> None:
@@ -173,6 +197,10 @@ class ProcessManager:
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
+    def _records_changed(self) -> None:
+        for listener in list(self._records_listeners):
+            listener()
+
     def _watch(self, record: ProcessRecord, popen: Popen[bytes]) -> None:
         live = _Live(popen=popen, pgid=popen.pid)
         self._live[record.id] = live
@@ -183,12 +211,17 @@ class ProcessManager:
             pipe.close()
             live.drains[stream] = PipeDrain(
                 fd,
-                on_data=lambda data, s=stream: log.append(s, data),
+                on_data=lambda data, s=stream: self._output(record.id, log, s, data),
                 on_eof=lambda s=stream: self._stream_ended(record, live, s),
             )
         live.release_pidfd = watch_exit(
             popen.pid, lambda status: self._reaped(record, live, status)
         )
+
+    def _output(self, process_id: str, log: LogStore, stream: str, data: bytes) -> None:
+        log.append(stream, data)
+        for listener in list(self._output_listeners.values()):
+            listener(process_id)
 
     def _reaped(self, record: ProcessRecord, live: _Live, status: ExitStatus) -> None:
         live.popen.returncode = status.exit_code if status.exit_code is not None else -1
