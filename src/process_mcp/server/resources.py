@@ -64,12 +64,12 @@ def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -
             break
         count *= 8
     kept: list[str] = []
-    used = 0
+    used = 128  # room for the note of what was left out
     for text in reversed(texts):
         encoded = len(text.encode()) + 1
         if used + encoded > limit:
             if not kept:  # one huge line: keep its end
-                kept.append(text.encode()[-(limit - 200) :].decode("utf-8", errors="ignore"))
+                kept.append(text.encode()[-(limit - used) :].decode("utf-8", errors="ignore"))
             break
         kept.append(text)
         used += encoded
