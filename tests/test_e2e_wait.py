@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import eventually
-from support import mcp_client
+from support import RawServer, mcp_client
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +195,56 @@ async def test_wait_rejects_bad_arguments_with_the_value_and_the_fix() -> None:
         assert "port" in text
         assert "no process with id 'zzzzzz'" in await client.fail("wait", {"id": "zzzzzz"})
         await client.ok("stop", {"id": started["id"]})
+
+
+def test_cancelled_wait_stops_its_progress_on_the_server() -> None:
+    """After notifications/cancelled the server sends nothing more for that request."""
+    server = RawServer()
+    try:
+        server.initialize()
+        started = server.call_tool("start", {"command": "sleep", "args": ["30"]})
+        process_id = started["structuredContent"]["id"]
+        server.send_line(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 500,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "wait",
+                        "arguments": {"id": process_id, "timeoutSeconds": 60},
+                        "_meta": {"progressToken": "w1"},
+                    },
+                }
+            ).encode()
+        )
+        first = server.read_message(timeout=5)  # the first progress, about 1 s in
+        while first.get("method") == "notifications/resources/list_changed":
+            first = server.read_message(timeout=5)
+        assert first["method"] == "notifications/progress"
+        assert first["params"]["progressToken"] == "w1"
+        server.send_line(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/cancelled",
+                    "params": {"requestId": 500, "reason": "user pressed escape"},
+                }
+            ).encode()
+        )
+        # A bounded wait of our own (2.5 s) is the observation window.
+        answer = server.call_tool("wait", {"id": process_id, "timeoutSeconds": 2.5})
+        assert answer["structuredContent"]["reason"] == "timeout"
+        late = [
+            m
+            for m in server.notifications
+            if m.get("id") == 500 or m.get("params", {}).get("progressToken") == "w1"
+        ]
+        assert late == [], late
+        status = server.call_tool("get-status", {"id": process_id})
+        assert status["structuredContent"]["status"] == "running"
+        server.call_tool("stop", {"id": process_id, "force": True})
+    finally:
+        server.close_stdin()
+        server.wait()
+        server.kill()

@@ -149,8 +149,10 @@ async def wait_for(
             wake.clear()
             if condition.pattern is not None:
                 line, cursor = find_match(log, condition.pattern, cursor)
-                while line is None and cursor < log.last_line:
-                    await asyncio.sleep(0)  # a long log: let the server breathe
+                while line is None and cursor < log.last_line and loop.time() < deadline:
+                    # A long log (or a flood outrunning the scan): let the server breathe,
+                    # and never let scanning push the answer past the timeout.
+                    await asyncio.sleep(0)
                     line, cursor = find_match(log, condition.pattern, cursor)
                 if line is None:
                     line = next(
