@@ -180,3 +180,20 @@ async def test_modern_era_listen_stream_gets_updates_and_list_changes() -> None:
         text = (await client.read_resource(uri)).contents[0].text
         assert text.splitlines()[-1] == "line 39"
         await client.call_tool("wait", {"id": other.structured_content["id"]})
+
+
+async def test_modern_era_client_opting_in_gets_exits_as_log_messages() -> None:
+    params = StdioServerParameters(command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env())
+    logged: list[Any] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logged.append(params)
+
+    async with Client(
+        params, mode="2026-07-28", log_level="info", logging_callback=on_log
+    ) as client:
+        started = await client.call_tool("start", {"command": "sh", "args": ["-c", "exit 6"]})
+        pid = started.structured_content["id"]
+        waited = await client.call_tool("wait", {"id": pid})
+        assert [e["id"] for e in waited.structured_content["events"]] == [pid]
+        assert [(p.level, p.data["id"], p.data["exitCode"]) for p in logged] == [("info", pid, 6)]

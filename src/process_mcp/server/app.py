@@ -26,7 +26,7 @@ from process_mcp import __version__
 from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
 from process_mcp.server import sdk
 from process_mcp.server.events import ExitEvents, declare_events
-from process_mcp.server.messages import ExitMessages
+from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
 from process_mcp.server.resources import ProcessResources
 from process_mcp.server.tools import TOOLS
@@ -121,6 +121,8 @@ class ProcessMcpServer:
             # Exits are handed out only with an answer that carries them; an error answer
             # leaves them for the next successful one.
             events = self.events.take(sdk.client_key(ctx))
+            ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
+            await announce_in_answer(ctx, ended)
             data = dict(result.structured_content)
             data["events"] = events
             return CallToolResult(

@@ -4,9 +4,10 @@ Some clients show server log messages to the user (and a few to the model) where
 drop the custom ``process/exit``. ``logging/setLevel`` is honoured per client: below the
 level a client asked for, nothing is sent to it.
 
-Only handshake-era (2025) connections get these: at 2026-07-28 logging is deprecated and
-a server may not send unsolicited messages; those clients learn of exits from ``events``,
-``wait`` and resource subscriptions instead.
+Handshake-era (2025) connections get them when the process ends. At 2026-07-28 logging
+is deprecated and a server may not send unsolicited messages: a message may only ride a
+request that opted in (``_meta`` log level). So a modern client that opts in gets each
+exit as a message on the tool answer that reports it in ``events``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def describe_exit(record: ProcessRecord) -> str:
     return f"process {record.id} ({command}) {record.status.value} {how}"
 
 
+def exit_data(record: ProcessRecord) -> dict[str, Any]:
+    return {
+        "message": describe_exit(record),
+        "id": record.id,
+        "status": record.status.value,
+        "exitCode": record.exit_code,
+        "signal": record.signal,
+        "endedAt": record.ended_at,
+    }
+
+
+async def announce_in_answer(ctx: Any, records: list[ProcessRecord]) -> None:
+    """On a 2026-07-28 request, log the exits its answer reports (if the request opted in)."""
+    session = getattr(ctx, "session", None)
+    if session is None or sdk.is_handshake_era(session):
+        return
+    for record in records:
+        await sdk.send_request_log(session, "info", exit_data(record), LOGGER_NAME)
+
+
 class ExitMessages:
     """Per-client log levels and the exit announcements sent to them."""
 
@@ -56,14 +77,7 @@ class ExitMessages:
         return EmptyResult()
 
     def on_exit(self, record: ProcessRecord) -> None:
-        data = {
-            "message": describe_exit(record),
-            "id": record.id,
-            "status": record.status.value,
-            "exitCode": record.exit_code,
-            "signal": record.signal,
-            "endedAt": record.ended_at,
-        }
+        data = exit_data(record)
         for key, session in list(self._sessions.items()):
             wanted = self._levels.get(key, DEFAULT_LEVEL)
             if LEVELS.index("info") < LEVELS.index(wanted):

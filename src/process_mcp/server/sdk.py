@@ -144,6 +144,15 @@ async def send_log(session: ServerSession, level: str, data: Any, logger_name: s
     )
 
 
+async def send_request_log(session: ServerSession, level: str, data: Any, logger_name: str) -> None:
+    """A log message tied to the current request; the SDK drops it unless the request's
+    ``_meta`` opted in to that level (the 2026-07-28 rule)."""
+    try:
+        await session.send_log_message(level, data, logger=logger_name)  # type: ignore[arg-type]
+    except Exception as exc:
+        logger.debug("request log not delivered: %r", exc)
+
+
 class ListenBus(InMemorySubscriptionBus):
     """The 2026-07-28 subscription bus, publishable from plain callbacks.
 
