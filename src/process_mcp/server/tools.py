@@ -233,7 +233,8 @@ TOOLS: dict[str, ToolSpec] = {
             s.WaitInput,
             s.WaitResult,
             wait,
-            READ_ONLY,
+            # Read-only, but 'url' may reach beyond this machine.
+            ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=True),
         ),
     ]
 }
