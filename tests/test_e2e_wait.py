@@ -73,7 +73,7 @@ async def test_process_dying_before_ready_ends_the_wait_at_once() -> None:
             "wait",
             {"id": started["id"], "url": f"http://127.0.0.1:{free_port()}/", "timeoutSeconds": 60},
         )
-        assert time.monotonic() - began < 0.5 + 1.5
+        assert time.monotonic() - began < 0.5 + 2.0  # a loaded machine starts python slowly
         assert (answer["met"], answer["reason"]) == (False, "exited")
         assert (answer["status"], answer["exitCode"]) == ("crashed", 3)
         assert "error: config.yml not found" in answer["tail"]
