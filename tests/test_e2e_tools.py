@@ -194,3 +194,25 @@ async def test_cwd_env_and_start_errors() -> None:
             "start", {"command": "no-such-program-xyz"}
         )
         assert len((await client.ok("list"))["processes"]) == 1  # failures leave no record
+
+
+async def test_stateless_2026_era_client_is_served() -> None:
+    """The SDK's high-level Client negotiates the 2026-07-28 era (no initialize handshake)."""
+    from mcp import StdioServerParameters
+    from mcp.client.client import Client
+    from support import SERVER_ARGV, server_env
+
+    params = StdioServerParameters(command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env())
+    async with Client(params) as client:
+        assert client.protocol_version == "2026-07-28"
+        started = await client.call_tool("start", {"command": "sh", "args": ["-c", "echo hi"]})
+        ident = started.structured_content["id"]
+        with anyio.fail_after(10):
+            while (await client.call_tool("get-status", {"id": ident})).structured_content[
+                "status"
+            ] == "running":
+                await anyio.sleep(0.05)
+        log = await client.call_tool("get-log", {"id": ident})
+        assert log.structured_content["lines"] == ["hi"]
+        bad = await client.call_tool("start", {"command": ""})
+        assert bad.is_error and "command" in bad.content[0].text

@@ -185,9 +185,10 @@ class ProcessManager:
         ]
         for record, _ in running:
             record.stop_requested = True
+        table = tree.process_table()  # one scan of /proc for all trees, not one per tree
         await asyncio.gather(
             *(
-                self._terminate(live, force=False, grace=self.settings.stop_grace)
+                self._terminate(live, force=False, grace=self.settings.stop_grace, table=table)
                 for _, live in running
             )
         )
@@ -265,9 +266,16 @@ class ProcessManager:
         for listener in self._exit_listeners:
             listener(record)
 
-    async def _terminate(self, live: _Live, *, force: bool, grace: float) -> None:
+    async def _terminate(
+        self,
+        live: _Live,
+        *,
+        force: bool,
+        grace: float,
+        table: list[tree.ProcInfo] | None = None,
+    ) -> None:
         """SIGTERM the group and its escapees, give them ``grace``, SIGKILL what remains."""
-        members = tree.descendants(live.pgid)
+        members = tree.descendants(live.pgid, table)
         if not force:
             tree.kill_tree(live.pgid, members, signal.SIGTERM)
             tree.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped process cannot exit

@@ -58,16 +58,30 @@ def process_table() -> list[ProcInfo]:
 
 def descendants(root: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
     """Every live process below ``root`` by parent links (not including ``root``)."""
-    table = process_table() if table is None else table
-    children: dict[int, list[ProcInfo]] = {}
-    for info in table:
-        children.setdefault(info.ppid, []).append(info)
+    children = _children_map(process_table() if table is None else table)
     found, stack = [], [root]
     while stack:
         for child in children.get(stack.pop(), ()):
             found.append(child)
             stack.append(child.pid)
     return found
+
+
+def _children_map(table: list[ProcInfo]) -> dict[int, list[ProcInfo]]:
+    """Parent pid → children, memoised per table: shutdown asks it once per managed tree."""
+    key = id(table)
+    cached = _CHILDREN_CACHE.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    children: dict[int, list[ProcInfo]] = {}
+    for info in table:
+        children.setdefault(info.ppid, []).append(info)
+    _CHILDREN_CACHE.clear()
+    _CHILDREN_CACHE[key] = (table, children)
+    return children
+
+
+_CHILDREN_CACHE: dict[int, tuple[list[ProcInfo], dict[int, list[ProcInfo]]]] = {}
 
 
 def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
