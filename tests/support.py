@@ -39,6 +39,7 @@ class Client:
     session: ClientSession
     exits: list[ExitParams] = field(default_factory=list)
     messages: list[Any] = field(default_factory=list)
+    timed_messages: list[tuple[float, Any]] = field(default_factory=list)
 
     async def call(self, tool: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
         return await self.session.call_tool(tool, arguments or {})
@@ -75,6 +76,7 @@ async def mcp_client(**env: str) -> AsyncIterator[Client]:
 
     async def on_message(message: Any) -> None:
         holder[0].messages.append(message)
+        holder[0].timed_messages.append((time.monotonic(), message))
 
     async with (
         stdio_client(params) as (read, write),

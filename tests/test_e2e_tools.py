@@ -23,8 +23,19 @@ async def wait_status(client, process_id: str, wanted: set[str], timeout: float 
 async def test_tools_are_listed_with_schemas_and_annotations() -> None:
     async with mcp_client() as client:
         tools = {tool.name: tool for tool in (await client.session.list_tools()).tools}
-        assert set(tools) >= {"start", "stop", "get-status", "get-log", "list", "get-pid", "remove"}
-        assert set(tools) >= {"send-input", "signal", "restart"}
+        assert set(tools) == {
+            "start",
+            "stop",
+            "get-status",
+            "get-log",
+            "list",
+            "get-pid",
+            "remove",
+            "wait",
+            "send-input",
+            "signal",
+            "restart",
+        }
         for tool in tools.values():
             assert tool.output_schema and tool.output_schema["type"] == "object"
             assert tool.input_schema.get("additionalProperties") is False
@@ -52,7 +63,7 @@ async def test_start_status_log_list_pid_stop_remove() -> None:
         assert len(started["id"]) == 6 and isinstance(started["pid"], int)
         assert started["command"] == "sh" and started["args"][0] == "-c"
         pid_answer = await client.ok("get-pid", {"id": started["id"]})
-        assert pid_answer == {"id": started["id"], "pid": started["pid"]}
+        assert pid_answer == {"id": started["id"], "pid": started["pid"], "events": []}
         with anyio.fail_after(10):
             while len((await client.ok("get-log", {"id": started["id"]}))["lines"]) < 2:
                 await anyio.sleep(0.05)

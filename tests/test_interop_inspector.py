@@ -95,3 +95,56 @@ def test_inspector_start_get_log_stop_over_http() -> None:
         assert "no process with id 'nope'" in missing["content"][0]["text"]
     finally:
         server.close()
+
+
+def test_inspector_waits_for_a_dev_server_and_for_a_crash_over_http() -> None:
+    """The issue's "done when": start a dev server and learn, in one call, ready or why not."""
+    inspector_binary()
+    server = HttpServer(TOKEN)
+    call = functools.partial(call_over_http, server)
+    devserver = str(Path(__file__).with_name("devserver.py"))
+    try:
+        started = call("start", {"command": sys.executable, "args": [devserver, "--delay", "1"]})
+        process_id = started["structuredContent"]["id"]
+        ready = call("wait", {"id": process_id, "pattern": "ready on", "timeoutSeconds": 60})
+        answer = ready["structuredContent"]
+        assert (answer["met"], answer["reason"], answer["status"]) == (True, "pattern", "running")
+        url = answer["matchedLine"].split(" on ", 1)[1]
+        by_url = call("wait", {"id": process_id, "url": url})["structuredContent"]
+        assert (by_url["met"], by_url["reason"]) == (True, "url")
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        by_port = call("wait", {"id": process_id, "port": port})["structuredContent"]
+        assert (by_port["met"], by_port["reason"]) == (True, "port")
+        log = inspect(
+            server.url,
+            "--header",
+            f"Authorization: Bearer {server.token}",
+            "--method",
+            "resources/read",
+            "--uri",
+            f"process://{process_id}/log",
+        )
+        assert log["contents"][0]["text"].startswith("starting up\nready on http://")
+        call("stop", {"id": process_id})
+
+        doomed = call(
+            "start",
+            {
+                "command": sys.executable,
+                "args": [devserver, "--delay", "0.3", "--die", "EADDRINUSE"],
+            },
+        )
+        doomed_id = doomed["structuredContent"]["id"]
+        died = call("wait", {"id": doomed_id, "pattern": "ready on", "timeoutSeconds": 60})
+        answer = died["structuredContent"]
+        assert (answer["met"], answer["reason"], answer["exitCode"]) == (False, "exited", 3)
+        assert "EADDRINUSE" in answer["tail"]
+        assert answer["elapsedSeconds"] < 5
+        assert answer["status"] == "crashed"
+        # Each Inspector run is a new session, which hears only of exits after its first
+        # request: whether the crash came before or during this run depends on timing, but
+        # it is never reported twice and always with its final status.
+        reported = [event for event in answer["events"] if event["id"] == doomed_id]
+        assert reported in ([], [{**reported[0], "status": "crashed", "exitCode": 3}])
+    finally:
+        server.close()

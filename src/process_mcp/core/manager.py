@@ -40,6 +40,7 @@ from process_mcp.core.signals import SIGNALS, ended_by_our_signal, terminal_sign
 from process_mcp.core.stdin_writer import InputReceipt, StdinWriter
 
 ExitListener = Callable[[ProcessRecord], None]
+OutputListener = Callable[[str], None]
 _TREE_POLL = 0.02
 _KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
 
@@ -75,11 +76,32 @@ class ProcessManager:
         self._tasks: set[asyncio.Task[object]] = set()
         self._restarting: set[str] = set()
         self.facts = LiveFacts()
+        self._output_listeners: dict[object, OutputListener] = {}
+        self._records_listeners: list[Callable[[], None]] = []
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
         """``listener(record)`` runs once per process, after its output has been captured."""
         self._exit_listeners.append(listener)
+
+    def add_output_listener(self, listener: OutputListener) -> Callable[[], None]:
+        """``listener(process_id)`` runs after each chunk of output reaches the log.
+
+        Lets waits and subscriptions react to output instead of polling the log. It runs on
+        the drain's hot path, so it must be cheap and must not raise. Returns a callable
+        that removes the listener (idempotent).
+        """
+        token = object()
+        self._output_listeners[token] = listener
+
+        def remove() -> None:
+            self._output_listeners.pop(token, None)
+
+        return remove
+
+    def add_records_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs when a record is added (start) or forgotten (remove)."""
+        self._records_listeners.append(listener)
 
     def get(self, process_id: str) -> ProcessRecord:
         try:
@@ -162,6 +184,7 @@ class ProcessManager:
             self._abandon(record, wired)
             raise StartFailed(fdlimit.describe_shortage(command, exc.errno)) from None
         self.ownership.adopt(process_id, wired.popen.pid, command, args, earliest)
+        self._records_changed()
         return record
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
@@ -313,6 +336,7 @@ class ProcessManager:
             self.ownership.release(record.pid)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
+        self._records_changed()
         return record
 
     async def shutdown(self) -> None:
@@ -345,6 +369,10 @@ class ProcessManager:
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
+    def _records_changed(self) -> None:
+        for listener in list(self._records_listeners):
+            listener()
+
     def _watch(self, record: ProcessRecord, wired: wiring.Wired) -> None:
         popen = wired.popen
         live = _Live(popen=popen, pgid=popen.pid, process_id=record.id)
@@ -352,14 +380,10 @@ class ProcessManager:
         log = self._logs[record.id]
         record.last_output_at = time.monotonic()  # idle time counts from the start
 
-        def output(stream: str, data: bytes) -> None:
-            record.last_output_at = time.monotonic()
-            log.append(stream, data)
-
         for stream, fd in wired.outputs.items():
             live.drains[stream] = PipeDrain(
                 fd,
-                on_data=lambda data, s=stream: output(s, data),
+                on_data=lambda data, s=stream: self._output(record, log, s, data),
                 on_eof=lambda s=stream: self._stream_ended(record, live, s),
             )
         if wired.input is not None:
@@ -381,6 +405,13 @@ class ProcessManager:
         task = asyncio.get_running_loop().create_task(self.stop(record.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _output(self, record: ProcessRecord, log: LogStore, stream: str, data: bytes) -> None:
+        record.last_output_at = time.monotonic()
+        log.append(stream, data)
+        process_id = record.id
+        for listener in list(self._output_listeners.values()):
+            listener(process_id)
 
     def _reaped(self, record: ProcessRecord, live: _Live, status: ExitStatus) -> None:
         live.popen.returncode = status.exit_code if status.exit_code is not None else -1

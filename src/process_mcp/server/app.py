@@ -25,6 +25,10 @@ from pydantic import BaseModel, ValidationError
 from process_mcp import __version__
 from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
 from process_mcp.server import sdk
+from process_mcp.server.events import ExitEvents, declare_events
+from process_mcp.server.messages import ExitMessages, announce_in_answer
+from process_mcp.server.progress import current_progress
+from process_mcp.server.resources import ProcessResources
 from process_mcp.server.tools import TOOLS
 
 logger = logging.getLogger(__name__)
@@ -32,7 +36,9 @@ logger = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "Runs long-lived commands (dev servers, builds, watchers) in the background. "
     "'start' returns an id at once; read output with 'get-log', check with 'get-status', "
-    "end with 'stop' (kills the whole process tree). Processes end when this server ends."
+    "end with 'stop' (kills the whole process tree). 'wait' blocks until a process is ready "
+    "(log pattern, port or URL) or has ended. Every answer's 'events' lists processes that "
+    "ended since your previous call. Processes end when this server ends."
 )
 
 
@@ -71,13 +77,24 @@ class ProcessMcpServer:
         self.manager = manager
         self.sessions = sdk.SessionHolder()
         self._background: set[asyncio.Task[None]] = set()
+        self.events = ExitEvents()
+        self.messages = ExitMessages()
+        self.bus = sdk.ListenBus()
+        self.resources = ProcessResources(manager, self.bus)
         self.server = sdk.Server(
             "process-mcp",
             version=__version__,
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_resources=self.resources.list_resources,
+            on_list_resource_templates=self.resources.list_templates,
+            on_read_resource=self.resources.read,
+            on_subscribe_resource=self.resources.subscribe,
+            on_unsubscribe_resource=self.resources.unsubscribe,
         )
+        sdk.enable_subscriptions(self.server, self.bus)
+        sdk.enable_logging(self.server, self.messages.set_level)
         manager.add_exit_listener(self._on_exit)
 
     async def run_stdio(self) -> None:
@@ -86,12 +103,35 @@ class ProcessMcpServer:
     def http_app(self, host: str) -> Any:
         return sdk.http_app(self.server, host)
 
-    async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+    def _meet(self, ctx: Any) -> None:
+        """Every request: remember who is asking, for notifications and ``events``."""
         self.sessions.capture(ctx)
-        return ListToolsResult(tools=[spec.as_tool() for spec in TOOLS.values()])
+        self.events.meet(sdk.client_key(ctx))
+        self.messages.meet(ctx)
+        self.resources.meet(ctx)
+
+    async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+        self._meet(ctx)
+        return ListToolsResult(tools=[declare_events(spec.as_tool()) for spec in TOOLS.values()])
 
     async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
-        self.sessions.capture(ctx)
+        self._meet(ctx)
+        result = await self._dispatch(ctx, params)
+        if not result.is_error and result.structured_content is not None:
+            # Exits are handed out only with an answer that carries them; an error answer
+            # leaves them for the next successful one.
+            events = self.events.take(sdk.client_key(ctx))
+            ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
+            await announce_in_answer(ctx, ended)
+            data = dict(result.structured_content)
+            data["events"] = events
+            return CallToolResult(
+                content=[TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
+                structured_content=data,
+            )
+        return result
+
+    async def _dispatch(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
         spec = TOOLS.get(params.name)
         if spec is None:
             return error_result(
@@ -102,6 +142,7 @@ class ProcessMcpServer:
         except ValidationError as exc:
             accepted = [f.alias or name for name, f in spec.input_model.model_fields.items()]
             return error_result(describe_validation_error(spec.name, exc, accepted))
+        token = current_progress.set(sdk.progress_reporter(ctx))
         try:
             return success_result(await spec.handler(self.manager, arguments))
         except ProcessError as exc:
@@ -112,8 +153,13 @@ class ProcessMcpServer:
                 f"internal error in '{spec.name}': {type(exc).__name__}: {exc}. "
                 "The server is still running; please report this."
             )
+        finally:
+            current_progress.reset(token)
 
     def _on_exit(self, record: ProcessRecord) -> None:
+        self.events.record(record)
+        self.resources.on_exit(record)
+        self.messages.on_exit(record)
         if not record.notify_on_exit:
             return
         params = {

@@ -163,6 +163,44 @@ class SignalInput(ToolInput):
     ]
 
 
+class WaitInput(ToolInput):
+    id: ProcessId
+    pattern: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="Python regular expression; wait until a log line matches it. The whole "
+            "log is searched from its start, so a line printed before this call counts. ANSI "
+            "colour codes are removed before matching. Example: 'ready|listening on'.",
+        ),
+    ] = None
+    port: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=65535,
+            description="Wait until a process of this process's tree listens on this TCP port.",
+        ),
+    ] = None
+    url: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            pattern=r"^https?://",
+            description="Wait until an HTTP GET of this http:// or https:// URL answers with a "
+            "status below 500 (a 404 counts: the server is up).",
+        ),
+    ] = None
+    timeout_seconds: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=600,
+            description="Give up after this many seconds (reason 'timeout'). Default 30, max 600.",
+        ),
+    ] = 30.0
+
+
 # ----------------------------------------------------------------- outputs
 class ProcessInfo(ToolOutput):
     id: str = Field(description="Process id.")
@@ -265,6 +303,22 @@ class SignalResult(ProcessInfo):
 class PidResult(ToolOutput):
     id: str
     pid: int | None
+
+
+class WaitResult(ToolOutput):
+    id: str
+    status: StatusName = Field(description="Status of the process when the wait ended.")
+    met: bool = Field(description="True when the awaited condition happened.")
+    reason: Literal["pattern", "port", "url", "exited", "timeout"] = Field(
+        description="Why the wait ended: the condition met ('pattern', 'port', 'url'), the "
+        "process ended ('exited'; met is true only when no condition was given), or 'timeout'."
+    )
+    matched_line: str | None = Field(None, description="The log line that matched 'pattern'.")
+    matched_line_number: int | None = Field(None, description="Its number in the log (from 1).")
+    exit_code: int | None = Field(None, description="Exit code, when it has exited by itself.")
+    signal: str | None = Field(None, description="Signal that ended it, if any.")
+    elapsed_seconds: float = Field(description="How long the wait took.")
+    tail: list[str] = Field(description="The last 20 lines of output (ANSI removed).")
 
 
 class RemoveResult(ProcessInfo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,9 @@ from pydantic import BaseModel
 from process_mcp.core import InvalidRequest, ProcessManager, Status
 from process_mcp.core.logstore import LogLine
 from process_mcp.core.options import StartOptions
+from process_mcp.core.waiting import WaitCondition, wait_for
 from process_mcp.server import schemas as s
+from process_mcp.server.progress import current_progress
 
 Handler = Callable[[ProcessManager, Any], Awaitable[BaseModel]]
 
@@ -148,6 +151,45 @@ async def restart(manager: ProcessManager, args: s.IdInput) -> s.ProcessInfo:
     return _info(await manager.restart(args.id))
 
 
+async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
+    pattern = None
+    if args.pattern is not None:
+        try:
+            pattern = re.compile(args.pattern)
+        except re.error as exc:
+            raise InvalidRequest(
+                f"invalid regular expression in 'pattern' {args.pattern!r}: {exc}; "
+                "use Python 're' syntax and escape special characters (e.g. '\\.' for a dot)"
+            ) from None
+    sink = current_progress.get()
+    timeout = args.timeout_seconds
+
+    async def progress(elapsed: float, message: str) -> None:
+        if sink is not None:
+            await sink(elapsed, timeout, message)
+
+    outcome = await wait_for(
+        manager,
+        args.id,
+        WaitCondition(pattern=pattern, port=args.port, url=args.url),
+        timeout,
+        progress=progress if sink is not None else None,
+    )
+    record = outcome.record
+    return s.WaitResult(
+        id=record.id,
+        status=record.status.value,
+        met=outcome.met,
+        reason=outcome.reason,  # type: ignore[arg-type]
+        matched_line=outcome.matched_line,
+        matched_line_number=outcome.matched_line_number,
+        exit_code=record.exit_code,
+        signal=record.signal,
+        elapsed_seconds=outcome.elapsed,
+        tail=outcome.tail,
+    )
+
+
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in [
@@ -265,6 +307,22 @@ TOOLS: dict[str, ToolSpec] = {
             s.ProcessInfo,
             restart,
             ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+        ),
+        ToolSpec(
+            "wait",
+            "Wait until a process is ready or ends",
+            "Block until a process is ready or has ended, in one call: until a log line matches "
+            "'pattern' (searched from the start of the log), until its tree listens on TCP "
+            "'port', or until an HTTP GET of 'url' answers below 500; with none of them, until "
+            "the process ends. Returns at once with met=false, reason='exited' if the process "
+            "dies first, so you never wait for the timeout (default 30 s, max 600). 'tail' "
+            "holds the last 20 lines, e.g. the error that killed it. The process keeps running "
+            "when the wait ends or is cancelled. Use this instead of polling get-status.",
+            s.WaitInput,
+            s.WaitResult,
+            wait,
+            # Read-only, but 'url' may reach beyond this machine.
+            ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=True),
         ),
     ]
 }

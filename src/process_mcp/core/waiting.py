@@ -1,0 +1,213 @@
+"""Waiting for a process to become ready, or to end, in one call (SPEC §7.2).
+
+An agent that starts a dev server needs one answer: "ready" or "died, here is why".
+:func:`wait_for` blocks until the first of these happens:
+
+* a log line matches ``pattern`` (searched from the start of the log, so a line written
+  before the call still counts), scanned incrementally as output arrives;
+* a process of the tree listens on TCP ``port``;
+* an HTTP GET of ``url`` answers with a status below 500;
+* the process ends (with no condition given, that is the condition; otherwise the wait
+  fails at once with ``reason="exited"`` instead of running into the timeout);
+* the timeout passes.
+
+Output wakes the wait (no polling of the log); ports and URLs are probed a few times a
+second. Cancelling the awaiting task ends the wait and leaves the process alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from process_mcp.core.httpprobe import probe_url
+from process_mcp.core.linetext import clean_text
+from process_mcp.core.listening import tree_listens_on
+from process_mcp.core.logstore import LogLine, LogStore
+from process_mcp.core.manager import ProcessManager
+from process_mcp.core.records import ProcessRecord
+
+TAIL_LINES = 20
+SCAN_BATCH = 5000  # lines matched between two yields to the event loop
+PORT_INTERVAL = 0.2
+URL_INTERVAL = 0.25
+URL_ATTEMPT_TIMEOUT = 2.0
+
+ProgressFn = Callable[[float, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WaitCondition:
+    """What to wait for; all ``None`` means "until the process ends"."""
+
+    pattern: re.Pattern[str] | None = None
+    port: int | None = None
+    url: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.pattern is not None:
+            parts.append(f"a line matching {self.pattern.pattern!r}")
+        if self.port is not None:
+            parts.append(f"TCP port {self.port} listening")
+        if self.url is not None:
+            parts.append(f"{self.url} answering")
+        return " or ".join(parts) or "the process to end"
+
+
+@dataclass
+class WaitOutcome:
+    record: ProcessRecord
+    met: bool
+    reason: str  # "pattern" | "port" | "url" | "exited" | "timeout"
+    elapsed: float
+    tail: list[str]
+    matched_line: str | None = None
+    matched_line_number: int | None = None
+
+
+def find_match(
+    log: LogStore, regex: re.Pattern[str], after: int, limit: int = SCAN_BATCH
+) -> tuple[LogLine | None, int]:
+    """The first stored line numbered above ``after`` whose cleaned text matches ``regex``.
+
+    Looks at no more than ``limit`` lines and returns ``(line or None, cursor)``, where
+    ``cursor`` is the number of the last line examined, to pass back as ``after``. This is
+    the only place a wait reads the log: a faster search can replace it without touching
+    the rest.
+    """
+    cursor = max(after, log.first_line - 1)
+    for line in log.lines(cursor + 1, limit):
+        cursor = line.number
+        if regex.search(clean_text(line.data)):
+            return line, cursor
+    return None, cursor
+
+
+def tail_text(log: LogStore, count: int = TAIL_LINES) -> list[str]:
+    """The newest ``count`` lines (a final line without newline included), cleaned."""
+    lines = [*log.tail(count), *log.pending()][-count:]
+    return [clean_text(line.data) for line in lines]
+
+
+@dataclass
+class _Probe:
+    interval: float
+    next_at: float = 0.0
+    task: asyncio.Task[bool] | None = field(default=None, repr=False)
+
+
+async def wait_for(
+    manager: ProcessManager,
+    process_id: str,
+    condition: WaitCondition,
+    timeout: float,
+    progress: ProgressFn | None = None,
+    progress_interval: float = 1.0,
+) -> WaitOutcome:
+    """Block until ``condition`` is met, the process ends, or ``timeout`` seconds pass."""
+    record = manager.get(process_id)
+    log = manager.log(process_id)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + timeout
+    wake = asyncio.Event()
+    waiting_for_pattern = condition.pattern is not None
+
+    def on_output(pid: str) -> None:
+        if pid == process_id and waiting_for_pattern:
+            wake.set()
+
+    remove_listener = manager.add_output_listener(on_output)
+    ended = asyncio.ensure_future(manager.wait_ended(process_id))
+    ended.add_done_callback(lambda _: wake.set())
+    probes: dict[str, _Probe] = {}
+    if condition.port is not None:
+        probes["port"] = _Probe(PORT_INTERVAL)
+    if condition.url is not None:
+        probes["url"] = _Probe(URL_INTERVAL)
+    cursor = log.first_line - 1
+    next_progress = started + progress_interval
+
+    def outcome(met: bool, reason: str, line: LogLine | None = None) -> WaitOutcome:
+        return WaitOutcome(
+            record=record,
+            met=met,
+            reason=reason,
+            elapsed=round(loop.time() - started, 3),
+            tail=tail_text(log),
+            matched_line=clean_text(line.data) if line is not None else None,
+            matched_line_number=line.number if line is not None else None,
+        )
+
+    try:
+        while True:
+            has_ended = not record.running  # read before the scan: it then sees every line
+            wake.clear()
+            if condition.pattern is not None:
+                line, cursor = find_match(log, condition.pattern, cursor)
+                while line is None and cursor < log.last_line and loop.time() < deadline:
+                    # A long log (or a flood outrunning the scan): let the server breathe,
+                    # and never let scanning push the answer past the timeout.
+                    await asyncio.sleep(0)
+                    line, cursor = find_match(log, condition.pattern, cursor)
+                if line is None:
+                    line = next(
+                        (p for p in log.pending() if condition.pattern.search(clean_text(p.data))),
+                        None,
+                    )
+                if line is not None:
+                    return outcome(True, "pattern", line)
+            for name, probe in probes.items():
+                if probe.task is not None and probe.task.done():
+                    hit = not probe.task.cancelled() and probe.task.exception() is None
+                    if hit and probe.task.result() and record.running:
+                        return outcome(True, name)
+                    probe.task = None
+            if has_ended or not record.running:
+                return outcome(condition == WaitCondition(), "exited")
+            now = loop.time()
+            if now >= deadline:
+                return outcome(False, "timeout")
+            for name, probe in probes.items():
+                if probe.task is None and now >= probe.next_at:
+                    probe.next_at = now + probe.interval
+                    probe.task = asyncio.ensure_future(
+                        _probe(name, record, condition, min(URL_ATTEMPT_TIMEOUT, deadline - now))
+                    )
+                    probe.task.add_done_callback(lambda _: wake.set())
+            if progress is not None and now >= next_progress:
+                next_progress = now + progress_interval
+                waited = round(now - started, 3)
+                await progress(
+                    waited,
+                    f"waiting for {condition.describe()} ({waited:.0f} s of {timeout:g} s)",
+                )
+            wakers = [deadline]
+            if progress is not None:
+                wakers.append(next_progress)
+            wakers.extend(p.next_at for p in probes.values() if p.task is None)
+            delay = max(min(wakers) - loop.time(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await wake.wait()
+    finally:
+        remove_listener()
+        ended.cancel()
+        for probe in probes.values():
+            if probe.task is not None:
+                probe.task.cancel()
+
+
+async def _probe(
+    name: str, record: ProcessRecord, condition: WaitCondition, timeout: float
+) -> bool:
+    if name == "port":
+        assert condition.port is not None and record.pid is not None
+        return tree_listens_on(record.pid, condition.port)
+    assert condition.url is not None
+    status = await asyncio.to_thread(probe_url, condition.url, max(timeout, 0.1))
+    return status is not None and status < 500

@@ -1,0 +1,83 @@
+"""``events`` in every tool answer: exits a client has not been told about yet (SPEC §7.3).
+
+Clients drop custom notifications and most never show standard ones to the model, but
+every tool answer reaches it. So each answer carries the processes that ended since the
+previous answer to the same client, each reported exactly once, and a model learns of a
+crash on its next call of any tool, without polling.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from copy import deepcopy
+from typing import Any, Literal
+
+from mcp_types import Tool
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from process_mcp.core import ProcessRecord
+
+KEEP_EVENTS = 1000  # a client that stays away longer only hears of the newest ones
+
+
+class ExitEvent(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    id: str = Field(description="Process id.")
+    status: Literal["stopped", "exited", "crashed"]
+    exit_code: int | None = Field(description="Exit code, when it exited by itself.")
+    signal: str | None = Field(description="Name of the signal that ended it.")
+    ended_at: str | None = Field(description="ISO-8601 UTC time it ended.")
+
+
+EVENTS_DESCRIPTION = (
+    "Processes that ended since the previous answer to this client (each reported once; "
+    "empty when none)."
+)
+EVENTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "description": EVENTS_DESCRIPTION,
+    "items": ExitEvent.model_json_schema(by_alias=True, mode="serialization"),
+}
+
+
+class ExitEvents:
+    """Ended processes, numbered, with one read cursor per client."""
+
+    def __init__(self, keep: int = KEEP_EVENTS) -> None:
+        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self._seq = 0
+        self._cursors: dict[str, int] = {}
+
+    def record(self, record: ProcessRecord) -> None:
+        self._seq += 1
+        event = ExitEvent(
+            id=record.id,
+            status=record.status.value,  # type: ignore[arg-type]
+            exit_code=record.exit_code,
+            signal=record.signal,
+            ended_at=record.ended_at,
+        )
+        self._events.append((self._seq, event.model_dump(mode="json", by_alias=True)))
+
+    def meet(self, client: str) -> None:
+        """Start a client's cursor at its first request: it hears of exits from then on."""
+        self._cursors.setdefault(client, self._seq)
+
+    def take(self, client: str) -> list[dict[str, Any]]:
+        """The events this client has not been given yet; they count as given."""
+        cursor = self._cursors.get(client, 0)
+        self._cursors[client] = self._seq
+        return [deepcopy(event) for seq, event in self._events if seq > cursor]
+
+
+def declare_events(tool: Tool) -> Tool:
+    """``tool`` with ``events`` (required) in its output schema."""
+    if not tool.output_schema:
+        return tool
+    schema = deepcopy(tool.output_schema)
+    schema.setdefault("properties", {})["events"] = deepcopy(EVENTS_SCHEMA)
+    required = schema.setdefault("required", [])
+    if "events" not in required:
+        required.append("events")
+    return tool.model_copy(update={"output_schema": schema})

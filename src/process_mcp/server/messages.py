@@ -1,0 +1,89 @@
+"""The logging capability: each exit is also a ``notifications/message`` (level ``info``).
+
+Some clients show server log messages to the user (and a few to the model) where they
+drop the custom ``process/exit``. ``logging/setLevel`` is honoured per client: below the
+level a client asked for, nothing is sent to it.
+
+Handshake-era (2025) connections get them when the process ends. At 2026-07-28 logging
+is deprecated and a server may not send unsolicited messages: a message may only ride a
+request that opted in (``_meta`` log level). So a modern client that opts in gets each
+exit as a message on the tool answer that reports it in ``events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp_types import EmptyResult, SetLevelRequestParams
+
+from process_mcp.core import ProcessRecord
+from process_mcp.server import sdk
+
+LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+DEFAULT_LEVEL = "info"
+LOGGER_NAME = "process-mcp"
+
+
+def describe_exit(record: ProcessRecord) -> str:
+    command = " ".join([record.command, *record.args])
+    if len(command) > 120:
+        command = command[:117] + "..."
+    if record.signal:
+        how = f"by {record.signal}"
+    elif record.exit_code is not None:
+        how = f"with exit code {record.exit_code}"
+    else:
+        how = "(exit status unknown)"
+    return f"process {record.id} ({command}) {record.status.value} {how}"
+
+
+def exit_data(record: ProcessRecord) -> dict[str, Any]:
+    return {
+        "message": describe_exit(record),
+        "id": record.id,
+        "status": record.status.value,
+        "exitCode": record.exit_code,
+        "signal": record.signal,
+        "endedAt": record.ended_at,
+    }
+
+
+async def announce_in_answer(ctx: Any, records: list[ProcessRecord]) -> None:
+    """On a 2026-07-28 request, log the exits its answer reports (if the request opted in)."""
+    session = getattr(ctx, "session", None)
+    if session is None or sdk.is_handshake_era(session):
+        return
+    for record in records:
+        await sdk.send_request_log(session, "info", exit_data(record), LOGGER_NAME)
+
+
+class ExitMessages:
+    """Per-client log levels and the exit announcements sent to them."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Any] = {}
+        self._levels: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def meet(self, ctx: Any) -> None:
+        session = getattr(ctx, "session", None)
+        if session is not None and sdk.is_handshake_era(session):
+            self._sessions[sdk.client_key(ctx)] = session
+
+    async def set_level(self, ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+        self.meet(ctx)
+        self._levels[sdk.client_key(ctx)] = params.level
+        return EmptyResult()
+
+    def on_exit(self, record: ProcessRecord) -> None:
+        data = exit_data(record)
+        for key, session in list(self._sessions.items()):
+            wanted = self._levels.get(key, DEFAULT_LEVEL)
+            if LEVELS.index("info") < LEVELS.index(wanted):
+                continue
+            task = asyncio.get_running_loop().create_task(
+                sdk.send_log(session, "info", data, LOGGER_NAME)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,274 @@
+"""Processes as MCP resources, with change notifications (SPEC §7.3).
+
+``process://{id}`` is the record (JSON) and ``process://{id}/log`` the newest 64 KiB of
+the cleaned log (text). A client that subscribes hears ``notifications/resources/updated``
+when the process writes, at most once a second per URI so a flood cannot flood the
+client, and once more when it ends; ``notifications/resources/list_changed`` is sent when
+a process is started or removed.
+
+Both protocol eras are served: handshake-era clients subscribe with
+``resources/subscribe`` and get notifications on their session; 2026-07-28 clients open
+a ``subscriptions/listen`` stream, fed through the SDK's subscription bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from mcp import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    EmptyResult,
+    ListResourcesResult,
+    ListResourceTemplatesResult,
+    PaginatedRequestParams,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    Resource,
+    ResourceTemplate,
+    SubscribeRequestParams,
+    TextResourceContents,
+    UnsubscribeRequestParams,
+)
+
+from process_mcp.core import ProcessManager, ProcessRecord
+from process_mcp.core.linetext import clean_text
+from process_mcp.server import sdk
+
+SCHEME = "process://"
+LOG_LIMIT = 64 * 1024
+UPDATE_INTERVAL = 1.0
+_URI = re.compile(r"^process://(?P<id>[^/]+)(?P<log>/log)?/?$")
+
+
+def record_uri(process_id: str) -> str:
+    return f"{SCHEME}{process_id}"
+
+
+def log_uri(process_id: str) -> str:
+    return f"{SCHEME}{process_id}/log"
+
+
+def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -> str:
+    """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest."""
+    log = manager.log(process_id)
+    count = 256
+    while True:
+        lines = [*log.tail(count), *log.pending()]
+        texts = [clean_text(line.data) for line in lines]
+        size = sum(len(text.encode()) + 1 for text in texts)
+        if size >= limit or count >= log.last_line - log.first_line + 1:
+            break
+        count *= 8
+    kept: list[str] = []
+    used = 128  # room for the note of what was left out
+    for text in reversed(texts):
+        encoded = len(text.encode()) + 1
+        if used + encoded > limit:
+            if not kept:  # one huge line: keep its end
+                kept.append(text.encode()[-(limit - used) :].decode("utf-8", errors="ignore"))
+            break
+        kept.append(text)
+        used += encoded
+    kept.reverse()
+    earlier = (lines[-1].number if lines else log.last_line) - len(kept)
+    header = []
+    if earlier > 0:
+        header = [f"[{earlier} earlier lines not shown; read them with the get-log tool]"]
+    return "\n".join(header + kept) + ("\n" if kept else "")
+
+
+class _Throttle:
+    """At most one call per ``interval`` per key: the first at once, the rest coalesced."""
+
+    def __init__(self, send: Any, interval: float = UPDATE_INTERVAL) -> None:
+        self._send = send
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def touch(self, key: str) -> None:
+        if key in self._timers:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last.get(key, float("-inf")) + self._interval
+        now = loop.time()
+        if now >= due:
+            self._fire(key)
+        else:
+            self._timers[key] = loop.call_later(due - now, self._fire, key)
+
+    def flush(self, key: str) -> None:
+        """Send now whatever the state (an exit), and drop the key's pending timer."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._fire(key)
+
+    def forget(self, key: str) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._last.pop(key, None)
+
+    def _fire(self, key: str) -> None:
+        self._timers.pop(key, None)
+        self._last[key] = asyncio.get_running_loop().time()
+        self._send(key)
+
+
+class ProcessResources:
+    """Resource handlers plus the subscription state of every client."""
+
+    def __init__(self, manager: ProcessManager, bus: sdk.ListenBus) -> None:
+        self.manager = manager
+        self.bus = bus
+        # Handshake-era subscriptions: uri -> {client key: session}.
+        self._subscribers: dict[str, dict[str, Any]] = {}
+        # Handshake-era sessions that get list_changed (every client that has spoken).
+        self._peers: dict[str, Any] = {}
+        self._throttle = _Throttle(self._send_updated)
+        self._tasks: set[asyncio.Task[None]] = set()
+        manager.add_output_listener(self._on_output)
+        manager.add_records_listener(self._on_records_changed)
+
+    def meet(self, ctx: Any) -> None:
+        """Remember a handshake-era client so it hears ``list_changed``."""
+        session = getattr(ctx, "session", None)
+        if session is not None and sdk.is_handshake_era(session):
+            self._peers[sdk.client_key(ctx)] = session
+
+    # --------------------------------------------------------------- handlers
+    async def list_resources(
+        self, ctx: Any, params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        self.meet(ctx)
+        resources: list[Resource] = []
+        for record in self.manager.records():
+            label = " ".join([record.command, *record.args])
+            resources.append(
+                Resource(
+                    uri=record_uri(record.id),
+                    name=f"process {record.id}",
+                    title=f"{label} ({record.status.value})",
+                    description=f"Record of process {record.id}: status, pid, exit code, times.",
+                    mime_type="application/json",
+                )
+            )
+            resources.append(
+                Resource(
+                    uri=log_uri(record.id),
+                    name=f"process {record.id} log",
+                    title=f"log of {label}",
+                    description=f"Newest 64 KiB of the output of {record.id} (ANSI removed).",
+                    mime_type="text/plain",
+                )
+            )
+        return ListResourcesResult(resources=resources)
+
+    async def list_templates(
+        self, ctx: Any, params: PaginatedRequestParams | None
+    ) -> ListResourceTemplatesResult:
+        self.meet(ctx)
+        return ListResourceTemplatesResult(
+            resource_templates=[
+                ResourceTemplate(
+                    uri_template="process://{id}",
+                    name="process",
+                    title="Process record",
+                    description="Status, pid, command, exit code and times of a managed process.",
+                    mime_type="application/json",
+                ),
+                ResourceTemplate(
+                    uri_template="process://{id}/log",
+                    name="process log",
+                    title="Process output",
+                    description="Newest 64 KiB of a process's stdout and stderr, cleaned.",
+                    mime_type="text/plain",
+                ),
+            ]
+        )
+
+    async def read(self, ctx: Any, params: ReadResourceRequestParams) -> ReadResourceResult:
+        self.meet(ctx)
+        process_id, is_log = self._parse(params.uri)
+        if is_log:
+            contents = TextResourceContents(
+                uri=params.uri, mime_type="text/plain", text=log_text(self.manager, process_id)
+            )
+        else:
+            record = self.manager.get(process_id)
+            contents = TextResourceContents(
+                uri=params.uri, mime_type="application/json", text=json.dumps(record.public())
+            )
+        return ReadResourceResult(contents=[contents])
+
+    async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        self.meet(ctx)
+        self._parse(params.uri, must_exist=False)
+        self._subscribers.setdefault(params.uri, {})[sdk.client_key(ctx)] = ctx.session
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        self.meet(ctx)
+        subscribers = self._subscribers.get(params.uri, {})
+        subscribers.pop(sdk.client_key(ctx), None)
+        if not subscribers:
+            self._subscribers.pop(params.uri, None)
+        return EmptyResult()
+
+    def _parse(self, uri: str, must_exist: bool = True) -> tuple[str, bool]:
+        match = _URI.match(uri)
+        if match is None:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"unknown resource URI {uri!r}: use process://<id> or process://<id>/log "
+                "with an id from 'list' (resources/list shows them all)",
+                {"uri": uri},
+            )
+        process_id = match["id"]
+        if must_exist and self.manager.find(process_id) is None:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"no process with id {process_id!r} for {uri!r}; call 'list' or "
+                "resources/list to see the ids",
+                {"uri": uri},
+            )
+        return process_id, match["log"] is not None
+
+    # ------------------------------------------------------------ core events
+    def _wanted(self, uri: str) -> bool:
+        return uri in self._subscribers or self.bus.listening
+
+    def _on_output(self, process_id: str) -> None:
+        uri = log_uri(process_id)
+        if self._wanted(uri):
+            self._throttle.touch(uri)
+
+    def on_exit(self, record: ProcessRecord) -> None:
+        for uri in (record_uri(record.id), log_uri(record.id)):
+            if self._wanted(uri):
+                self._throttle.flush(uri)
+
+    def _on_records_changed(self) -> None:
+        known = {record.id for record in self.manager.records()}
+        for uri in list(self._subscribers):
+            match = _URI.match(uri)
+            if match is not None and match["id"] not in known:
+                self._throttle.forget(uri)
+        for session in list(self._peers.values()):
+            self._spawn(sdk.send_resource_list_changed(session))
+        self.bus.post_resources_list_changed()
+
+    def _send_updated(self, uri: str) -> None:
+        for session in list(self._subscribers.get(uri, {}).values()):
+            self._spawn(sdk.send_resource_updated(session, uri))
+        self.bus.post_resource_updated(uri)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,50 @@
+"""The core of ``wait``: log scanning, cleaning and conditions, without MCP."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from process_mcp.core.linetext import clean_text
+from process_mcp.core.waiting import WaitCondition, find_match, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def test_clean_text_removes_escapes_and_keeps_the_final_carriage_return_state() -> None:
+    assert clean_text(b"\x1b[1;32mready\x1b[0m in 3 ms") == "ready in 3 ms"
+    assert clean_text(b"10%\r50%\r100%") == "100%"
+    assert clean_text(b"\x1b]0;title\x07done\r") == "done"
+    assert clean_text(b"bad \xff byte") == "bad \ufffd byte"
+
+
+async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manager) -> None:
+    script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
+    record = await manager.start(sys.executable, ["-c", script])
+    outcome = await wait_for(manager, record.id, WaitCondition(pattern=re.compile("NEEDLE")), 20)
+    assert outcome.met and outcome.reason == "pattern"
+    assert (outcome.matched_line, outcome.matched_line_number) == ("NEEDLE here", 30001)
+    log = manager.log(record.id)
+    assert find_match(log, re.compile("noise 5$"), 0)[0].number == 6
+    line, cursor = find_match(log, re.compile("absent"), 0, limit=100)
+    assert line is None and cursor == 100
+
+    prompt = await manager.start("sh", ["-c", "printf 'Password: '; exec sleep 30"])
+    outcome = await wait_for(manager, prompt.id, WaitCondition(pattern=re.compile("Password")), 10)
+    assert outcome.met and outcome.matched_line == "Password: "
+    await manager.stop(prompt.id, force=True)
+
+
+async def test_port_condition_ignores_a_listener_outside_the_tree(manager) -> None:
+    import socket
+
+    with socket.socket() as other:  # someone else (this test) holds the port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        record = await manager.start("sleep", ["30"])
+        outcome = await wait_for(manager, record.id, WaitCondition(port=port), 0.6)
+        assert (outcome.met, outcome.reason) == (False, "timeout")
+    await manager.stop(record.id, force=True)
