@@ -24,12 +24,17 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from process_mcp.core.logblocks import LogSnapshot
 
 STREAM_TAGS = {"stdout": b"o", "stderr": b"e", "marker": b"m"}
 TAG_STREAMS = {tag[0]: name for name, tag in STREAM_TAGS.items()}
 INDEX_EVERY_LINES = 1024
 INDEX_EVERY_BYTES = 64 * 1024
 READ_BLOCK = 1024 * 1024
+TAIL_BLOCK = 64 * 1024
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
@@ -50,6 +55,7 @@ class _Segment:
     size: int = 0
     index_lines: array = field(default_factory=lambda: array("q"))
     index_offsets: array = field(default_factory=lambda: array("q"))
+    tag_lines: dict[int, int] = field(default_factory=dict)
 
     def maybe_index(self, line: int) -> None:
         """Record where ``line`` starts if the previous index entry is far enough behind."""
@@ -118,20 +124,22 @@ class LogStore:
             data = data[nl + 1 :]
         last_nl = data.rfind(b"\n")
         body = self._encode(tag, data[:last_nl]) if last_nl >= 0 else b""
-        self._write(head + body)
+        self._write(head + body, tag)
         if last_nl + 1 < len(data):
             self._grow_partial(stream, data[last_nl + 1 :])
 
     def end_stream(self, stream: str) -> None:
         """EOF on ``stream``: a final line without a newline is still a line."""
         if self._partial[stream] or self._partial_cut[stream]:
-            self._write(STREAM_TAGS[stream] + self._take_partial(stream) + b"\n")
+            tag = STREAM_TAGS[stream]
+            self._write(tag + self._take_partial(stream) + b"\n", tag)
 
     def note(self, text: str) -> None:
         """Write a marker line of the server's own (e.g. a restart)."""
         for stream in self._partial:
             self.end_stream(stream)
-        self._write(STREAM_TAGS["marker"] + text.encode().replace(b"\n", b" ") + b"\n")
+        tag = STREAM_TAGS["marker"]
+        self._write(tag + text.encode().replace(b"\n", b" ") + b"\n", tag)
 
     def _grow_partial(self, stream: str, piece: bytes) -> None:
         partial = self._partial[stream]
@@ -174,7 +182,8 @@ class LogStore:
         self.cut_lines += 1
         return line[: self.max_line_bytes] + _cut_marker(len(line) - self.max_line_bytes)
 
-    def _write(self, block: bytes) -> None:
+    def _write(self, block: bytes, tag: bytes) -> None:
+        """Append complete lines that all came from the stream of ``tag``."""
         if not block:
             return
         lines = block.count(b"\n")
@@ -195,6 +204,7 @@ class LogStore:
         segment.maybe_index(self.last_line + 1)
         segment.size += len(block)
         segment.lines += lines
+        segment.tag_lines[tag[0]] = segment.tag_lines.get(tag[0], 0) + lines
         self.last_line += lines
         self.total_bytes_written += len(block)
         self._enforce_cap()
@@ -269,6 +279,32 @@ class LogStore:
                     line += 1
         finally:
             handle.close()
+
+    def snapshot(self) -> LogSnapshot:
+        """A consistent, thread-safe view for a query (see ``logblocks``)."""
+        from process_mcp.core.logblocks import LogSnapshot, SegmentView
+
+        views = tuple(
+            SegmentView(
+                seg.path,
+                seg.first_line,
+                seg.lines,
+                seg.size,
+                seg.index_lines,
+                seg.index_offsets,
+                dict(seg.tag_lines),
+            )
+            for seg in self._segments
+        )
+        return LogSnapshot(
+            segments=views,
+            first_line=self.first_line,
+            last_line=self.last_line,
+            pending=tuple(self.pending()),
+            dropped_bytes=self.dropped_bytes,
+            dropped_lines=self.dropped_lines,
+            cut_lines=self.cut_lines,
+        )
 
     def delete(self) -> None:
         """Remove every file of this log."""

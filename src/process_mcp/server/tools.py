@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
 from process_mcp.core import ProcessManager, Status
-from process_mcp.core.logstore import LogLine
+from process_mcp.core.logquery import LogAnswer, LogQuery, run_query
 from process_mcp.server import schemas as s
 
 Handler = Callable[[ProcessManager, Any], Awaitable[BaseModel]]
@@ -61,29 +62,59 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult
     return s.StatusResult.model_validate(record.public())
 
 
-def _decode(line: LogLine) -> str:
-    return line.data.decode("utf-8", errors="replace")
-
-
 async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
     record = manager.get(args.id)
-    log = manager.log(args.id)
-    last_lines = getattr(args, "last_lines", None)
-    stored = log.tail(last_lines) if last_lines else list(log.lines(log.first_line))
-    selected = [*stored, *log.pending()]
-    if last_lines:
-        selected = selected[-last_lines:]
+    query = _log_query(args)
+    snapshot = manager.log(args.id).snapshot()
+    # A grep over a large log takes a while: run it off the event loop (the snapshot
+    # only reads bytes already written, so draining continues meanwhile).
+    answer = await asyncio.to_thread(run_query, snapshot, query)
     return s.LogResult(
         id=record.id,
         status=record.status.value,
-        lines=[_decode(line) for line in selected],
-        first_line=selected[0].number if selected else None,
-        last_line=selected[-1].number if selected else None,
-        total_lines=log.last_line + len(log.pending()),
-        truncated=log.dropped_bytes > 0 or log.cut_lines > 0,
-        dropped_bytes=log.dropped_bytes,
-        cut_lines=log.cut_lines,
+        lines=answer.lines,
+        first_line=answer.numbers[0] if answer.numbers else None,
+        last_line=answer.numbers[-1] if answer.numbers else None,
+        next_cursor=answer.next_cursor,
+        total_lines=answer.total_lines,
+        truncated=answer.truncated,
+        omitted_lines=answer.omitted_lines,
+        dropped_bytes=answer.dropped_bytes,
+        cut_lines=answer.cut_lines,
+        pending_lines=answer.pending_lines,
+        missed_lines=answer.missed_lines,
+        notice=_log_notice(answer, snapshot.first_line),
     )
+
+
+def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
+    if not isinstance(args, s.GetLogInput):
+        return LogQuery()
+    return LogQuery(
+        last_lines=args.last_lines,
+        since=args.since,
+        limit=args.limit,
+        stream=args.stream,
+        grep=args.grep,
+        context=args.context,
+        max_bytes=args.max_bytes,
+        raw=args.raw,
+    )
+
+
+def _log_notice(answer: LogAnswer, first_stored: int) -> str | None:
+    notes = []
+    if answer.missed_lines:
+        notes.append(
+            f"{answer.missed_lines} lines after 'since' were dropped by the log size cap "
+            f"before they were read; reading from line {first_stored}"
+        )
+    if answer.omitted_lines:
+        notes.append(
+            f"{answer.omitted_lines} older selected lines were left out to fit maxBytes; "
+            "raise maxBytes or lower limit/lastLines to see them"
+        )
+    return "; ".join(notes) or None
 
 
 async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListResult:

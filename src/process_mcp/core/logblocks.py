@@ -1,0 +1,164 @@
+"""Reading a log in big blocks of whole lines, forward from a line number or back from the end.
+
+Queries run on a :class:`LogSnapshot` taken on the event loop, so they can run in a worker
+thread while the loop keeps appending: a snapshot only reads bytes that existed when it was
+taken, and a segment the cap deletes meanwhile is either still readable through an open
+file or skipped (its lines are then simply missing, never misnumbered).
+
+A block is ``bytes`` holding complete stored lines (``<tag><text>\\n`` each) plus the number
+of its first line. Working on blocks, not lines, keeps per-line Python work for the lines a
+query actually returns.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from process_mcp.core.logstore import TAIL_BLOCK, LogLine
+
+FORWARD_BLOCK = 1024 * 1024
+FIRST_FORWARD_BLOCK = 64 * 1024  # a page of 'since' reads little; a long scan grows to 1 MiB
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentView:
+    """A segment as it was at snapshot time."""
+
+    path: Path
+    first_line: int
+    lines: int
+    size: int
+    index_lines: array
+    index_offsets: array
+    tag_lines: dict[int, int]
+
+    @property
+    def end_line(self) -> int:
+        """Number just past this segment's last line."""
+        return self.first_line + self.lines
+
+    def seek_point(self, line: int) -> tuple[int, int]:
+        """The indexed (line, offset) at or before ``line`` (the index only grows, so a
+        snapshot may see newer entries; they are past ``size`` and ignored by bisecting on
+        lines below ``end_line``)."""
+        i = bisect_right(self.index_lines, min(line, self.end_line - 1)) - 1
+        return self.index_lines[max(i, 0)], self.index_offsets[max(i, 0)]
+
+
+@dataclass(frozen=True, slots=True)
+class LogSnapshot:
+    """What a query may read: stored segments, provisional partial lines, and the counters."""
+
+    segments: tuple[SegmentView, ...]
+    first_line: int
+    last_line: int
+    pending: tuple[LogLine, ...]
+    dropped_bytes: int
+    dropped_lines: int
+    cut_lines: int
+
+    def tag_lines(self, tags: bytes) -> int:
+        """How many stored lines carry one of ``tags``: O(segments), no reading."""
+        return sum(seg.tag_lines.get(t, 0) for seg in self.segments for t in tags)
+
+    def blocks(self, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Blocks of stored lines numbered ``start`` (clamped to what is kept) up to ``stop``
+        (exclusive; default: the end), oldest first."""
+        stop = self.last_line + 1 if stop is None else min(stop, self.last_line + 1)
+        start = max(start, self.first_line)
+        for segment in self.segments:
+            if start >= stop:
+                return
+            if segment.end_line <= start:
+                continue
+            for first, block in _segment_blocks(segment, start, min(stop, segment.end_line)):
+                yield first, block
+                start = first + block.count(b"\n")
+
+    def blocks_backward(self) -> Iterator[tuple[int, bytes]]:
+        """Blocks of stored lines from the newest back to the oldest: reading the end of a
+        huge log costs only what is read (seek from the end)."""
+        for segment in reversed(self.segments):
+            yield from _segment_blocks_backward(segment)
+
+
+def _open(path: Path) -> BinaryIO | None:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None  # dropped by the cap since the snapshot
+
+
+def _skip_lines(block: bytes, count: int) -> int:
+    """Offset just after the ``count``-th newline of ``block`` (len(block) if fewer)."""
+    pos = 0
+    for _ in range(count):
+        nl = block.find(b"\n", pos)
+        if nl < 0:
+            return len(block)
+        pos = nl + 1
+    return pos
+
+
+def _segment_blocks(segment: SegmentView, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    line, offset = segment.seek_point(start)
+    handle = _open(segment.path)
+    if handle is None:
+        return
+    with handle:
+        handle.seek(offset)
+        remaining = segment.size - offset
+        leftover = b""
+        size = FIRST_FORWARD_BLOCK
+        while line < stop and remaining > 0:
+            chunk = handle.read(min(size, remaining))
+            size = min(size * 2, FORWARD_BLOCK)
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            data = leftover + chunk
+            cut = data.rfind(b"\n") + 1
+            block, leftover = data[:cut], data[cut:]
+            if line < start:
+                skip = _skip_lines(block, start - line)
+                line += block.count(b"\n", 0, skip)
+                block = block[skip:]
+            count = block.count(b"\n")
+            if line + count > stop:
+                block = block[: _skip_lines(block, stop - line)]
+                count = stop - line
+            if block:
+                yield line, block
+            line += count
+
+
+def _segment_blocks_backward(segment: SegmentView) -> Iterator[tuple[int, bytes]]:
+    handle = _open(segment.path)
+    if handle is None:
+        return
+    with handle:
+        end = segment.size
+        next_first = segment.end_line
+        carry = b""
+        while end > 0:
+            begin = max(end - TAIL_BLOCK, 0)
+            handle.seek(begin)
+            data = handle.read(end - begin) + carry
+            end = begin
+            if begin > 0:
+                cut = data.find(b"\n") + 1
+                if cut == 0:  # a line longer than the block: keep gathering
+                    carry = data
+                    continue
+                carry, data = data[:cut], data[cut:]
+            else:
+                carry = b""
+            count = data.count(b"\n")
+            next_first -= count
+            if data:
+                yield next_first, data
