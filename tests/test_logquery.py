@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logquery import LogQuery, run_query, search_lines
+from process_mcp.core.logquery import LogQuery, run_query
+from process_mcp.core.logsearch import search_lines
 from process_mcp.core.logstore import LogStore
 
 

@@ -8,22 +8,19 @@ the answer returns; a regex is searched over whole decoded blocks.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logblocks import LogSnapshot
-from process_mcp.core.logclean import clean_block, decode_tagged, strip_tags
+from process_mcp.core.logsearch import STREAM_SELECT, LinePattern, TextBlock, text_blocks
 from process_mcp.core.logstore import STREAM_TAGS, LogLine
 
 DEFAULT_LIMIT = 1000
 DEFAULT_MAX_BYTES = 64 * 1024
 ANSWER_LINE_BYTES = 64 * 1024
 MIN_CUT_ROOM = 1024  # below this, an older line that does not fit is left out, not cut
-# Which stored tags each stream selection keeps; server markers (restarts) belong to all.
-STREAM_SELECT = {"all": "oem", "stdout": "om", "stderr": "em"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +35,7 @@ class LogQuery:
     context: int = 0
     max_bytes: int = DEFAULT_MAX_BYTES
     raw: bool = False
-    regex: re.Pattern[str] | None = field(default=None, init=False, compare=False)
+    pattern: LinePattern | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.since is not None and self.last_lines is not None:
@@ -57,18 +54,7 @@ class LogQuery:
                 "or drop 'context'"
             )
         if self.grep is not None:
-            object.__setattr__(self, "regex", compile_pattern(self.grep))
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a user's regex for line search (``^``/``$`` match at each line)."""
-    try:
-        return re.compile(pattern, re.MULTILINE)
-    except re.error as exc:
-        raise InvalidRequest(
-            f"invalid regular expression {pattern!r}: {exc}. It is a Python 're' pattern: "
-            "escape special characters like '(' or '[' with a backslash"
-        ) from None
+            object.__setattr__(self, "pattern", LinePattern.compile(self.grep))
 
 
 @dataclass
@@ -89,76 +75,6 @@ class LogAnswer:
     @property
     def truncated(self) -> bool:
         return self.omitted_lines > 0 or self.cut_in_answer > 0
-
-
-# ---------------------------------------------------------------- blocks as text
-class TextBlock:
-    """A block of stored lines, decoded and (unless raw) cleaned, with lazy per-line access."""
-
-    __slots__ = ("_lines", "_tags", "body", "count", "first", "tagged")
-
-    def __init__(self, first: int, data: bytes, raw: bool) -> None:
-        self.first = first
-        self.count = data.count(b"\n")
-        self.tagged = decode_tagged(data if raw else clean_block(data))
-        self.body = strip_tags(self.tagged)
-        self._lines: list[str] | None = None
-        self._tags: list[str] | None = None
-
-    def line(self, index: int) -> str:
-        if self._lines is None:
-            self._lines = self.body[1:-1].split("\n")
-        return self._lines[index]
-
-    def tag(self, index: int) -> str:
-        if self._tags is None:
-            self._tags = [t[:1] for t in self.tagged[1:-1].split("\n")]
-        return self._tags[index]
-
-    def keeps(self, index: int, tags: str) -> bool:
-        return len(tags) == 3 or self.tag(index) in tags
-
-    def matches(self, regex: re.Pattern[str]) -> Iterator[int]:
-        """Indexes of lines with a match, each once, found by searching the whole block:
-        newlines are counted only between matches, so a block without one costs a search."""
-        body, pos, counted_to, newlines = self.body, 1, 0, 0
-        while True:
-            found = regex.search(body, pos)
-            if found is None:
-                return
-            start = found.start()
-            newlines += body.count("\n", counted_to, start)
-            counted_to = start
-            index = newlines - 1  # the body starts with a newline of its own
-            if index >= self.count:
-                return
-            yield index
-            line_end = start if body[start] == "\n" else body.find("\n", start)
-            pos = line_end + 1
-
-
-def text_blocks(
-    snapshot: LogSnapshot, start: int, raw: bool, stop: int | None = None
-) -> Iterator[TextBlock]:
-    for first, data in snapshot.blocks(start, stop):
-        yield TextBlock(first, data, raw)
-
-
-def search_lines(
-    snapshot: LogSnapshot,
-    pattern: str | re.Pattern[str],
-    start: int = 1,
-    stream: str = "all",
-    raw: bool = False,
-) -> Iterator[tuple[int, str]]:
-    """Stored lines numbered ``start`` onwards (oldest first) that match ``pattern``, as
-    ``(number, cleaned text)``: the primitive behind ``grep`` and pattern waits."""
-    regex = compile_pattern(pattern) if isinstance(pattern, str) else pattern
-    tags = STREAM_SELECT[stream]
-    for block in text_blocks(snapshot, start, raw):
-        for index in block.matches(regex):
-            if block.keeps(index, tags):
-                yield block.first + index, block.line(index)
 
 
 # ---------------------------------------------------------------- byte budget
@@ -228,7 +144,7 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         budget = Budget(query.max_bytes)
         cursor = _forward(snapshot, query, start, query.limit, budget)
         omitted = budget.omitted
-    elif query.regex is not None:
+    elif query.pattern is not None:
         budget = Budget(query.max_bytes, query.last_lines)
         cursor = _forward(snapshot, query, snapshot.first_line, None, budget)
         omitted = budget.omitted
@@ -266,7 +182,7 @@ def _forward(
     Provisional partial lines are returned but never covered by the cursor, so the
     completed line is read again once it ends."""
     tags = STREAM_SELECT[query.stream]
-    selector = _GrepSelector(query.regex, query.context, tags) if query.regex else None
+    selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
     selected = 0
     for block in text_blocks(snapshot, start, query.raw):
         chosen = selector.select(block) if selector else _all_of(block, tags)
@@ -277,7 +193,7 @@ def _forward(
                 return number
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
-        if tag in tags and (query.regex is None or query.regex.search(text)):
+        if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):
             budget.push_newer(line.number, text)
     return snapshot.last_line
 
@@ -318,15 +234,15 @@ class _GrepSelector:
     block boundaries, each line once. Remembered context is (number, text), never a block,
     so memory stays at ``context`` lines."""
 
-    def __init__(self, regex: re.Pattern[str], context: int, tags: str) -> None:
-        self.regex = regex
+    def __init__(self, pattern: LinePattern, context: int, tags: str) -> None:
+        self.pattern = pattern
         self.context = context
         self.tags = tags
         self.before: deque[tuple[int, str]] = deque(maxlen=max(context, 1))
         self.after = 0
 
     def select(self, block: TextBlock) -> Iterator[tuple[int, str]]:
-        matches = [i for i in block.matches(self.regex) if block.keeps(i, self.tags)]
+        matches = [i for i in block.matches(self.pattern) if block.keeps(i, self.tags)]
         if not self.context:
             for index in matches:
                 yield block.first + index, block.line(index)
