@@ -90,15 +90,27 @@ async def main(lines: int) -> None:
             pid, drain_s, rss_growth = await drain(manager, argv)
             log = manager.log(pid)
             assert log.last_line == lines, (log.last_line, lines)
-            print(f"child: {shlex.join(argv)} ({size / 1e6:.0f} MB, {lines} lines), "
-                  f"{os.cpu_count()} cores\n")
+            print(
+                f"child: {shlex.join(argv)} ({size / 1e6:.0f} MB, {lines} lines), "
+                f"{os.cpu_count()} cores\n"
+            )
             print("| measure | process-mcp | baseline | ratio | goal |")
             print("| --- | --- | --- | --- | --- |")
             ours, theirs = size / drain_s / 1e6, size / baseline_s / 1e6
-            row("drain throughput", f"{ours:.0f} MB/s", f"{theirs:.0f} MB/s (`| cat > file`)",
-                f"{ours / theirs:.2f}x", ">= 0.5x")
-            row("RSS growth during the flood", f"{rss_growth / 2**20:.1f} MiB", "-", "-",
-                "<= 32 MiB")
+            row(
+                "drain throughput",
+                f"{ours:.0f} MB/s",
+                f"{theirs:.0f} MB/s (`| cat > file`)",
+                f"{ours / theirs:.2f}x",
+                ">= 0.5x",
+            )
+            row(
+                "RSS growth during the flood",
+                f"{rss_growth / 2**20:.1f} MiB",
+                "-",
+                "-",
+                "<= 32 MiB",
+            )
             await report_tail(manager, pid)
             await report_grep(manager, pid, log)
             await report_paging(manager, pid, settings)
@@ -114,9 +126,13 @@ async def report_tail(manager: ProcessManager, pid: str) -> None:
         began = time.perf_counter()
         run_query(snapshot, LogQuery(last_lines=100))
         core.append((time.perf_counter() - began) * 1000)
-    row("get-log lastLines=100 (handler, median/max)",
+    row(
+        "get-log lastLines=100 (handler, median/max)",
         f"{statistics.median(times):.2f} / {max(times):.2f} ms",
-        f"core query {statistics.median(core):.2f} ms", "-", "<= 5 ms")
+        f"core query {statistics.median(core):.2f} ms",
+        "-",
+        "<= 5 ms",
+    )
 
 
 async def report_grep(manager: ProcessManager, pid: str, log) -> None:
@@ -125,8 +141,13 @@ async def report_grep(manager: ProcessManager, pid: str, log) -> None:
         grep_baseline(pattern, files)  # warm the page cache
         base = min(grep_baseline(pattern, files) for _ in range(3))
         ours = min(await timed_get_log(manager, 3, id=pid, grep=pattern))
-        row(f"grep `{pattern}` over the whole log", f"{ours / 1000:.2f} s",
-            f"{base:.2f} s (`grep -E`)", f"{ours / 1000 / base:.2f}x", "<= 2x")
+        row(
+            f"grep `{pattern}` over the whole log",
+            f"{ours / 1000:.2f} s",
+            f"{base:.2f} s (`grep -E`)",
+            f"{ours / 1000 / base:.2f}x",
+            "<= 2x",
+        )
 
 
 async def report_paging(manager: ProcessManager, big: str, settings: Settings) -> None:
@@ -139,9 +160,13 @@ async def report_paging(manager: ProcessManager, big: str, settings: Settings) -
             times += await timed_get_log(manager, 20, id=pid, since=since, limit=100)
         results[name] = (statistics.median(times), last)
     small, big_ = results["small"], results["big"]
-    row("since paging, limit=100 (median)",
-        f"{big_[0]:.2f} ms ({big_[1]} lines)", f"{small[0]:.2f} ms ({small[1]} lines)",
-        f"{big_[0] / small[0]:.2f}x", "independent of size (~1x)")
+    row(
+        "since paging, limit=100 (median)",
+        f"{big_[0]:.2f} ms ({big_[1]} lines)",
+        f"{small[0]:.2f} ms ({small[1]} lines)",
+        f"{big_[0] / small[0]:.2f}x",
+        "independent of size (~1x)",
+    )
 
 
 if __name__ == "__main__":

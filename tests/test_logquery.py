@@ -200,3 +200,36 @@ def test_noisy_build_followed_with_since_and_grep_stays_under_max_bytes(tmp_path
         cursor = answer.next_cursor
         seen.append(answer.lines[-1])
     assert all(line.startswith("error: ") for line in seen)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["ok", "^ok", "^e", "rror", "e", "^$", r"\bword", "(foo|bar)baz$", "oo|ee", "(?i)ERROR", "k$"],
+)
+def test_grep_paths_agree_with_a_line_by_line_search(tmp_path: Path, pattern: str) -> None:
+    """The prefilter, the tagged search and the whole-block search must all find exactly
+    the lines a naive per-line ``re.search`` finds, whatever the tags and line contents."""
+    import re
+
+    texts = ["ok", "error", "eok", "oops", "", "mword", "word x", "foobaz", "ee", "k", "Error"]
+    log = LogStore(tmp_path / "log", 1 << 24, 1024)
+    expected = []
+    number = 0
+    for round_ in range(3000):  # > 1 MiB, so several blocks and prefilter samples
+        stream = "stderr" if round_ % 3 == 0 else "stdout"
+        log.append(stream, b"".join(t.encode() + b"\n" for t in texts))
+        for text in texts:
+            number += 1
+            if re.search(pattern, text):
+                expected.append(number)
+    found = [n for n, _ in search_lines(log.snapshot(), pattern)]
+    assert found == expected
+    answer = ask(log, grep=pattern, max_bytes=16 * 1024 * 1024)
+    assert answer.numbers == expected
+
+
+def test_grep_in_a_stdout_only_log_uses_the_fast_strip_correctly(tmp_path: Path) -> None:
+    log = LogStore(tmp_path / "log", 1 << 24, 1024)
+    log.append("stdout", b"ok\noops\neek\nmm\n" * 1000)
+    assert len(ask(log, grep="^o", max_bytes=1 << 20).lines) == 2000
+    assert ask(log, grep="^eek$", last_lines=1).numbers == [3999]

@@ -13,16 +13,25 @@ query actually returns.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from process_mcp.core.logstore import TAIL_BLOCK, LogLine
 
 FORWARD_BLOCK = 1024 * 1024
 FIRST_FORWARD_BLOCK = 64 * 1024  # a page of 'since' reads little; a long scan grows to 1 MiB
+
+
+class Block(NamedTuple):
+    """Complete stored lines: ``count`` of them, numbered from ``first``."""
+
+    first: int
+    count: int
+    data: bytes
+    mixed: bool = True  # False when every line is known to be stdout: cheaper tag stripping
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +47,14 @@ class SegmentView:
     tag_lines: dict[int, int]
 
     @property
+    def mixed(self) -> bool:
+        """Whether lines other than stdout may be in this segment."""
+        return any(tag != ord("o") for tag in self.tag_lines)
+
+    @property
     def end_line(self) -> int:
         """Number just past this segment's last line."""
         return self.first_line + self.lines
-
-    def seek_point(self, line: int) -> tuple[int, int]:
-        """The indexed (line, offset) at or before ``line`` (the index only grows, so a
-        snapshot may see newer entries; they are past ``size`` and ignored by bisecting on
-        lines below ``end_line``)."""
-        i = bisect_right(self.index_lines, min(line, self.end_line - 1)) - 1
-        return self.index_lines[max(i, 0)], self.index_offsets[max(i, 0)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class LogSnapshot:
         """How many stored lines carry one of ``tags``: O(segments), no reading."""
         return sum(seg.tag_lines.get(t, 0) for seg in self.segments for t in tags)
 
-    def blocks(self, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+    def blocks(self, start: int, stop: int | None = None) -> Iterator[Block]:
         """Blocks of stored lines numbered ``start`` (clamped to what is kept) up to ``stop``
         (exclusive; default: the end), oldest first."""
         stop = self.last_line + 1 if stop is None else min(stop, self.last_line + 1)
@@ -76,11 +83,11 @@ class LogSnapshot:
                 return
             if segment.end_line <= start:
                 continue
-            for first, block in _segment_blocks(segment, start, min(stop, segment.end_line)):
-                yield first, block
-                start = first + block.count(b"\n")
+            for block in _segment_blocks(segment, start, min(stop, segment.end_line)):
+                yield block
+                start = block.first + block.count
 
-    def blocks_backward(self) -> Iterator[tuple[int, bytes]]:
+    def blocks_backward(self) -> Iterator[Block]:
         """Blocks of stored lines from the newest back to the oldest: reading the end of a
         huge log costs only what is read (seek from the end)."""
         for segment in reversed(self.segments):
@@ -105,39 +112,39 @@ def _skip_lines(block: bytes, count: int) -> int:
     return pos
 
 
-def _segment_blocks(segment: SegmentView, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
-    line, offset = segment.seek_point(start)
+def _segment_blocks(segment: SegmentView, start: int, stop: int) -> Iterator[Block]:
+    """Read whole ranges between sparse-index entries: every entry is a line start with a
+    known number, so a block's first line and line count come free, without counting."""
+    lines, offsets = segment.index_lines, segment.index_offsets
+    usable = bisect_left(lines, segment.end_line)  # entries added after the snapshot: ignored
+    i = max(bisect_right(lines, start, 0, usable) - 1, 0)
     handle = _open(segment.path)
-    if handle is None:
+    if handle is None or usable == 0:
         return
+    target = FIRST_FORWARD_BLOCK
     with handle:
-        handle.seek(offset)
-        remaining = segment.size - offset
-        leftover = b""
-        size = FIRST_FORWARD_BLOCK
-        while line < stop and remaining > 0:
-            chunk = handle.read(min(size, remaining))
-            size = min(size * 2, FORWARD_BLOCK)
-            if not chunk:
+        while i < usable:
+            j = max(bisect_left(offsets, offsets[i] + target, i + 1, usable), i + 1)
+            begin, end = offsets[i], offsets[j] if j < usable else segment.size
+            first, last = lines[i], lines[j] if j < usable else segment.end_line
+            i, target = j, min(target * 2, FORWARD_BLOCK)
+            if last <= start:
+                continue
+            handle.seek(begin)
+            data = handle.read(end - begin)
+            if len(data) < end - begin:
+                return  # cannot happen for a snapshot, unless the file was replaced
+            if first < start:
+                data, first = data[_skip_lines(data, start - first) :], start
+            if last > stop:
+                data, last = data[: _skip_lines(data, stop - first)], stop
+            if data:
+                yield Block(first, last - first, data, segment.mixed)
+            if last >= stop:
                 return
-            remaining -= len(chunk)
-            data = leftover + chunk
-            cut = data.rfind(b"\n") + 1
-            block, leftover = data[:cut], data[cut:]
-            if line < start:
-                skip = _skip_lines(block, start - line)
-                line += block.count(b"\n", 0, skip)
-                block = block[skip:]
-            count = block.count(b"\n")
-            if line + count > stop:
-                block = block[: _skip_lines(block, stop - line)]
-                count = stop - line
-            if block:
-                yield line, block
-            line += count
 
 
-def _segment_blocks_backward(segment: SegmentView) -> Iterator[tuple[int, bytes]]:
+def _segment_blocks_backward(segment: SegmentView) -> Iterator[Block]:
     handle = _open(segment.path)
     if handle is None:
         return
@@ -161,4 +168,4 @@ def _segment_blocks_backward(segment: SegmentView) -> Iterator[tuple[int, bytes]
             count = data.count(b"\n")
             next_first -= count
             if data:
-                yield next_first, data
+                yield Block(next_first, count, data, segment.mixed)

@@ -41,12 +41,12 @@ def decode_tagged(block: bytes) -> str:
     return "\n" + block.decode("utf-8", errors="replace")
 
 
-def strip_tags(tagged: str) -> str:
+def strip_tags(tagged: str, mixed: bool = True) -> str:
     """Remove the one-character tag after each newline (keeps the leading newline).
 
-    The common case, a block with stdout lines only, is one ``str.replace``; replacing tag
-    by tag would be wrong for mixed blocks (a stdout line whose text starts with ``e``
-    would lose that letter), so those take one regex pass."""
-    if "\ne" not in tagged and "\nm" not in tagged:
+    A block known to hold stdout lines only (``mixed`` false) takes one ``str.replace``;
+    replacing tag by tag would be wrong for mixed blocks (a stdout line whose text starts
+    with ``e`` would lose that letter), so those take one regex pass."""
+    if not mixed:
         return tagged.replace("\no", "\n")
     return _TAGS.sub("\n", tagged)

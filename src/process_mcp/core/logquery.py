@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logblocks import LogSnapshot
+from process_mcp.core.logblocks import Block, LogSnapshot
 from process_mcp.core.logsearch import STREAM_SELECT, LinePattern, TextBlock, text_blocks
 from process_mcp.core.logstore import STREAM_TAGS, LogLine
 
@@ -170,7 +170,7 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
 def _pending_text(line: LogLine, raw: bool) -> tuple[str, str]:
     """(tag, cleaned text) of a provisional partial line."""
     tag = STREAM_TAGS[line.stream]
-    block = TextBlock(line.number, tag + line.data + b"\n", raw)
+    block = TextBlock(Block(line.number, 1, tag + line.data + b"\n"), raw)
     return block.tag(0), block.line(0)
 
 
@@ -218,8 +218,9 @@ def _tail(snapshot: LogSnapshot, query: LogQuery, budget: Budget) -> int:
         if taken == selected or not budget.push_older(line.number, text):
             return selected - taken
         taken += 1
-    for first, data in snapshot.blocks_backward():
-        block = TextBlock(first, data, query.raw)
+    for stored in snapshot.blocks_backward():
+        block = TextBlock(stored, query.raw)
+        first = block.first
         for index in range(block.count - 1, -1, -1):
             if not block.keeps(index, tags):
                 continue

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logblocks import LogSnapshot
+from process_mcp.core.logblocks import Block, LogSnapshot
 from process_mcp.core.logclean import clean_block, decode_tagged, strip_tags
 
 try:  # the stdlib's own regex parser, to find literals a match requires
@@ -36,6 +36,7 @@ STREAM_SELECT = {"all": "oem", "stdout": "om", "stderr": "em"}
 # A candidate line costs ~1.5 µs, a whole-block search ~5 ns per byte: prefilter while
 # candidates are rarer than one per this many bytes.
 PREFILTER_BYTES_PER_CANDIDATE = 400
+PREFILTER_SAMPLE = 64 * 1024  # candidates are first counted in this much of the block
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class LinePattern:
     source: str
     regex: re.Pattern[str]
     literals: tuple[bytes, ...] | None
+    tag_safe: bool
 
     @classmethod
     def compile(cls, pattern: str) -> LinePattern:
@@ -55,17 +57,57 @@ class LinePattern:
                 f"invalid regular expression {pattern!r}: {exc}. It is a Python 're' pattern: "
                 "escape special characters like '(' or '[' with a backslash"
             ) from None
-        return cls(pattern, regex, required_literals(regex))
+        parsed = _parse(regex)
+        return cls(
+            pattern,
+            regex,
+            required_literals(regex, parsed),
+            parsed is not None and not _needs_line_start(list(parsed)),
+        )
 
 
-def required_literals(regex: re.Pattern[str]) -> tuple[bytes, ...] | None:
-    """Literals of which every match contains at least one, or None when unknown."""
-    if regex.flags & re.IGNORECASE:
-        return None
+def _parse(regex: re.Pattern[str]) -> list | None:
     try:
-        items = list(sre_parse.parse(regex.pattern, regex.flags))
+        return list(sre_parse.parse(regex.pattern, regex.flags))
     except Exception:  # a private parser: never let it break a search
         return None
+
+
+_LINE_START_CODES = {
+    sre_constants.AT_BEGINNING,
+    sre_constants.AT_BEGINNING_LINE,
+    sre_constants.AT_BEGINNING_STRING,
+    sre_constants.AT_BOUNDARY,
+    sre_constants.AT_NON_BOUNDARY,
+}
+
+
+def _needs_line_start(items: list) -> bool:
+    """Whether the pattern looks at what precedes a position (``^``, ``\\b``, lookarounds):
+    only such patterns can miss a line when the one-byte tags are left in the text."""
+    for op, arg in items:
+        if op is sre_constants.AT and arg in _LINE_START_CODES:
+            return True
+        if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            return True
+        if any(_needs_line_start(list(sub)) for sub in _subpatterns(arg)):
+            return True
+    return False
+
+
+def _subpatterns(arg: object) -> Iterator[sre_parse.SubPattern]:
+    if isinstance(arg, sre_parse.SubPattern):
+        yield arg
+    elif isinstance(arg, tuple | list):
+        for item in arg:
+            yield from _subpatterns(item)
+
+
+def required_literals(regex: re.Pattern[str], parsed: list | None) -> tuple[bytes, ...] | None:
+    """Literals of which every match contains at least one, or None when unknown."""
+    if regex.flags & re.IGNORECASE or parsed is None:
+        return None
+    items = parsed
     while len(items) == 1 and items[0][0] is sre_constants.SUBPATTERN:
         items = list(items[0][1][-1])
     found = [_longest_literal(items)]
@@ -91,12 +133,13 @@ def _longest_literal(items: list) -> str:
 class TextBlock:
     """A block of stored lines, cleaned (unless raw); decoded lazily, line access lazily."""
 
-    __slots__ = ("_body", "_known", "_lines", "_tagged", "_tags", "count", "data", "first")
+    __slots__ = ("_body", "_known", "_lines", "_tagged", "_tags", "count", "data", "first", "mixed")
 
-    def __init__(self, first: int, data: bytes, raw: bool) -> None:
-        self.first = first
-        self.data = data if raw else clean_block(data)
-        self.count = data.count(b"\n")
+    def __init__(self, block: Block, raw: bool) -> None:
+        self.first = block.first
+        self.count = block.count
+        self.mixed = block.mixed
+        self.data = block.data if raw else clean_block(block.data)
         self._tagged: str | None = None
         self._body: str | None = None
         self._lines: list[str] | None = None
@@ -112,7 +155,7 @@ class TextBlock:
     @property
     def body(self) -> str:
         if self._body is None:
-            self._body = strip_tags(self.tagged)
+            self._body = strip_tags(self.tagged, self.mixed)
         return self._body
 
     def line(self, index: int) -> str:
@@ -134,21 +177,33 @@ class TextBlock:
 
     def matches(self, pattern: LinePattern) -> Iterator[int]:
         """Indexes of lines with a match, each once, oldest first."""
-        literals = pattern.literals
-        if literals is not None:
-            candidates = sum(self.data.count(lit) for lit in literals)
-            if candidates * PREFILTER_BYTES_PER_CANDIDATE <= len(self.data):
-                return self._prefiltered(pattern.regex, literals)
+        if pattern.literals is not None:
+            positions = self._candidates(pattern.literals)
+            if positions is not None:
+                return self._prefiltered(pattern.regex, positions)
+        if pattern.tag_safe:
+            return self._searched_tagged(pattern.regex)
         return self._searched(pattern.regex)
 
-    def _prefiltered(self, regex: re.Pattern[str], literals: tuple[bytes, ...]) -> Iterator[int]:
+    def _candidates(self, literals: tuple[bytes, ...]) -> list[int] | None:
+        """Sorted positions of the literals, or None once they are too many to be worth it."""
         data, positions = self.data, []
+        sample = sum(data.count(literal, 0, PREFILTER_SAMPLE) for literal in literals)
+        if sample * PREFILTER_BYTES_PER_CANDIDATE > min(len(data), PREFILTER_SAMPLE):
+            return None
+        most = len(data) // PREFILTER_BYTES_PER_CANDIDATE + 1
         for literal in literals:
             pos = data.find(literal)
             while pos >= 0:
                 positions.append(pos)
+                if len(positions) > most:
+                    return None
                 pos = data.find(literal, pos + 1)
         positions.sort()
+        return positions
+
+    def _prefiltered(self, regex: re.Pattern[str], positions: list[int]) -> Iterator[int]:
+        data = self.data
         newlines, counted_to, line_end = 0, 0, -1
         for pos in positions:
             if pos <= line_end:
@@ -161,6 +216,29 @@ class TextBlock:
             if regex.search(text):
                 self._known[newlines] = (chr(data[start]), text)
                 yield newlines
+
+    def _searched_tagged(self, regex: re.Pattern[str]) -> Iterator[int]:
+        """Search the text with its tags left in (saves a pass over the block): only a
+        pattern that never looks behind a position qualifies, and a match that used a tag
+        character is weeded out by checking its line alone."""
+        text, pos, counted_to, newlines = self.tagged, 1, 0, 0
+        while True:
+            found = regex.search(text, pos)
+            if found is None:
+                return
+            start = found.start()
+            newlines += text.count("\n", counted_to, start)
+            counted_to = start
+            index = newlines - 1
+            if index >= self.count:
+                return
+            line_start = text.rfind("\n", 0, start + 1 if text[start] != "\n" else start)
+            line_end = start if text[start] == "\n" else text.find("\n", start)
+            line = text[line_start + 2 : line_end]
+            if regex.search(line):
+                self._known[index] = (text[line_start + 1], line)
+                yield index
+            pos = line_end + 1
 
     def _searched(self, regex: re.Pattern[str]) -> Iterator[int]:
         body, pos, counted_to, newlines = self.body, 1, 0, 0
@@ -180,8 +258,8 @@ class TextBlock:
 
 
 def text_blocks(snapshot: LogSnapshot, start: int, raw: bool) -> Iterator[TextBlock]:
-    for first, data in snapshot.blocks(start):
-        yield TextBlock(first, data, raw)
+    for block in snapshot.blocks(start):
+        yield TextBlock(block, raw)
 
 
 def search_lines(
