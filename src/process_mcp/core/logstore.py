@@ -95,6 +95,9 @@ class LogStore:
         self.lost_bytes = 0
         self.cut_lines = 0
         self.total_bytes_written = 0
+        self._fd: int | None = None
+        self._fd_path: Path | None = None
+        self._open_streams = {"stdout", "stderr"}
         directory.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- facts
@@ -123,8 +126,10 @@ class LogStore:
             head = tag + self._take_partial(stream) + b"\n"
             data = data[nl + 1 :]
         last_nl = data.rfind(b"\n")
-        body = self._encode(tag, data[:last_nl]) if last_nl >= 0 else b""
-        self._write(head + body, tag)
+        parts, lines = self._encode(tag, data[:last_nl]) if last_nl >= 0 else ([], 0)
+        if head:
+            parts, lines = [head, *parts], lines + 1
+        self._write_parts(parts, tag, lines)
         if last_nl + 1 < len(data):
             self._grow_partial(stream, data[last_nl + 1 :])
 
@@ -133,6 +138,9 @@ class LogStore:
         if self._partial[stream] or self._partial_cut[stream]:
             tag = STREAM_TAGS[stream]
             self._write(tag + self._take_partial(stream) + b"\n", tag)
+        self._open_streams.discard(stream)
+        if not self._open_streams:
+            self.close()
 
     def note(self, text: str) -> None:
         """Write a marker line of the server's own (e.g. a restart)."""
@@ -160,11 +168,16 @@ class LogStore:
             line += _cut_marker(cut)
         return line
 
-    def _encode(self, tag: bytes, text: bytes) -> bytes:
-        """Tag each line of ``text`` (complete lines, newline-separated, no final newline)."""
+    def _encode(self, tag: bytes, text: bytes) -> tuple[list[bytes], int]:
+        """Tag each line of ``text`` (complete lines, newline-separated, no final newline).
+        Returns the pieces to write (written with one ``writev``, never joined) and the
+        number of lines, known from the growth of the text so no pass counts them."""
         if len(text) > self.max_line_bytes and self._has_long_line(text):
-            return b"".join(tag + self._cut_line(line) + b"\n" for line in text.split(b"\n"))
-        return tag + text.replace(b"\n", b"\n" + tag) + b"\n"
+            pieces = text.split(b"\n")
+            joined = b"".join(tag + self._cut_line(p) + b"\n" for p in pieces)
+            return [joined], len(pieces)  # one piece: writev takes at most IOV_MAX
+        tagged = text.replace(b"\n", b"\n" + tag)
+        return [tag, tagged, b"\n"], len(tagged) - len(text) + 1
 
     def _has_long_line(self, text: bytes) -> bool:
         """Whether any line exceeds the cap, in O(len/cap) ``rfind`` calls, not one per line."""
@@ -184,30 +197,52 @@ class LogStore:
 
     def _write(self, block: bytes, tag: bytes) -> None:
         """Append complete lines that all came from the stream of ``tag``."""
-        if not block:
+        self._write_parts([block], tag, block.count(b"\n"))
+
+    def _write_parts(self, parts: list[bytes], tag: bytes, lines: int) -> None:
+        """Append ``lines`` complete lines, given as pieces, all from the stream of ``tag``."""
+        size = sum(len(part) for part in parts)
+        if not size:
             return
-        lines = block.count(b"\n")
         segment = self._active_segment()
         try:
-            fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
-            try:
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            self._write_all(segment, parts, size)
         except OSError:
             # Never stop draining because the disk failed: the child would block on a
             # full pipe. Count what was lost so answers can say so.
-            self.lost_bytes += len(block)
+            self.lost_bytes += size
+            self._close_fd()
             return
         segment.maybe_index(self.last_line + 1)
-        segment.size += len(block)
+        segment.size += size
         segment.lines += lines
         segment.tag_lines[tag[0]] = segment.tag_lines.get(tag[0], 0) + lines
         self.last_line += lines
-        self.total_bytes_written += len(block)
+        self.total_bytes_written += size
         self._enforce_cap()
+
+    def _write_all(self, segment: _Segment, parts: list[bytes], size: int) -> None:
+        """One ``writev`` to the active segment's file, kept open between writes (an open
+        and a close per chunk cost more than the write itself for small chunks)."""
+        if self._fd_path != segment.path:
+            self._close_fd()
+            self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
+            self._fd_path = segment.path
+        written = os.writev(self._fd, parts)
+        if written < size:  # rare (disk full, signal): finish piece by piece
+            rest = memoryview(b"".join(parts))[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd, self._fd_path = None, None
+
+    def close(self) -> None:
+        """Release the open file (called when the process's output has ended; a later
+        marker reopens it)."""
+        self._close_fd()
 
     def _active_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].size >= self._segment_max:
@@ -308,5 +343,6 @@ class LogStore:
 
     def delete(self) -> None:
         """Remove every file of this log."""
+        self.close()
         self._segments.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
