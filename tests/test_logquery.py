@@ -204,14 +204,43 @@ def test_noisy_build_followed_with_since_and_grep_stays_under_max_bytes(tmp_path
 
 @pytest.mark.parametrize(
     "pattern",
-    ["ok", "^ok", "^e", "rror", "e", "^$", r"\bword", "(foo|bar)baz$", "oo|ee", "(?i)ERROR", "k$"],
+    [
+        "ok",
+        "^ok",
+        "^e",
+        "rror",
+        "e",
+        "^$",
+        r"\bword",
+        "(foo|bar)baz$",
+        "oo|ee",
+        "(?i)ERROR",
+        "k$",
+        "(?i:e)rror",
+        "[fw]o",
+        "(ok|)k",
+        "err(or|xx)|wor.*x",
+    ],
 )
 def test_grep_paths_agree_with_a_line_by_line_search(tmp_path: Path, pattern: str) -> None:
     """The prefilter, the tagged search and the whole-block search must all find exactly
     the lines a naive per-line ``re.search`` finds, whatever the tags and line contents."""
     import re
 
-    texts = ["ok", "error", "eok", "oops", "", "mword", "word x", "foobaz", "ee", "k", "Error"]
+    texts = [
+        "ok",
+        "error",
+        "eok",
+        "oops",
+        "",
+        "mword",
+        "word x",
+        "foobaz",
+        "ee",
+        "k",
+        "Error",
+        "ERror",
+    ]
     log = LogStore(tmp_path / "log", 1 << 24, 1024)
     expected = []
     number = 0

@@ -104,30 +104,76 @@ def _subpatterns(arg: object) -> Iterator[sre_parse.SubPattern]:
 
 
 def required_literals(regex: re.Pattern[str], parsed: list | None) -> tuple[bytes, ...] | None:
-    """Literals of which every match contains at least one, or None when unknown."""
+    """Literals of which every match contains at least one, or None when unknown.
+
+    ``(123|456)789$`` gives ``123789``/``456789`` (rarer than ``789``), ``error|warn.*x``
+    gives ``error``/``warn``; the most selective run of the pattern is kept."""
     if regex.flags & re.IGNORECASE or parsed is None:
         return None
-    items = parsed
-    while len(items) == 1 and items[0][0] is sre_constants.SUBPATTERN:
-        items = list(items[0][1][-1])
-    found = [_longest_literal(items)]
-    if not found[0] and len(items) == 1 and items[0][0] is sre_constants.BRANCH:
-        found = [_longest_literal(list(alt)) for alt in items[0][1][1]]
-    if not all(found) or any("\n" in lit or "\ufffd" in lit for lit in found):
+    found = _literal_alternatives(parsed)
+    if not found and len(parsed) == 1 and parsed[0][0] is sre_constants.BRANCH:
+        per_branch = [_literal_alternatives(list(alt)) for alt in parsed[0][1][1]]
+        if all(per_branch):
+            found = [lit for alts in per_branch for lit in alts]
+    if not found or len(found) > MAX_LITERALS:
+        return None
+    if any("\n" in lit or "\ufffd" in lit for lit in found):
         return None
     return tuple(lit.encode() for lit in found)
 
 
-def _longest_literal(items: list) -> str:
-    best, run = "", []
+MAX_LITERALS = 16
+
+
+def _literal_alternatives(items: list) -> list[str]:
+    """The best set of strings one of which every match of ``items`` contains ([] if none)."""
+    best: list[str] = []
+    run = [""]
     for op, arg in [*items, (None, None)]:
-        if op is sre_constants.LITERAL:
-            run.append(chr(arg))
+        grown = _grow(run, op, arg)
+        if grown is not None:
+            run = grown
             continue
-        if len(run) > len(best):
-            best = "".join(run)
-        run = []
+        if _selectivity(run) > _selectivity(best):
+            best = run
+        run = [""]
     return best
+
+
+def _selectivity(alternatives: list[str]) -> int:
+    return min(map(len, alternatives)) if alternatives else 0
+
+
+def _grow(run: list[str], op: object, arg: object) -> list[str] | None:
+    """``run`` extended by one pattern item, or None when the item is not literal text."""
+    if op is sre_constants.LITERAL:
+        return [text + chr(arg) for text in run]  # type: ignore[arg-type]
+    alternatives = _pure_alternatives([(op, arg)])
+    if alternatives is None or len(run) * len(alternatives) > MAX_LITERALS:
+        return None
+    return [text + alt for text in run for alt in alternatives]
+
+
+def _pure_alternatives(items: list) -> list[str] | None:
+    """The exact strings ``items`` can match when it is only literals, alternations of
+    literals, groups of those or a class of plain characters; else None."""
+    if all(op is sre_constants.LITERAL for op, _ in items):
+        return ["".join(chr(arg) for _, arg in items)]
+    if len(items) != 1:
+        return None
+    op, arg = items[0]
+    if op is sre_constants.SUBPATTERN:
+        if arg[1] & re.IGNORECASE:  # (?i:...): case varies, no exact literal
+            return None
+        return _pure_alternatives(list(arg[-1]))
+    if op is sre_constants.BRANCH:
+        alternatives = [_pure_alternatives(list(alt)) for alt in arg[1]]
+        if any(alt is None for alt in alternatives):
+            return None
+        return [text for alt in alternatives for text in alt]  # type: ignore[union-attr]
+    if op is sre_constants.IN and all(kind is sre_constants.LITERAL for kind, _ in arg):
+        return [chr(code) for _, code in arg]
+    return None
 
 
 class TextBlock:
