@@ -262,3 +262,9 @@ def test_grep_in_a_stdout_only_log_uses_the_fast_strip_correctly(tmp_path: Path)
     log.append("stdout", b"ok\noops\neek\nmm\n" * 1000)
     assert len(ask(log, grep="^o", max_bytes=1 << 20).lines) == 2000
     assert ask(log, grep="^eek$", last_lines=1).numbers == [3999]
+
+
+def test_cleaning_keeps_non_ascii_text(tmp_path: Path) -> None:
+    log = LogStore(tmp_path / "log", 1 << 20, 1024)
+    log.append("stdout", "Děkuji ✓ \x1b[1mžluťoučký\x1b[0m kůň\n".encode())
+    assert ask(log).lines == ["Děkuji ✓ žluťoučký kůň"]

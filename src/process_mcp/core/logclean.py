@@ -11,9 +11,8 @@ import re
 
 # CSI (colours, cursor moves), OSC (titles, hyperlinks; ended by BEL or ST), and the
 # two-byte escapes. None of them may cross a newline, so line numbering is unaffected.
-_ANSI = re.compile(
-    rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]"
-)
+# The 8-bit CSI byte 0x9b is left alone: it is also a UTF-8 continuation byte ("ě").
+_ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 # A stored line (tag kept in group 1) that contains a carriage return.
 _CR_LINE = re.compile(rb"(?m)^(.)([^\n]*\r[^\n]*)$")
 _TAGS = re.compile(r"\n[^\n]")
@@ -28,7 +27,7 @@ def _final_state(match: re.Match[bytes]) -> bytes:
 
 def clean_block(block: bytes) -> bytes:
     """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines."""
-    if b"\x1b" in block or b"\x9b" in block:
+    if b"\x1b" in block:
         block = _ANSI.sub(b"", block)
     if b"\r" in block:
         block = _CR_LINE.sub(_final_state, block)

@@ -172,9 +172,14 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "get-log",
             "Read a process's output",
-            "Read the output of a process: stdout and stderr interleaved in arrival order, "
-            "one string per line. Use 'lastLines' to read only the newest lines. The whole log "
-            "is kept on disk (up to a cap; 'droppedBytes' says how much old output was dropped).",
+            "Read the output of a process: stdout and stderr interleaved in arrival order, one "
+            "string per line, numbered from 1 for the life of the process. 'lastLines' reads "
+            "the newest lines; to follow a process read with 'since' (0 at first) and pass back "
+            "'nextCursor' to get only new lines. 'grep' (Python regex, with 'context') and "
+            "'stream' filter. Answers are capped by 'maxBytes' (64 KiB), keeping the newest "
+            "lines ('truncated'/'omittedLines' say what was left out). Colours and \\r progress "
+            "updates are cleaned unless 'raw'. The whole log is kept on disk up to a cap "
+            "('droppedBytes' says how much old output was dropped).",
             s.GetLogInput,
             s.LogResult,
             get_log,
