@@ -220,6 +220,11 @@ def test_noisy_build_followed_with_since_and_grep_stays_under_max_bytes(tmp_path
         "[fw]o",
         "(ok|)k",
         "err(or|xx)|wor.*x",
+        "^(e|o)",
+        "^oo",
+        "^[a-z]+$",
+        r"^(o)\1",
+        "^$|^k",
     ],
 )
 def test_grep_paths_agree_with_a_line_by_line_search(tmp_path: Path, pattern: str) -> None:

@@ -47,6 +47,7 @@ class LinePattern:
     regex: re.Pattern[str]
     literals: tuple[bytes, ...] | None
     tag_safe: bool
+    line_start: re.Pattern[str] | None = None
 
     @classmethod
     def compile(cls, pattern: str) -> LinePattern:
@@ -63,7 +64,24 @@ class LinePattern:
             regex,
             required_literals(regex, parsed),
             parsed is not None and not _needs_line_start(list(parsed)),
+            _line_start_form(pattern, parsed),
         )
+
+
+def _line_start_form(pattern: str, parsed: list | None) -> re.Pattern[str] | None:
+    """For ``^rest`` (and nothing else looking behind): ``\\n[oem](?:rest)``, which finds
+    line starts in the tagged text without stripping tags, several times faster."""
+    if parsed is None or not pattern.startswith("^") or "^" in pattern[1:]:
+        return None  # another '^' may have been merged by the parser ('^a|^b' -> '^(a|b)')
+    first_op, first_arg = parsed[0]
+    if first_op is not sre_constants.AT or first_arg is not sre_constants.AT_BEGINNING:
+        return None
+    if _needs_line_start(parsed[1:]):
+        return None
+    try:
+        return re.compile(f"\\n[oem](?:{pattern[1:]})", re.MULTILINE)
+    except re.error:
+        return None
 
 
 def _parse(regex: re.Pattern[str]) -> list | None:
@@ -229,6 +247,8 @@ class TextBlock:
                 return self._prefiltered(pattern.regex, positions)
         if pattern.tag_safe:
             return self._searched_tagged(pattern.regex)
+        if pattern.line_start is not None:
+            return self._searched_line_starts(pattern.line_start, pattern.regex)
         return self._searched(pattern.regex)
 
     def _candidates(self, literals: tuple[bytes, ...]) -> list[int] | None:
@@ -285,6 +305,29 @@ class TextBlock:
                 self._known[index] = (text[line_start + 1], line)
                 yield index
             pos = line_end + 1
+
+    def _searched_line_starts(
+        self, line_start: re.Pattern[str], regex: re.Pattern[str]
+    ) -> Iterator[int]:
+        """Search the tagged text for ``\\n<tag>rest``: each match starts at the newline
+        before its line; the line alone is then checked with the user's pattern."""
+        text, pos, counted_to, newlines = self.tagged, 0, 0, 0
+        while True:
+            found = line_start.search(text, pos)
+            if found is None:
+                return
+            start = found.start()
+            newlines += text.count("\n", counted_to, start)
+            counted_to = start
+            index = newlines  # the newline at ``start`` opens line ``index``
+            if index >= self.count:
+                return
+            line_end = text.find("\n", start + 1)
+            line = text[start + 2 : line_end]
+            if regex.search(line):
+                self._known[index] = (text[start + 1], line)
+                yield index
+            pos = line_end
 
     def _searched(self, regex: re.Pattern[str]) -> Iterator[int]:
         body, pos, counted_to, newlines = self.body, 1, 0, 0
