@@ -273,3 +273,27 @@ def test_cleaning_keeps_non_ascii_text(tmp_path: Path) -> None:
     log = LogStore(tmp_path / "log", 1 << 20, 1024)
     log.append("stdout", "Děkuji ✓ \x1b[1mžluťoučký\x1b[0m kůň\n".encode())
     assert ask(log).lines == ["Děkuji ✓ žluťoučký kůň"]
+
+
+def test_raw_grep_searches_the_text_as_written(tmp_path: Path) -> None:
+    log = LogStore(tmp_path / "log", 1 << 20, 1024)
+    log.append("stdout", b"\x1b[31merror\x1b[0m one\nplain error two\n")
+    assert ask(log, grep=r"^error").numbers == [1]
+    assert ask(log, grep=r"^error", raw=True).numbers == []
+    assert ask(log, grep=r"\x1b\[31m", raw=True).lines == ["\x1b[31merror\x1b[0m one"]
+
+
+def test_since_stream_grep_context_and_budget_together(tmp_path: Path) -> None:
+    log = LogStore(tmp_path / "log", 1 << 20, 1024)
+    for i in range(1, 201):
+        log.append("stdout", b"out %d\n" % i)
+        log.append("stderr", b"err %d%s\n" % (i, b" FAIL" if i % 50 == 0 else b""))
+    # line 150 is 'err 75': matches at err 100, 150, 200, one stderr line around each
+    full = ask(log, since=150, stream="stderr", grep="FAIL", context=1)
+    assert [line.split(" FAIL")[0] for line in full.lines] == [
+        f"err {i}" for i in (99, 100, 101, 149, 150, 151, 199, 200)
+    ]
+    assert full.numbers[-1] == 400 and full.next_cursor == 400
+    cut = ask(log, since=150, stream="stderr", grep="FAIL", context=1, max_bytes=22)
+    assert cut.lines == ["err 199", "err 200 FAIL"] and cut.numbers == [398, 400]
+    assert cut.omitted_lines == 6 and cut.truncated and budget_bytes(cut.lines) <= 22
