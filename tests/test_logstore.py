@@ -95,3 +95,23 @@ def test_delete_removes_files(tmp_path: Path) -> None:
     log.append("stdout", b"x\n")
     log.delete()
     assert not (tmp_path / "log").exists()
+
+
+def test_memory_per_log_stays_under_one_mib_whatever_is_written(tmp_path: Path) -> None:
+    """32 MiB of short lines, long lines and a line that never ends: the store's own
+    allocations (index, partial lines, counters) stay below 1 MiB."""
+    import tracemalloc
+
+    log = LogStore(tmp_path / "log", 8 << 20, 64 * 1024)
+    short = b"".join(b"line %d\n" % i for i in range(7000))  # ~60 KiB, as a pipe read
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(400):
+            log.append("stdout", short)
+            log.append("stderr", b"z" * 20_000 if i % 2 else b"q" * 3 + b"\n")
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert log.total_bytes_written > 24 << 20 and log.dropped_bytes > 0
+    assert after - before < 1 << 20

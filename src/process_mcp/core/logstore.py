@@ -24,12 +24,17 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from process_mcp.core.logblocks import LogSnapshot
 
 STREAM_TAGS = {"stdout": b"o", "stderr": b"e", "marker": b"m"}
 TAG_STREAMS = {tag[0]: name for name, tag in STREAM_TAGS.items()}
 INDEX_EVERY_LINES = 1024
 INDEX_EVERY_BYTES = 64 * 1024
 READ_BLOCK = 1024 * 1024
+TAIL_BLOCK = 64 * 1024
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
@@ -50,6 +55,7 @@ class _Segment:
     size: int = 0
     index_lines: array = field(default_factory=lambda: array("q"))
     index_offsets: array = field(default_factory=lambda: array("q"))
+    tag_lines: dict[int, int] = field(default_factory=dict)
 
     def maybe_index(self, line: int) -> None:
         """Record where ``line`` starts if the previous index entry is far enough behind."""
@@ -89,6 +95,8 @@ class LogStore:
         self.lost_bytes = 0
         self.cut_lines = 0
         self.total_bytes_written = 0
+        self._fd: int | None = None
+        self._fd_path: Path | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- facts
@@ -117,21 +125,25 @@ class LogStore:
             head = tag + self._take_partial(stream) + b"\n"
             data = data[nl + 1 :]
         last_nl = data.rfind(b"\n")
-        body = self._encode(tag, data[:last_nl]) if last_nl >= 0 else b""
-        self._write(head + body)
+        parts, lines = self._encode(tag, data[:last_nl]) if last_nl >= 0 else ([], 0)
+        if head:
+            parts, lines = [head, *parts], lines + 1
+        self._write_parts(parts, tag, lines)
         if last_nl + 1 < len(data):
             self._grow_partial(stream, data[last_nl + 1 :])
 
     def end_stream(self, stream: str) -> None:
         """EOF on ``stream``: a final line without a newline is still a line."""
         if self._partial[stream] or self._partial_cut[stream]:
-            self._write(STREAM_TAGS[stream] + self._take_partial(stream) + b"\n")
+            tag = STREAM_TAGS[stream]
+            self._write(tag + self._take_partial(stream) + b"\n", tag)
 
     def note(self, text: str) -> None:
         """Write a marker line of the server's own (e.g. a restart)."""
         for stream in self._partial:
             self.end_stream(stream)
-        self._write(STREAM_TAGS["marker"] + text.encode().replace(b"\n", b" ") + b"\n")
+        tag = STREAM_TAGS["marker"]
+        self._write(tag + text.encode().replace(b"\n", b" ") + b"\n", tag)
 
     def _grow_partial(self, stream: str, piece: bytes) -> None:
         partial = self._partial[stream]
@@ -152,11 +164,16 @@ class LogStore:
             line += _cut_marker(cut)
         return line
 
-    def _encode(self, tag: bytes, text: bytes) -> bytes:
-        """Tag each line of ``text`` (complete lines, newline-separated, no final newline)."""
+    def _encode(self, tag: bytes, text: bytes) -> tuple[list[bytes], int]:
+        """Tag each line of ``text`` (complete lines, newline-separated, no final newline).
+        Returns the pieces to write (written with one ``writev``, never joined) and the
+        number of lines, known from the growth of the text so no pass counts them."""
         if len(text) > self.max_line_bytes and self._has_long_line(text):
-            return b"".join(tag + self._cut_line(line) + b"\n" for line in text.split(b"\n"))
-        return tag + text.replace(b"\n", b"\n" + tag) + b"\n"
+            pieces = text.split(b"\n")
+            joined = b"".join(tag + self._cut_line(p) + b"\n" for p in pieces)
+            return [joined], len(pieces)  # one piece: writev takes at most IOV_MAX
+        tagged = text.replace(b"\n", b"\n" + tag)
+        return [tag, tagged, b"\n"], len(tagged) - len(text) + 1
 
     def _has_long_line(self, text: bytes) -> bool:
         """Whether any line exceeds the cap, in O(len/cap) ``rfind`` calls, not one per line."""
@@ -174,30 +191,54 @@ class LogStore:
         self.cut_lines += 1
         return line[: self.max_line_bytes] + _cut_marker(len(line) - self.max_line_bytes)
 
-    def _write(self, block: bytes) -> None:
-        if not block:
+    def _write(self, block: bytes, tag: bytes) -> None:
+        """Append complete lines that all came from the stream of ``tag``."""
+        self._write_parts([block], tag, block.count(b"\n"))
+
+    def _write_parts(self, parts: list[bytes], tag: bytes, lines: int) -> None:
+        """Append ``lines`` complete lines, given as pieces, all from the stream of ``tag``."""
+        size = sum(len(part) for part in parts)
+        if not size:
             return
-        lines = block.count(b"\n")
         segment = self._active_segment()
         try:
-            fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
-            try:
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
+            self._write_all(segment, parts, size)
         except OSError:
             # Never stop draining because the disk failed: the child would block on a
             # full pipe. Count what was lost so answers can say so.
-            self.lost_bytes += len(block)
+            self.lost_bytes += size
+            self._close_fd()
             return
         segment.maybe_index(self.last_line + 1)
-        segment.size += len(block)
+        segment.size += size
         segment.lines += lines
+        segment.tag_lines[tag[0]] = segment.tag_lines.get(tag[0], 0) + lines
         self.last_line += lines
-        self.total_bytes_written += len(block)
+        self.total_bytes_written += size
         self._enforce_cap()
+
+    def _write_all(self, segment: _Segment, parts: list[bytes], size: int) -> None:
+        """One ``writev`` to the active segment's file, kept open between writes (an open
+        and a close per chunk cost more than the write itself for small chunks)."""
+        if self._fd_path != segment.path:
+            self._close_fd()
+            self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
+            self._fd_path = segment.path
+        written = os.writev(self._fd, parts)
+        if written < size:  # rare (disk full, signal): finish piece by piece
+            rest = memoryview(b"".join(parts))[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd, self._fd_path = None, None
+
+    def close(self) -> None:
+        """Release the open file (called when the process's output has ended; a later
+        marker reopens it)."""
+        self._close_fd()
 
     def _active_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].size >= self._segment_max:
@@ -270,7 +311,34 @@ class LogStore:
         finally:
             handle.close()
 
+    def snapshot(self) -> LogSnapshot:
+        """A consistent, thread-safe view for a query (see ``logblocks``)."""
+        from process_mcp.core.logblocks import LogSnapshot, SegmentView
+
+        views = tuple(
+            SegmentView(
+                seg.path,
+                seg.first_line,
+                seg.lines,
+                seg.size,
+                seg.index_lines,
+                seg.index_offsets,
+                dict(seg.tag_lines),
+            )
+            for seg in self._segments
+        )
+        return LogSnapshot(
+            segments=views,
+            first_line=self.first_line,
+            last_line=self.last_line,
+            pending=tuple(self.pending()),
+            dropped_bytes=self.dropped_bytes,
+            dropped_lines=self.dropped_lines,
+            cut_lines=self.cut_lines,
+        )
+
     def delete(self) -> None:
         """Remove every file of this log."""
+        self.close()
         self._segments.clear()
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -428,8 +428,12 @@ class ProcessManager:
             self._finish(record, live)
 
     def _stream_ended(self, record: ProcessRecord, live: _Live, stream: str) -> None:
-        self._logs[record.id].end_stream(stream)
-        if live.exit_status is None or any(d.open for d in live.drains.values()):
+        log = self._logs[record.id]
+        log.end_stream(stream)
+        if any(d.open for d in live.drains.values()):
+            return
+        log.close()  # no output can come any more: hold no fd for an ended process
+        if live.exit_status is None:
             return
         if live.ended.is_set() and self._live.get(record.id) is live:
             self._live.pop(record.id)  # a grandchild finally closed the pipe

@@ -129,8 +129,58 @@ class GetLogInput(ToolInput):
     id: ProcessId
     last_lines: Annotated[
         int | None,
-        Field(ge=1, description="Return only the newest N lines. Default: every stored line."),
+        Field(
+            ge=1,
+            description="Return only the newest N lines (of the selection). "
+            "Cannot be combined with 'since'.",
+        ),
     ] = None
+    since: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="Return the lines numbered above N, oldest first (at most 'limit'). "
+            "Pass back the previous answer's 'nextCursor' to read only what is new; 0 reads "
+            "from the start.",
+        ),
+    ] = None
+    limit: Annotated[
+        int,
+        Field(ge=1, le=100_000, description="With 'since': at most this many lines. Default 1000."),
+    ] = 1000
+    stream: Annotated[
+        Literal["stdout", "stderr", "all"],
+        Field(description="Which output to read. Default 'all' (interleaved in arrival order)."),
+    ] = "all"
+    grep: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=4096,
+            description="Python regular expression: return only matching lines (and 'context' "
+            "lines around each). Searched per line; '^' and '$' match at line ends.",
+        ),
+    ] = None
+    context: Annotated[
+        int,
+        Field(ge=0, le=100, description="With 'grep': lines shown before and after each match."),
+    ] = 0
+    max_bytes: Annotated[
+        int,
+        Field(
+            ge=256,
+            le=16 * 1024 * 1024,
+            description="Size cap of the answer's lines (UTF-8 bytes, +1 per line); the newest "
+            "lines of the selection are kept. Default 65536.",
+        ),
+    ] = 64 * 1024
+    raw: Annotated[
+        bool,
+        Field(
+            description="Return text as written. Default false: ANSI colour/cursor escapes are "
+            "removed and carriage-return progress updates collapse to their final state."
+        ),
+    ] = False
 
 
 class ListInput(ToolInput):
@@ -278,10 +328,24 @@ class LogResult(ToolOutput):
     lines: list[str] = Field(description="stdout and stderr interleaved in arrival order.")
     first_line: int | None = Field(description="Number of the first line returned (from 1).")
     last_line: int | None = Field(description="Number of the last line returned.")
+    next_cursor: int = Field(
+        description="Pass as 'since' next time to read only newer lines. Never covers a "
+        "partial (unterminated) line, so that line is read again once complete."
+    )
     total_lines: int = Field(description="Lines written so far, including dropped ones.")
-    truncated: bool = Field(description="True when lines were cut or left out of this answer.")
+    truncated: bool = Field(
+        description="True when lines of the selection were left out or cut to fit 'maxBytes'."
+    )
+    omitted_lines: int = Field(description="Selected lines left out to fit 'maxBytes'.")
     dropped_bytes: int = Field(description="Oldest bytes dropped by the per-process log cap.")
     cut_lines: int = Field(0, description="Lines stored cut because they exceeded the line cap.")
+    pending_lines: int = Field(
+        0, description="Trailing lines of 'lines' not ended by a newline yet (provisional)."
+    )
+    missed_lines: int = Field(
+        0, description="Lines after 'since' that the log cap dropped before they were read."
+    )
+    notice: str | None = Field(None, description="What the caller should know about this answer.")
 
 
 class ListResult(ToolOutput):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
 from process_mcp.core import InvalidRequest, ProcessManager, Status
-from process_mcp.core.logstore import LogLine
+from process_mcp.core.logquery import LogAnswer, LogQuery, run_query
 from process_mcp.core.options import StartOptions
 from process_mcp.core.waiting import WaitCondition, wait_for
 from process_mcp.server import schemas as s
@@ -81,29 +82,59 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult
     return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
 
 
-def _decode(line: LogLine) -> str:
-    return line.data.decode("utf-8", errors="replace")
-
-
 async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
     record = manager.get(args.id)
-    log = manager.log(args.id)
-    last_lines = getattr(args, "last_lines", None)
-    stored = log.tail(last_lines) if last_lines else list(log.lines(log.first_line))
-    selected = [*stored, *log.pending()]
-    if last_lines:
-        selected = selected[-last_lines:]
+    query = _log_query(args)
+    snapshot = manager.log(args.id).snapshot()
+    # A grep over a large log takes a while: run it off the event loop (the snapshot
+    # only reads bytes already written, so draining continues meanwhile).
+    answer = await asyncio.to_thread(run_query, snapshot, query)
     return s.LogResult(
         id=record.id,
         status=record.status.value,
-        lines=[_decode(line) for line in selected],
-        first_line=selected[0].number if selected else None,
-        last_line=selected[-1].number if selected else None,
-        total_lines=log.last_line + len(log.pending()),
-        truncated=log.dropped_bytes > 0 or log.cut_lines > 0,
-        dropped_bytes=log.dropped_bytes,
-        cut_lines=log.cut_lines,
+        lines=answer.lines,
+        first_line=answer.numbers[0] if answer.numbers else None,
+        last_line=answer.numbers[-1] if answer.numbers else None,
+        next_cursor=answer.next_cursor,
+        total_lines=answer.total_lines,
+        truncated=answer.truncated,
+        omitted_lines=answer.omitted_lines,
+        dropped_bytes=answer.dropped_bytes,
+        cut_lines=answer.cut_lines,
+        pending_lines=answer.pending_lines,
+        missed_lines=answer.missed_lines,
+        notice=_log_notice(answer, snapshot.first_line),
     )
+
+
+def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
+    if not isinstance(args, s.GetLogInput):
+        return LogQuery()
+    return LogQuery(
+        last_lines=args.last_lines,
+        since=args.since,
+        limit=args.limit,
+        stream=args.stream,
+        grep=args.grep,
+        context=args.context,
+        max_bytes=args.max_bytes,
+        raw=args.raw,
+    )
+
+
+def _log_notice(answer: LogAnswer, first_stored: int) -> str | None:
+    notes = []
+    if answer.missed_lines:
+        notes.append(
+            f"{answer.missed_lines} lines after 'since' were dropped by the log size cap "
+            f"before they were read; reading from line {first_stored}"
+        )
+    if answer.omitted_lines:
+        notes.append(
+            f"{answer.omitted_lines} older selected lines were left out to fit maxBytes; "
+            "raise maxBytes or lower limit/lastLines to see them"
+        )
+    return "; ".join(notes) or None
 
 
 async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListResult:
@@ -236,9 +267,14 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "get-log",
             "Read a process's output",
-            "Read the output of a process: stdout and stderr interleaved in arrival order, "
-            "one string per line. Use 'lastLines' to read only the newest lines. The whole log "
-            "is kept on disk (up to a cap; 'droppedBytes' says how much old output was dropped).",
+            "Read the output of a process: stdout and stderr interleaved in arrival order, one "
+            "string per line, numbered from 1 for the life of the process. 'lastLines' reads "
+            "the newest lines; to follow a process read with 'since' (0 at first) and pass back "
+            "'nextCursor' to get only new lines. 'grep' (Python regex, with 'context') and "
+            "'stream' filter. Answers are capped by 'maxBytes' (64 KiB), keeping the newest "
+            "lines ('truncated'/'omittedLines' say what was left out). Colours and \\r progress "
+            "updates are cleaned unless 'raw'. The whole log is kept on disk up to a cap "
+            "('droppedBytes' says how much old output was dropped).",
             s.GetLogInput,
             s.LogResult,
             get_log,

@@ -1,0 +1,51 @@
+"""Turning stored bytes into text an agent can read: ANSI escapes removed, carriage-return
+progress collapsed to its final state, invalid UTF-8 replaced, tags stripped.
+
+Everything works on whole blocks of tagged lines (``<tag><text>\\n``...) with C-level
+``re``/``bytes``/``str`` calls, so cleaning a 1 MiB block costs about as much as copying it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# CSI (colours, cursor moves), OSC (titles, hyperlinks; ended by BEL or ST), and the
+# two-byte escapes. None of them may cross a newline, so line numbering is unaffected.
+# The 8-bit CSI byte 0x9b is left alone: it is also a UTF-8 continuation byte ("ě").
+_ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# A stored line (tag kept in group 1) that contains a carriage return.
+_CR_LINE = re.compile(rb"(?m)^(.)([^\n]*\r[^\n]*)$")
+_TAGS = re.compile(r"\n[^\n]")
+
+
+def _final_state(match: re.Match[bytes]) -> bytes:
+    """What a terminal shows last for ``10%\\r50%\\r100%``: the last non-empty update.
+    A trailing ``\\r`` (CRLF output) leaves the text before it."""
+    parts = [part for part in match.group(2).split(b"\r") if part]
+    return match.group(1) + (parts[-1] if parts else b"")
+
+
+def clean_block(block: bytes) -> bytes:
+    """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines."""
+    if b"\x1b" in block:
+        block = _ANSI.sub(b"", block)
+    if b"\r" in block:
+        block = _CR_LINE.sub(_final_state, block)
+    return block
+
+
+def decode_tagged(block: bytes) -> str:
+    """The block as text, with a leading newline so that every line, the first included,
+    reads ``\\n<tag><text>``. Invalid UTF-8 becomes U+FFFD, never an error."""
+    return "\n" + block.decode("utf-8", errors="replace")
+
+
+def strip_tags(tagged: str, mixed: bool = True) -> str:
+    """Remove the one-character tag after each newline (keeps the leading newline).
+
+    A block known to hold stdout lines only (``mixed`` false) takes one ``str.replace``;
+    replacing tag by tag would be wrong for mixed blocks (a stdout line whose text starts
+    with ``e`` would lose that letter), so those take one regex pass."""
+    if not mixed:
+        return tagged.replace("\no", "\n")
+    return _TAGS.sub("\n", tagged)

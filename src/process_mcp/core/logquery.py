@@ -1,0 +1,277 @@
+"""Selecting what an agent reads from a log: cursor paging, tails, streams, grep with
+context, and a byte budget that keeps the newest lines.
+
+Everything here runs on a :class:`~process_mcp.core.logblocks.LogSnapshot`, so a long scan
+may run in a worker thread. Per-line Python work is done only for blocks that hold a line
+the answer returns; a regex is searched over whole decoded blocks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from process_mcp.core.errors import InvalidRequest
+from process_mcp.core.logblocks import Block, LogSnapshot
+from process_mcp.core.logsearch import STREAM_SELECT, LinePattern, TextBlock, text_blocks
+from process_mcp.core.logstore import STREAM_TAGS, LogLine
+
+DEFAULT_LIMIT = 1000
+DEFAULT_MAX_BYTES = 64 * 1024
+ANSWER_LINE_BYTES = 64 * 1024
+MIN_CUT_ROOM = 1024  # below this, an older line that does not fit is left out, not cut
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A validated ``get-log`` request (see SPEC §7.1)."""
+
+    last_lines: int | None = None
+    since: int | None = None
+    limit: int = DEFAULT_LIMIT
+    stream: str = "all"
+    grep: str | None = None
+    context: int = 0
+    max_bytes: int = DEFAULT_MAX_BYTES
+    raw: bool = False
+    pattern: LinePattern | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.last_lines is not None:
+            raise InvalidRequest(
+                f"'since' ({self.since}) and 'lastLines' ({self.last_lines}) cannot be used "
+                "together: use 'since' to read what is new after a line number, or 'lastLines' "
+                "for the newest lines"
+            )
+        if self.stream not in STREAM_SELECT:
+            raise InvalidRequest(
+                f"stream {self.stream!r} is not one of {', '.join(map(repr, STREAM_SELECT))}"
+            )
+        if self.context and self.grep is None:
+            raise InvalidRequest(
+                f"'context' ({self.context}) only applies with 'grep'; add a 'grep' pattern "
+                "or drop 'context'"
+            )
+        if self.grep is not None:
+            object.__setattr__(self, "pattern", LinePattern.compile(self.grep))
+
+
+@dataclass
+class LogAnswer:
+    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``."""
+
+    lines: list[str]
+    numbers: list[int]
+    next_cursor: int
+    total_lines: int
+    omitted_lines: int
+    cut_in_answer: int
+    pending_lines: int
+    missed_lines: int
+    dropped_bytes: int
+    cut_lines: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.omitted_lines > 0 or self.cut_in_answer > 0
+
+
+# ---------------------------------------------------------------- byte budget
+def cut_text(text: str, limit: int) -> tuple[str, bool]:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    marker_room = 32
+    keep = max(limit - marker_room, 0)
+    return data[:keep].decode(errors="ignore") + f" …[{len(data) - keep} bytes cut]", True
+
+
+class Budget:
+    """The answer's lines, oldest first, within ``max_bytes`` (each line counts its UTF-8
+    bytes plus one for its newline). Forward scans push newer lines and evict the oldest;
+    tail scans push older lines until the budget is full."""
+
+    def __init__(self, max_bytes: int, max_lines: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.max_lines = max_lines
+        self.items: deque[tuple[int, str, int]] = deque()
+        self.total = 0
+        self.omitted = 0
+        self.cut = 0
+        self.full = False
+
+    def _fit(self, text: str, room: int) -> tuple[str, int]:
+        text, cut = cut_text(text, min(ANSWER_LINE_BYTES, max(room - 1, 0)))
+        self.cut += cut
+        return text, len(text.encode()) + 1
+
+    def push_newer(self, number: int, text: str) -> None:
+        text, size = self._fit(text, self.max_bytes)
+        self.items.append((number, text, size))
+        self.total += size
+        if self.max_lines is not None and len(self.items) > self.max_lines:
+            self.total -= self.items.popleft()[2]
+        while self.total > self.max_bytes:
+            self.total -= self.items.popleft()[2]
+            self.omitted += 1
+
+    def push_older(self, number: int, text: str) -> bool:
+        """Add a line older than all kept ones; False (and nothing added) once full. A line
+        too big for the room left is cut to fit when the room is worth it, then it is full."""
+        room = self.max_bytes - self.total
+        if self.full or (self.items and room < MIN_CUT_ROOM and len(text) + 1 > room):
+            return False
+        fitted, size = self._fit(text, room)
+        if fitted is not text and len(text.encode()) + 1 > room:
+            self.full = True
+        if size > room:
+            return False
+        self.items.appendleft((number, fitted, size))
+        self.total += size
+        return True
+
+
+# ---------------------------------------------------------------- the query
+def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
+    """Answer ``query`` from ``snapshot`` (may run in a worker thread)."""
+    missed = 0
+    if query.since is not None:
+        start = query.since + 1
+        if start < snapshot.first_line and snapshot.dropped_lines:
+            missed = snapshot.first_line - start
+        budget = Budget(query.max_bytes)
+        cursor = _forward(snapshot, query, start, query.limit, budget)
+        omitted = budget.omitted
+    elif query.pattern is not None:
+        budget = Budget(query.max_bytes, query.last_lines)
+        cursor = _forward(snapshot, query, snapshot.first_line, None, budget)
+        omitted = budget.omitted
+    else:
+        budget = Budget(query.max_bytes)
+        omitted = _tail(snapshot, query, budget)
+        cursor = snapshot.last_line
+    pending_numbers = {line.number for line in snapshot.pending}
+    return LogAnswer(
+        lines=[text for _, text, _ in budget.items],
+        numbers=[number for number, _, _ in budget.items],
+        next_cursor=cursor,
+        total_lines=snapshot.last_line + len(snapshot.pending),
+        omitted_lines=omitted,
+        cut_in_answer=budget.cut,
+        pending_lines=sum(number in pending_numbers for number, _, _ in budget.items),
+        missed_lines=missed,
+        dropped_bytes=snapshot.dropped_bytes,
+        cut_lines=snapshot.cut_lines,
+    )
+
+
+def _pending_text(line: LogLine, raw: bool) -> tuple[str, str]:
+    """(tag, cleaned text) of a provisional partial line."""
+    tag = STREAM_TAGS[line.stream]
+    block = TextBlock(Block(line.number, 1, tag + line.data + b"\n"), raw)
+    return block.tag(0), block.line(0)
+
+
+def _forward(
+    snapshot: LogSnapshot, query: LogQuery, start: int, limit: int | None, budget: Budget
+) -> int:
+    """Push selected lines from ``start`` on; the cursor is the last line covered: the
+    last one returned when ``limit`` stopped the scan, else the last stored line.
+    Provisional partial lines are returned but never covered by the cursor, so the
+    completed line is read again once it ends."""
+    tags = STREAM_SELECT[query.stream]
+    selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
+    selected = 0
+    for block in text_blocks(snapshot, start, query.raw):
+        chosen = selector.select(block) if selector else _all_of(block, tags)
+        for number, text in chosen:
+            budget.push_newer(number, text)
+            selected += 1
+            if selected == limit:
+                return number
+    for line in snapshot.pending:
+        tag, text = _pending_text(line, query.raw)
+        if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):
+            budget.push_newer(line.number, text)
+    return snapshot.last_line
+
+
+def _all_of(block: TextBlock, tags: str) -> Iterator[tuple[int, str]]:
+    for index in range(block.count):
+        if block.keeps(index, tags):
+            yield block.first + index, block.line(index)
+
+
+def _tail(snapshot: LogSnapshot, query: LogQuery, budget: Budget) -> int:
+    """Fill ``budget`` with the newest selected lines, reading back from the end; returns
+    how many selected lines the budget left out."""
+    tags = STREAM_SELECT[query.stream]
+    want = query.last_lines
+    kept_pending = [p for p in snapshot.pending if _pending_text(p, query.raw)[0] in tags]
+    available = snapshot.tag_lines(tags.encode()) + len(kept_pending)
+    selected = available if want is None else min(want, available)
+    taken = 0
+    for line in reversed(kept_pending):
+        text = _pending_text(line, query.raw)[1]
+        if taken == selected or not budget.push_older(line.number, text):
+            return selected - taken
+        taken += 1
+    for stored in snapshot.blocks_backward():
+        block = TextBlock(stored, query.raw)
+        first = block.first
+        for index in range(block.count - 1, -1, -1):
+            if not block.keeps(index, tags):
+                continue
+            if taken == selected or not budget.push_older(first + index, block.line(index)):
+                return selected - taken
+            taken += 1
+    return max(selected - taken, 0)
+
+
+class _GrepSelector:
+    """Matching lines plus ``context`` lines of the selected streams around each, across
+    block boundaries, each line once. Remembered context is (number, text), never a block,
+    so memory stays at ``context`` lines."""
+
+    def __init__(self, pattern: LinePattern, context: int, tags: str) -> None:
+        self.pattern = pattern
+        self.context = context
+        self.tags = tags
+        self.before: deque[tuple[int, str]] = deque(maxlen=max(context, 1))
+        self.after = 0
+
+    def select(self, block: TextBlock) -> Iterator[tuple[int, str]]:
+        matches = [i for i in block.matches(self.pattern) if block.keeps(i, self.tags)]
+        if not self.context:
+            for index in matches:
+                yield block.first + index, block.line(index)
+            return
+        if not matches and not self.after:
+            self._remember_tail(block)
+            return
+        hits = set(matches)
+        for index in range(block.count):
+            if not block.keeps(index, self.tags):
+                continue
+            line = (block.first + index, block.line(index))
+            if index in hits:
+                yield from self.before
+                self.before.clear()
+                yield line
+                self.after = self.context
+            elif self.after:
+                self.after -= 1
+                yield line
+            else:
+                self.before.append(line)
+
+    def _remember_tail(self, block: TextBlock) -> None:
+        found = []
+        for index in range(block.count - 1, -1, -1):
+            if len(found) == self.context:
+                break
+            if block.keeps(index, self.tags):
+                found.append((block.first + index, block.line(index)))
+        self.before.extend(reversed(found))

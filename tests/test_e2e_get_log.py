@@ -1,0 +1,162 @@
+"""get-log (SPEC §7.1) through the real server over stdio, on real processes."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from support import mcp_client
+from test_e2e_tools import wait_status
+
+pytestmark = pytest.mark.anyio
+
+
+def py(code: str) -> dict:
+    return {"command": sys.executable, "args": ["-c", code]}
+
+
+def answer_bytes(lines: list[str]) -> int:
+    return sum(len(line.encode()) + 1 for line in lines)
+
+
+async def finished(client, code: str, **env) -> str:
+    started = await client.ok("start", py(code))
+    await wait_status(client, started["id"], {"exited"})
+    return started["id"]
+
+
+async def test_answer_fields_and_seed_calls() -> None:
+    async with mcp_client() as client:
+        pid = await finished(client, "print('a'); print('b'); print('c')")
+        log = await client.ok("get-log", {"id": pid})
+        assert log["lines"] == ["a", "b", "c"]
+        assert {k: log[k] for k in ("firstLine", "lastLine", "nextCursor", "totalLines")} == {
+            "firstLine": 1,
+            "lastLine": 3,
+            "nextCursor": 3,
+            "totalLines": 3,
+        }
+        assert log["truncated"] is False and log["omittedLines"] == 0
+        assert log["droppedBytes"] == 0 and log["status"] == "exited"
+        assert (await client.ok("get-log", {"id": pid, "lastLines": 1}))["lines"] == ["c"]
+
+
+async def test_stdout_and_stderr_interleave_in_arrival_order_and_filter() -> None:
+    code = (
+        "import sys, time\n"
+        "for i in range(4):\n"
+        "    s = sys.stdout if i % 2 == 0 else sys.stderr\n"
+        "    s.write(f'{s.name[4:-1]} {i}\\n'); s.flush(); time.sleep(0.05)\n"
+    )
+    async with mcp_client() as client:
+        pid = await finished(client, code)
+        assert (await client.ok("get-log", {"id": pid}))["lines"] == [
+            "out 0",
+            "err 1",
+            "out 2",
+            "err 3",
+        ]
+        err = await client.ok("get-log", {"id": pid, "stream": "stderr"})
+        assert err["lines"] == ["err 1", "err 3"] and err["firstLine"] == 2
+        out = await client.ok("get-log", {"id": pid, "stream": "stdout", "lastLines": 1})
+        assert out["lines"] == ["out 2"] and out["lastLine"] == 3
+
+
+async def test_following_a_running_process_with_since_reads_only_new_lines() -> None:
+    code = (
+        "import sys\n"
+        "print('ready', flush=True)\n"
+        "for line in sys.stdin: pass\n"  # stdin is /dev/null: ends at once
+        "import time\n"
+        "for i in range(3):\n"
+        "    print(f'tick {i}', flush=True); time.sleep(0.1)\n"
+    )
+    async with mcp_client() as client:
+        pid = await finished(client, code)
+        first = await client.ok("get-log", {"id": pid, "since": 0, "limit": 2})
+        assert first["lines"] == ["ready", "tick 0"] and first["nextCursor"] == 2
+        rest = await client.ok("get-log", {"id": pid, "since": first["nextCursor"]})
+        assert rest["lines"] == ["tick 1", "tick 2"] and rest["nextCursor"] == 4
+        empty = await client.ok("get-log", {"id": pid, "since": rest["nextCursor"]})
+        assert empty["lines"] == [] and empty["nextCursor"] == 4
+
+
+async def test_grep_context_and_progress_and_colours_cleaned() -> None:
+    code = (
+        "import sys\n"
+        "w = sys.stdout.write\n"
+        "w('\\x1b[32mcompiling\\x1b[0m a\\n')\n"
+        "w('[=   ] 10%\\r[==  ] 50%\\r[====] 100%\\n')\n"
+        "w('\\x1b[1;31merror\\x1b[0m: boom\\n')\n"
+        "w('after\\n')\n"
+    )
+    async with mcp_client() as client:
+        pid = await finished(client, code)
+        log = await client.ok("get-log", {"id": pid})
+        assert log["lines"] == ["compiling a", "[====] 100%", "error: boom", "after"]
+        found = await client.ok("get-log", {"id": pid, "grep": "^error:", "context": 1})
+        assert found["lines"] == ["[====] 100%", "error: boom", "after"]
+        assert found["firstLine"] == 2 and found["lastLine"] == 4
+        raw = await client.ok("get-log", {"id": pid, "raw": True, "lastLines": 3})
+        assert raw["lines"][0] == "[=   ] 10%\r[==  ] 50%\r[====] 100%"
+        assert raw["lines"][1].startswith("\x1b[1;31merror")
+
+
+async def test_validation_errors_name_the_value() -> None:
+    async with mcp_client() as client:
+        pid = await finished(client, "print('x')")
+        text = await client.fail("get-log", {"id": pid, "since": 1, "lastLines": 2})
+        assert "'since'" in text and "'lastLines'" in text
+        assert "'(oops'" in await client.fail("get-log", {"id": pid, "grep": "(oops"})
+        assert "stream" in await client.fail("get-log", {"id": pid, "stream": "both"})
+        assert "since" in await client.fail("get-log", {"id": pid, "since": -1})
+        assert "maxBytes" in await client.fail("get-log", {"id": pid, "maxBytes": 10})
+        assert "limit" in await client.fail("get-log", {"id": pid, "since": 0, "limit": 0})
+        assert "'context'" in await client.fail("get-log", {"id": pid, "context": 2})
+        assert "zzzzzz" in await client.fail("get-log", {"id": "zzzzzz"})
+
+
+async def test_cap_drops_old_data_numbers_stay_and_since_into_dropped_is_flagged() -> None:
+    code = (
+        "import sys\n"
+        "for i in range(1, 200001):\n"
+        "    sys.stdout.write(f'line {i}\\n')\n"
+        "    if i % 1000 == 0: sys.stdout.flush()\n"
+    )
+    async with mcp_client(PROCESS_MCP_LOG_MAX_BYTES=str(256 * 1024)) as client:
+        pid = await finished(client, code)
+        log = await client.ok("get-log", {"id": pid})
+        assert log["droppedBytes"] > 0 and log["totalLines"] == 200_000
+        assert log["lines"][-1] == "line 200000" and log["lastLine"] == 200_000
+        assert log["truncated"] is True and answer_bytes(log["lines"]) <= 64 * 1024
+        assert log["lines"][0] == f"line {log['firstLine']}"
+        old = await client.ok("get-log", {"id": pid, "since": 5, "limit": 3})
+        assert old["missedLines"] > 0 and old["firstLine"] == 6 + old["missedLines"]
+        assert old["lines"][0] == f"line {old['firstLine']}"
+        assert "dropped" in old["notice"]
+
+
+async def test_following_a_noisy_build_never_exceeds_max_bytes() -> None:
+    code = (
+        "import sys\n"
+        "for i in range(30000):\n"
+        "    print(f'warning: unused variable x{i} ' + 'w' * (i % 200))\n"
+        "    if i % 5000 == 0: print('error: failed step', i, file=sys.stderr)\n"
+    )
+    async with mcp_client() as client:
+        started = await client.ok("start", py(code))
+        cursor, errors = 0, []
+        while True:
+            status = (await client.ok("get-status", {"id": started["id"]}))["status"]
+            log = await client.ok(
+                "get-log",
+                {"id": started["id"], "since": cursor, "grep": "error|warning", "maxBytes": 2048},
+            )
+            assert answer_bytes(log["lines"]) <= 2048
+            errors += [line for line in log["lines"] if line.startswith("error")]
+            cursor = log["nextCursor"]
+            if status == "exited" and cursor == log["totalLines"]:
+                break
+        assert cursor == 30_006
+        only_errors = await client.ok("get-log", {"id": started["id"], "grep": "^error"})
+        assert len(only_errors["lines"]) == 6
