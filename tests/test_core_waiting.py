@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
 
 from process_mcp.core.linetext import clean_text
+from process_mcp.core.logsearch import LinePattern
 from process_mcp.core.waiting import WaitCondition, find_match, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -23,16 +23,21 @@ def test_clean_text_removes_escapes_and_keeps_the_final_carriage_return_state() 
 async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manager) -> None:
     script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
     record = await manager.start(sys.executable, ["-c", script])
-    outcome = await wait_for(manager, record.id, WaitCondition(pattern=re.compile("NEEDLE")), 20)
+    needle = WaitCondition(pattern=LinePattern.compile("NEEDLE"))
+    outcome = await wait_for(manager, record.id, needle, 20)
     assert outcome.met and outcome.reason == "pattern"
     assert (outcome.matched_line, outcome.matched_line_number) == ("NEEDLE here", 30001)
     log = manager.log(record.id)
-    assert find_match(log, re.compile("noise 5$"), 0)[0].number == 6
-    line, cursor = find_match(log, re.compile("absent"), 0, limit=100)
-    assert line is None and cursor == 100
+    assert find_match(log, LinePattern.compile("noise 5$"), 0)[0] == (6, "noise 5")
+    line, cursor = find_match(log, LinePattern.compile("absent"), 0, limit=100)
+    assert line is None and 100 <= cursor <= log.last_line  # block-granular progress
+    while cursor < log.last_line:
+        line, cursor = find_match(log, LinePattern.compile("absent"), cursor, limit=100)
+        assert line is None
 
     prompt = await manager.start("sh", ["-c", "printf 'Password: '; exec sleep 30"])
-    outcome = await wait_for(manager, prompt.id, WaitCondition(pattern=re.compile("Password")), 10)
+    password = WaitCondition(pattern=LinePattern.compile("Password"))
+    outcome = await wait_for(manager, prompt.id, password, 10)
     assert outcome.met and outcome.matched_line == "Password: "
     await manager.stop(prompt.id, force=True)
 

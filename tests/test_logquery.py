@@ -136,7 +136,7 @@ def test_grep_with_stream_and_context(tmp_path: Path) -> None:
 
 
 def test_invalid_regex_is_quoted() -> None:
-    with pytest.raises(InvalidRequest, match=r"invalid regular expression '\(unclosed'"):
+    with pytest.raises(InvalidRequest, match=r"invalid regular expression in 'grep' '\(unclosed'"):
         LogQuery(grep="(unclosed")
 
 

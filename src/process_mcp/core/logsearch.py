@@ -50,13 +50,14 @@ class LinePattern:
     line_start: re.Pattern[str] | None = None
 
     @classmethod
-    def compile(cls, pattern: str) -> LinePattern:
+    def compile(cls, pattern: str, name: str = "grep") -> LinePattern:
+        """Compile ``pattern``; an invalid one is an error naming the parameter ``name``."""
         try:
             regex = re.compile(pattern, re.MULTILINE)
         except re.error as exc:
             raise InvalidRequest(
-                f"invalid regular expression {pattern!r}: {exc}. It is a Python 're' pattern: "
-                "escape special characters like '(' or '[' with a backslash"
+                f"invalid regular expression in '{name}' {pattern!r}: {exc}. It is a Python "
+                "'re' pattern: escape special characters like '(' or '[' with a backslash"
             ) from None
         parsed = _parse(regex)
         return cls(

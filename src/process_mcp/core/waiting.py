@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from process_mcp.core.httpprobe import probe_url
 from process_mcp.core.linetext import clean_text
 from process_mcp.core.listening import tree_listens_on
-from process_mcp.core.logstore import LogLine, LogStore
+from process_mcp.core.logsearch import LinePattern, text_blocks
+from process_mcp.core.logstore import LogStore
 from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 
 TAIL_LINES = 20
-SCAN_BATCH = 5000  # lines matched between two yields to the event loop
+SCAN_BATCH = 200_000  # lines searched (block-wise) between two yields to the event loop
 PORT_INTERVAL = 0.2
 URL_INTERVAL = 0.25
 URL_ATTEMPT_TIMEOUT = 2.0
@@ -43,14 +43,14 @@ ProgressFn = Callable[[float, str], Awaitable[None]]
 class WaitCondition:
     """What to wait for; all ``None`` means "until the process ends"."""
 
-    pattern: re.Pattern[str] | None = None
+    pattern: LinePattern | None = None
     port: int | None = None
     url: str | None = None
 
     def describe(self) -> str:
         parts = []
         if self.pattern is not None:
-            parts.append(f"a line matching {self.pattern.pattern!r}")
+            parts.append(f"a line matching {self.pattern.source!r}")
         if self.port is not None:
             parts.append(f"TCP port {self.port} listening")
         if self.url is not None:
@@ -70,20 +70,24 @@ class WaitOutcome:
 
 
 def find_match(
-    log: LogStore, regex: re.Pattern[str], after: int, limit: int = SCAN_BATCH
-) -> tuple[LogLine | None, int]:
-    """The first stored line numbered above ``after`` whose cleaned text matches ``regex``.
+    log: LogStore, pattern: LinePattern, after: int, limit: int = SCAN_BATCH
+) -> tuple[tuple[int, str] | None, int]:
+    """The first stored line numbered above ``after`` whose cleaned text matches ``pattern``.
 
-    Looks at no more than ``limit`` lines and returns ``(line or None, cursor)``, where
-    ``cursor`` is the number of the last line examined, to pass back as ``after``. This is
-    the only place a wait reads the log: a faster search can replace it without touching
-    the rest.
+    Searches whole blocks with ``get-log``'s grep engine (literal prefilter, no per-line
+    work on lines that cannot match), stopping after about ``limit`` lines. Returns
+    ``((number, text) or None, cursor)``, where ``cursor`` is the last line examined, to
+    pass back as ``after``.
     """
     cursor = max(after, log.first_line - 1)
-    for line in log.lines(cursor + 1, limit):
-        cursor = line.number
-        if regex.search(clean_text(line.data)):
-            return line, cursor
+    scanned = 0
+    for block in text_blocks(log.snapshot(), cursor + 1, raw=False):
+        for index in block.matches(pattern):
+            return (block.first + index, block.line(index)), block.first + index
+        cursor = block.first + block.count - 1
+        scanned += block.count
+        if scanned >= limit:
+            break
     return None, cursor
 
 
@@ -132,15 +136,15 @@ async def wait_for(
     cursor = log.first_line - 1
     next_progress = started + progress_interval
 
-    def outcome(met: bool, reason: str, line: LogLine | None = None) -> WaitOutcome:
+    def outcome(met: bool, reason: str, line: tuple[int, str] | None = None) -> WaitOutcome:
         return WaitOutcome(
             record=record,
             met=met,
             reason=reason,
             elapsed=round(loop.time() - started, 3),
             tail=tail_text(log),
-            matched_line=clean_text(line.data) if line is not None else None,
-            matched_line_number=line.number if line is not None else None,
+            matched_line=line[1] if line is not None else None,
+            matched_line_number=line[0] if line is not None else None,
         )
 
     try:
@@ -154,9 +158,13 @@ async def wait_for(
                     # and never let scanning push the answer past the timeout.
                     await asyncio.sleep(0)
                     line, cursor = find_match(log, condition.pattern, cursor)
-                if line is None:
+                if line is None:  # a prompt or progress line without its newline yet
                     line = next(
-                        (p for p in log.pending() if condition.pattern.search(clean_text(p.data))),
+                        (
+                            (p.number, text)
+                            for p in log.pending()
+                            if condition.pattern.regex.search(text := clean_text(p.data))
+                        ),
                         None,
                     )
                 if line is not None:

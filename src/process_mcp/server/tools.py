@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 
 from process_mcp.core import InvalidRequest, ProcessManager, Status
 from process_mcp.core.logquery import LogAnswer, LogQuery, run_query
+from process_mcp.core.logsearch import LinePattern
 from process_mcp.core.options import StartOptions
 from process_mcp.core.waiting import WaitCondition, wait_for
 from process_mcp.server import schemas as s
@@ -183,15 +183,7 @@ async def restart(manager: ProcessManager, args: s.IdInput) -> s.ProcessInfo:
 
 
 async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
-    pattern = None
-    if args.pattern is not None:
-        try:
-            pattern = re.compile(args.pattern)
-        except re.error as exc:
-            raise InvalidRequest(
-                f"invalid regular expression in 'pattern' {args.pattern!r}: {exc}; "
-                "use Python 're' syntax and escape special characters (e.g. '\\.' for a dot)"
-            ) from None
+    pattern = None if args.pattern is None else LinePattern.compile(args.pattern, name="pattern")
     sink = current_progress.get()
     timeout = args.timeout_seconds
 
