@@ -160,7 +160,8 @@ async def test_unknown_id(manager: ProcessManager) -> None:
 
 
 async def test_remove_only_when_ended_and_deletes_log(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start("sh", ["-c", "echo logged; exec sleep 30"])
+    assert await eventually(lambda: manager.log(record.id).last_line == 1, 10)
     with pytest.raises(ProcessRunning, match=record.id):
         await manager.remove(record.id)
     await manager.stop(record.id)

@@ -28,6 +28,7 @@ import psutil
 from process_mcp.core import tree
 
 TTL = 2.0
+FACTS_TTL = 1.0
 _TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 _LISTEN = "0A"
 
@@ -90,6 +91,9 @@ class LiveFacts:
         self._listening: dict[int, int] = {}
         self._listening_at = float("-inf")
         self._procs: dict[int, psutil.Process] = {}
+        self._tree_pids: dict[int, set[int]] = {}  # leader → pids whose Process objects we keep
+        self._facts: dict[int, tuple[float, TreeFacts]] = {}
+        self._fresh: set[int] = set()  # Process objects with no CPU sample yet
         self.table_reads = 0  # how often the host's process table / socket tables were read
         self.socket_reads = 0
 
@@ -144,6 +148,18 @@ class LiveFacts:
         return sorted(ports)
 
     def tree_facts(self, leader: int) -> TreeFacts:
+        """CPU, memory, count and ports of a tree, at most ``FACTS_TTL`` old: CPU is a rate over
+        the time since the previous sample anyway, and an agent polling get-status in a loop
+        should cost the server next to nothing."""
+        now = time.monotonic()
+        cached = self._facts.get(leader)
+        if cached is not None and now - cached[0] < FACTS_TTL:
+            return cached[1]
+        facts = self._measure(leader)
+        self._facts[leader] = (now, facts)
+        return facts
+
+    def _measure(self, leader: int) -> TreeFacts:
         members = self.members(leader)
         cpu, rss, counted = 0.0, 0, 0
         for pid in members:
@@ -152,12 +168,12 @@ class LiveFacts:
                 continue
             try:
                 with process.oneshot():
-                    cpu += process.cpu_percent(None)
+                    cpu += self._cpu(pid, process)
                     rss += process.memory_info().rss
                 counted += 1
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 self._procs.pop(pid, None)
-        self._forget_except(members)
+        self._keep_only(leader, members)
         return TreeFacts(
             cpu_percent=round(cpu, 1),
             memory_bytes=rss,
@@ -166,8 +182,25 @@ class LiveFacts:
         )
 
     def track(self, pid: int) -> None:
-        """Start measuring CPU at spawn, so the first ``get-status`` shows a real figure."""
-        self._process(pid)
+        """Note a new tree; nothing is read here, so spawning pays nothing for live facts."""
+        self._tree_pids[pid] = set()
+
+    def _cpu(self, pid: int, process: psutil.Process) -> float:
+        """CPU % since the previous sample; for a process seen for the first time, its
+        average since it started (psutil's first sample would say 0.0)."""
+        if pid not in self._fresh:
+            return process.cpu_percent(None)
+        self._fresh.discard(pid)
+        times = process.cpu_times()
+        age = max(time.time() - process.create_time(), 0.01)
+        return (times.user + times.system) / age * 100
+
+    def forget(self, leader: int) -> None:
+        """The tree has ended: drop its Process objects (their pids may be reused)."""
+        self._facts.pop(leader, None)
+        for pid in self._tree_pids.pop(leader, ()):
+            self._procs.pop(pid, None)
+            self._fresh.discard(pid)
 
     def _process(self, pid: int) -> psutil.Process | None:
         process = self._procs.get(pid)
@@ -176,14 +209,17 @@ class LiveFacts:
         try:
             process = psutil.Process(pid)
             process.cpu_percent(None)  # first call: 0.0, and the baseline for the next one
+            self._fresh.add(pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             self._procs.pop(pid, None)
             return None
         self._procs[pid] = process
         return process
 
-    def _forget_except(self, keep: list[int]) -> None:
-        """Drop cached Process objects of pids that are gone (they may be reused)."""
-        for pid in list(self._procs):
-            if pid not in keep and not self._procs[pid].is_running():
-                del self._procs[pid]
+    def _keep_only(self, leader: int, members: list[int]) -> None:
+        """Drop cached Process objects of this tree's pids that left it: O(tree), not O(all)."""
+        current = set(members)
+        for pid in self._tree_pids.get(leader, set()) - current:
+            self._procs.pop(pid, None)
+            self._fresh.discard(pid)
+        self._tree_pids[leader] = current

@@ -97,7 +97,6 @@ class LogStore:
         self.total_bytes_written = 0
         self._fd: int | None = None
         self._fd_path: Path | None = None
-        directory.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- facts
     @property
@@ -222,7 +221,12 @@ class LogStore:
         and a close per chunk cost more than the write itself for small chunks)."""
         if self._fd_path != segment.path:
             self._close_fd()
-            self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
+            try:
+                self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
+            except FileNotFoundError:  # first output: the directory is made lazily, off
+                # the start path (a mkdir costs more than the spawn on some filesystems)
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
             self._fd_path = segment.path
         written = os.writev(self._fd, parts)
         if written < size:  # rare (disk full, signal): finish piece by piece

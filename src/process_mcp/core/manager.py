@@ -291,11 +291,11 @@ class ProcessManager:
         }
 
     def listening_ports(self, process_id: str) -> list[int]:
-        """TCP ports its tree listens on (empty once it has ended); socket table cached ≤ 2 s."""
+        """TCP ports its tree listens on (empty once it has ended); at most 1 s old."""
         live = self._live.get(process_id)
         if not self.get(process_id).running or live is None:
             return []
-        return self.facts.listening_ports(live.pgid)
+        return self.facts.tree_facts(live.pgid).listening_ports
 
     def _check_label(self, label: str | None, exclude: str | None = None) -> None:
         if label is None:
@@ -460,6 +460,7 @@ class ProcessManager:
             record.status = Status.STOPPED
         else:
             record.status = Status.CRASHED
+        self.facts.forget(live.pgid)
         live.ended.set()
         if not tree.group_exists(live.pgid):
             self.ownership.release(live.pgid)
