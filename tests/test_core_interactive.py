@@ -3,6 +3,7 @@ mode, signals, restart, timeouts, labels and live facts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -327,16 +328,26 @@ async def test_idle_seconds_counts_from_the_last_output(manager: ProcessManager)
 
 
 async def test_terminals_and_pipes_leave_no_fd_behind(manager: ProcessManager) -> None:
+    def fd_targets() -> dict[str, str]:
+        found = {}
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        return found
+
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
 
-    warm = await manager.start("true", options=StartOptions(pty=True))
-    await manager.wait_ended(warm.id)
-    manager.ownership.flush()  # the records file and the sentinel are opened once, lazily
-    before = open_fds()
+    # The records file and the sentinel are opened once, lazily, by the first registration.
+    warm = await manager.start("sleep", ["30"], options=StartOptions(pty=True))
+    manager.ownership.flush()
+    await manager.stop(warm.id)
+    before, known = open_fds(), fd_targets()
     for options in [StartOptions(pty=True), StartOptions(stdin="pipe")] * 5:
         record = await manager.start("cat", options=options)
         await manager.send_input(record.id, "x\n", eof=True)
         with anyio.fail_after(15):
             await manager.wait_ended(record.id)
-    assert await eventually(lambda: open_fds() <= before, 5), (before, open_fds())
+    assert await eventually(lambda: open_fds() <= before, 5), {
+        fd: target for fd, target in fd_targets().items() if known.get(fd) != target
+    }

@@ -46,12 +46,10 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def success_result(payload: BaseModel) -> CallToolResult:
-    data = payload.model_dump(mode="json", by_alias=True)
-    return CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
-        structured_content=data,
-    )
+def success_result(data: dict[str, Any]) -> CallToolResult:
+    """``structuredContent`` plus the same data as compact JSON text (fewer tokens)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 def describe_validation_error(tool: str, exc: ValidationError, accepted: list[str]) -> str:
@@ -116,22 +114,20 @@ class ProcessMcpServer:
 
     async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
         self._meet(ctx)
-        result = await self._dispatch(ctx, params)
-        if not result.is_error and result.structured_content is not None:
-            # Exits are handed out only with an answer that carries them; an error answer
-            # leaves them for the next successful one.
-            events = self.events.take(sdk.client_key(ctx))
-            ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
-            await announce_in_answer(ctx, ended)
-            data = dict(result.structured_content)
-            data["events"] = events
-            return CallToolResult(
-                content=[TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
-                structured_content=data,
-            )
-        return result
+        outcome = await self._dispatch(ctx, params)
+        if isinstance(outcome, CallToolResult):
+            return outcome  # an error: exits stay queued for the next successful answer
+        events = self.events.take(sdk.client_key(ctx))
+        ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
+        await announce_in_answer(ctx, ended)
+        data = outcome.model_dump(mode="json", by_alias=True)
+        data["events"] = events
+        return success_result(data)
 
-    async def _dispatch(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+    async def _dispatch(
+        self, ctx: Any, params: CallToolRequestParams
+    ) -> BaseModel | CallToolResult:
+        """The handler's answer, or an error result."""
         spec = TOOLS.get(params.name)
         if spec is None:
             return error_result(
@@ -144,7 +140,7 @@ class ProcessMcpServer:
             return error_result(describe_validation_error(spec.name, exc, accepted))
         token = current_progress.set(sdk.progress_reporter(ctx))
         try:
-            return success_result(await spec.handler(self.manager, arguments))
+            return await spec.handler(self.manager, arguments)
         except ProcessError as exc:
             return error_result(str(exc))
         except Exception as exc:
