@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.extension import NotificationBinding
 from mcp_types import CallToolResult
@@ -217,3 +218,34 @@ class HttpServer:
             assert self.proc.wait(timeout=20) == 0
         assert self.proc.stderr is not None
         self.proc.stderr.close()
+
+
+async def wait_status(
+    client: Client, process_id: str, wanted: set[str], timeout: float = 15
+) -> dict[str, Any]:
+    """Poll ``get-status`` until the status is one of ``wanted`` (a deadline, not a sleep)."""
+    with anyio.fail_after(timeout):
+        while True:
+            status = await client.ok("get-status", {"id": process_id})
+            if status["status"] in wanted:
+                return status
+            await anyio.sleep(0.05)
+
+
+async def call_over_http(
+    url: str, token: str, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """One tool call through a fresh streamable-HTTP session of the official SDK client."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool(tool, arguments)
+        assert not result.is_error, result.content[0].text
+        return result.structured_content

@@ -8,7 +8,7 @@ import sys
 
 import anyio
 import pytest
-from support import mcp_client
+from support import mcp_client, wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -32,15 +32,6 @@ async def until_line(client, process_id: str, check, timeout: float = 15) -> lis
             await anyio.sleep(0.05)
 
 
-async def until_status(client, process_id: str, wanted: set[str], timeout: float = 15) -> dict:
-    with anyio.fail_after(timeout):
-        while True:
-            status = await client.ok("get-status", {"id": process_id})
-            if status["status"] in wanted:
-                return status
-            await anyio.sleep(0.05)
-
-
 async def test_python_repl_over_a_pipe() -> None:
     async with mcp_client() as client:
         started = await client.ok(
@@ -52,7 +43,7 @@ async def test_python_repl_over_a_pipe() -> None:
         await until_line(client, started["id"], "42")
         closed = await client.ok("send-input", {"id": started["id"], "eof": True})
         assert closed["stdinOpen"] is False
-        ended = await until_status(client, started["id"], {"exited", "crashed"})
+        ended = await wait_status(client, started["id"], {"exited", "crashed"})
         assert (ended["status"], ended["exitCode"]) == ("exited", 0)
         late = await client.fail("send-input", {"id": started["id"], "text": "x"})
         assert started["id"] in late and "ended" in late
@@ -69,7 +60,7 @@ async def test_pty_prompt_is_visible_and_answered() -> None:
         await client.ok("send-input", {"id": started["id"], "text": "Ada\n"})
         lines = await until_line(client, started["id"], "hello Ada")
         assert lines == ["tty True", "name? Ada", "hello Ada"]
-        assert (await until_status(client, started["id"], {"exited"}))["pty"] is True
+        assert (await wait_status(client, started["id"], {"exited"}))["pty"] is True
 
 
 async def test_python_repl_over_a_pty() -> None:
@@ -82,14 +73,14 @@ async def test_python_repl_over_a_pty() -> None:
         await client.ok("send-input", {"id": started["id"], "text": "sum(range(10))\n"})
         await until_line(client, started["id"], "45")
         await client.ok("send-input", {"id": started["id"], "eof": True})
-        assert (await until_status(client, started["id"], {"exited", "crashed"}))["exitCode"] == 0
+        assert (await wait_status(client, started["id"], {"exited", "crashed"}))["exitCode"] == 0
 
 
 async def test_eof_ends_cat_and_input_needs_a_pipe() -> None:
     async with mcp_client() as client:
         cat = await client.ok("start", {"command": "cat", "stdin": "pipe"})
         await client.ok("send-input", {"id": cat["id"], "text": "meow\n", "eof": True})
-        assert (await until_status(client, cat["id"], {"exited", "crashed"}))["status"] == "exited"
+        assert (await wait_status(client, cat["id"], {"exited", "crashed"}))["status"] == "exited"
         assert await log_lines(client, cat["id"]) == ["meow"]
         sleeper = await client.ok("start", {"command": "sleep", "args": ["30"]})
         refused = await client.fail("send-input", {"id": sleeper["id"], "text": "hi\n"})
@@ -113,7 +104,7 @@ async def test_signal_reaches_a_handler() -> None:
         assert (sent["sent"], sent["status"]) == ("SIGUSR1", "running")
         await until_line(client, started["id"], "got SIGUSR1")
         await client.ok("signal", {"id": started["id"], "signal": "SIGKILL"})
-        ended = await until_status(client, started["id"], {"stopped", "crashed"})
+        ended = await wait_status(client, started["id"], {"stopped", "crashed"})
         assert (ended["status"], ended["signal"]) == ("stopped", "SIGKILL")
         bad = await client.fail("signal", {"id": started["id"], "signal": "SIGSEGV"})
         assert "signal" in bad
@@ -146,7 +137,7 @@ async def test_timeout_gives_stopped_and_timed_out() -> None:
             "start", {"command": "sleep", "args": ["30"], "timeoutSeconds": 0.5}
         )
         assert started["timeoutSeconds"] == 0.5 and started["timedOut"] is False
-        ended = await until_status(client, started["id"], {"stopped", "crashed", "exited"})
+        ended = await wait_status(client, started["id"], {"stopped", "crashed", "exited"})
         assert (ended["status"], ended["timedOut"]) == ("stopped", True)
         assert "greater than 0" in await client.fail(
             "start", {"command": "true", "timeoutSeconds": 0}
@@ -166,7 +157,7 @@ async def test_duplicate_running_label_is_refused() -> None:
 async def test_shell_mode_and_its_errors() -> None:
     async with mcp_client() as client:
         started = await client.ok("start", {"command": "echo a b | wc -w", "shell": True})
-        await until_status(client, started["id"], {"exited"})
+        await wait_status(client, started["id"], {"exited"})
         assert [line.strip() for line in await log_lines(client, started["id"])] == ["2"]
         refused = await client.fail("start", {"command": "echo", "args": ["x"], "shell": True})
         assert "'args' must be empty" in refused

@@ -6,18 +6,9 @@ import sys
 
 import anyio
 import pytest
-from support import mcp_client
+from support import mcp_client, wait_status
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_status(client, process_id: str, wanted: set[str], timeout: float = 15) -> dict:
-    with anyio.fail_after(timeout):
-        while True:
-            status = await client.ok("get-status", {"id": process_id})
-            if status["status"] in wanted:
-                return status
-            await anyio.sleep(0.05)
 
 
 async def test_tools_are_listed_with_schemas_and_annotations() -> None:

@@ -12,12 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx2
 import pytest
 from conftest import eventually, tagged_processes, wait_until
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from support import RawServer, mcp_client
+from support import RawServer, call_over_http, mcp_client
 
 from process_mcp.core import ProcessManager, Settings, Status, fdlimit, tree
 
@@ -268,17 +265,6 @@ def test_1000_starts_of_true_leave_no_zombie(no_leftover_processes: str) -> None
 
 
 # ------------------------------------------------------------ nested servers
-async def call_http(url: str, token: str, tool: str, arguments: dict) -> dict:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        result = await session.call_tool(tool, arguments)
-        assert not result.is_error, result.content[0].text
-        return result.structured_content
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "stdin-eof"])
@@ -299,7 +285,9 @@ async def test_a_server_run_by_a_server_is_owned_by_both(
             return found[0].split("serving MCP at ")[1].split()[0] if found else None
 
         assert await eventually(inner_url, 20, interval=0.1)
-        await call_http(inner_url(), "t0k", "start", {"command": "sh", "args": ["-c", ESCAPEES]})
+        await call_over_http(
+            inner_url(), "t0k", "start", {"command": "sh", "args": ["-c", ESCAPEES]}
+        )
         # outer + its sentinel, inner + its sentinel, the tree (3)
         count = lambda: len(tagged_processes(no_leftover_processes))  # noqa: E731
         assert await eventually(lambda: count() == 7, 10)
