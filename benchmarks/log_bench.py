@@ -77,17 +77,27 @@ def row(name: str, value: str, baseline: str, ratio: str, goal: str) -> None:
     print(f"| {name} | {value} | {baseline} | {ratio} | {goal} |")
 
 
-async def main(lines: int) -> None:
+async def main(lines: int, rounds: int) -> None:
     argv = ["seq", "1", str(lines)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        baseline_s = run_baseline(argv, tmp_path / "baseline.out")
-        size = (tmp_path / "baseline.out").stat().st_size
-        (tmp_path / "baseline.out").unlink()
         settings = Settings(state_dir=tmp_path / "state", log_max_bytes=GIB)
         manager = ProcessManager(settings)
         try:
-            pid, drain_s, rss_growth = await drain(manager, argv)
+            # Baseline and ours alternate, so disk and load drifts hit both alike; the
+            # median round is reported (the disk here varies 2x from minute to minute).
+            samples = []
+            for round_number in range(rounds):
+                baseline_s = run_baseline(argv, tmp_path / "baseline.out")
+                size = (tmp_path / "baseline.out").stat().st_size
+                (tmp_path / "baseline.out").unlink()
+                pid, drain_s, rss_growth = await drain(manager, argv)
+                samples.append((drain_s / baseline_s, baseline_s, drain_s, rss_growth))
+                if round_number < rounds - 1:
+                    await manager.remove(pid)
+            ratios = sorted(sample[0] for sample in samples)
+            _, baseline_s, drain_s, _ = sorted(samples)[len(samples) // 2]
+            rss_growth = max(sample[3] for sample in samples)
             log = manager.log(pid)
             assert log.last_line == lines, (log.last_line, lines)
             print(
@@ -101,7 +111,8 @@ async def main(lines: int) -> None:
                 "drain throughput",
                 f"{ours:.0f} MB/s",
                 f"{theirs:.0f} MB/s (`| cat > file`)",
-                f"{ours / theirs:.2f}x",
+                f"{ours / theirs:.2f}x (median of {rounds}; "
+                f"{1 / ratios[-1]:.2f}-{1 / ratios[0]:.2f}x)",
                 ">= 0.5x",
             )
             row(
@@ -172,4 +183,6 @@ async def report_paging(manager: ProcessManager, big: str, settings: Settings) -
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=33_000_000, help="seq 1 N (300 MB at 33M)")
-    asyncio.run(main(parser.parse_args().lines))
+    parser.add_argument("--rounds", type=int, default=3, help="alternating drain rounds")
+    options = parser.parse_args()
+    asyncio.run(main(options.lines, options.rounds))
