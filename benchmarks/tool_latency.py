@@ -156,7 +156,41 @@ def raw_table(count: int) -> None:
     )
 
 
+async def core_start_table() -> None:
+    """The core's ``start`` in-process, against plain Popen of the same command: what the
+    spawn path costs without the protocol around it."""
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from process_mcp.core import ProcessManager, Settings
+
+    manager = ProcessManager(Settings(state_dir=Path(tempfile.mkdtemp())))
+    samples = []
+    try:
+        for _ in range(300):
+            started = time.perf_counter()
+            await manager.start("sleep", ["600"])
+            samples.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0)
+    finally:
+        await manager.shutdown()
+    core = statistics.median(samples)
+    popen = statistics.median(popen_ms(["sleep", "600"], 300))
+    print()
+    print(
+        table(
+            ["spawn path, in-process", "ms", "x Popen"],
+            [
+                ["Popen(sleep 600), 2 pipes + setsid", popen, 1.0],
+                ["ProcessManager.start (same command)", core, core / popen],
+            ],
+        )
+    )
+
+
 if __name__ == "__main__":
     calls = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     asyncio.run(main(calls))
     raw_table(calls)
+    asyncio.run(core_start_table())

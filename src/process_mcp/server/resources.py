@@ -254,14 +254,18 @@ class ProcessResources:
                 self._throttle.flush(uri)
 
     def _on_records_changed(self) -> None:
+        if self._subscribers:  # O(processes): only when someone subscribed
+            self._forget_removed()
+        for session in list(self._peers.values()):
+            self._spawn(sdk.send_resource_list_changed(session))
+        self.bus.post_resources_list_changed()
+
+    def _forget_removed(self) -> None:
         known = {record.id for record in self.manager.records()}
         for uri in list(self._subscribers):
             match = _URI.match(uri)
             if match is not None and match["id"] not in known:
                 self._throttle.forget(uri)
-        for session in list(self._peers.values()):
-            self._spawn(sdk.send_resource_list_changed(session))
-        self.bus.post_resources_list_changed()
 
     def _send_updated(self, uri: str) -> None:
         for session in list(self._subscribers.get(uri, {}).values()):
