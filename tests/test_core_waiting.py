@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from process_mcp.core.linetext import clean_text
+from process_mcp.core.logclean import clean_text
 from process_mcp.core.logsearch import LinePattern
 from process_mcp.core.waiting import WaitCondition, find_match, wait_for
 

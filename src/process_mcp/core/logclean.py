@@ -49,3 +49,9 @@ def strip_tags(tagged: str, mixed: bool = True) -> str:
     if not mixed:
         return tagged.replace("\no", "\n")
     return _TAGS.sub("\n", tagged)
+
+
+def clean_text(data: bytes) -> str:
+    """One stored line (without tag and newline) as clean text: the same cleaning as a
+    block, so ``wait`` patterns, resources and ``get-log`` always agree."""
+    return clean_block(b"o" + data)[1:].decode("utf-8", errors="replace")

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from process_mcp.core.httpprobe import probe_url
-from process_mcp.core.linetext import clean_text
 from process_mcp.core.listening import tree_listens_on
+from process_mcp.core.logclean import clean_text
 from process_mcp.core.logsearch import LinePattern, text_blocks
 from process_mcp.core.logstore import LogStore
 from process_mcp.core.manager import ProcessManager

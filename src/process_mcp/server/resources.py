@@ -35,7 +35,7 @@ from mcp_types import (
 )
 
 from process_mcp.core import ProcessManager, ProcessRecord
-from process_mcp.core.linetext import clean_text
+from process_mcp.core.logquery import LogQuery, run_query
 from process_mcp.server import sdk
 
 SCHEME = "process://"
@@ -53,32 +53,14 @@ def log_uri(process_id: str) -> str:
 
 
 def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -> str:
-    """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest."""
-    log = manager.log(process_id)
-    count = 256
-    while True:
-        lines = [*log.tail(count), *log.pending()]
-        texts = [clean_text(line.data) for line in lines]
-        size = sum(len(text.encode()) + 1 for text in texts)
-        if size >= limit or count >= log.last_line - log.first_line + 1:
-            break
-        count *= 8
-    kept: list[str] = []
-    used = 128  # room for the note of what was left out
-    for text in reversed(texts):
-        encoded = len(text.encode()) + 1
-        if used + encoded > limit:
-            if not kept:  # one huge line: keep its end
-                kept.append(text.encode()[-(limit - used) :].decode("utf-8", errors="ignore"))
-            break
-        kept.append(text)
-        used += encoded
-    kept.reverse()
-    earlier = (lines[-1].number if lines else log.last_line) - len(kept)
+    """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest:
+    ``get-log``'s own tail query, so both always show the same text."""
+    answer = run_query(manager.log(process_id).snapshot(), LogQuery(max_bytes=limit - 128))
     header = []
-    if earlier > 0:
+    if answer.numbers and answer.numbers[0] > 1:
+        earlier = answer.numbers[0] - 1
         header = [f"[{earlier} earlier lines not shown; read them with the get-log tool]"]
-    return "\n".join(header + kept) + ("\n" if kept else "")
+    return "\n".join(header + answer.lines) + ("\n" if answer.lines else "")
 
 
 class _Throttle:
