@@ -223,3 +223,17 @@ async def test_shutdown_stops_everything(settings) -> None:
     assert all(r.status is Status.STOPPED for r in records)
     assert not any(tree.group_exists(r.pid) for r in records)
     assert not manager.instance_dir.exists()
+
+
+async def test_stop_after_the_leader_ended_by_itself_keeps_its_status(
+    manager: ProcessManager,
+) -> None:
+    """The leader crashed, a grandchild still holds its output: stop ends the grandchild
+    but the record says crashed (SPEC §2: stopped only when our stop ended it)."""
+    record = await manager.start("sh", ["-c", "sleep 30 & exit 3"])
+    assert await eventually(lambda: manager._live[record.id].exit_status is not None, 10)
+    assert record.status is Status.RUNNING  # output not captured yet: the drain grace
+    await manager.stop(record.id)
+    await manager.wait_ended(record.id)
+    assert (record.status, record.exit_code) == (Status.CRASHED, 3)
+    assert await eventually(lambda: not tree.group_exists(record.pid), 5)

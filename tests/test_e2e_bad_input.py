@@ -50,7 +50,8 @@ async def test_bad_calls_are_clear_errors_and_server_keeps_serving() -> None:
             text = await client.fail(tool, arguments)
             assert expected in text, (tool, arguments, text)
         assert (await client.ok("get-status", {"id": "nope"}))["status"] == "not-exists"
-        assert (await client.ok("get-pid", {"id": "nope"}))["pid"] is None
+        unknown_pid = await client.ok("get-pid", {"id": "nope"})
+        assert unknown_pid["pid"] is None and "no process with id 'nope'" in unknown_pid["notice"]
         huge = await client.ok("start", {"command": "true", "args": ["a" * 100_000] * 10})
         assert len(huge["args"]) == 10
         too_big = await client.fail("start", {"command": "true", "args": ["a" * 200_000] * 20})

@@ -54,7 +54,12 @@ async def test_start_status_log_list_pid_stop_remove() -> None:
         assert len(started["id"]) == 6 and isinstance(started["pid"], int)
         assert started["command"] == "sh" and started["args"][0] == "-c"
         pid_answer = await client.ok("get-pid", {"id": started["id"]})
-        assert pid_answer == {"id": started["id"], "pid": started["pid"], "events": []}
+        assert pid_answer == {
+            "id": started["id"],
+            "pid": started["pid"],
+            "notice": None,
+            "events": [],
+        }
         with anyio.fail_after(10):
             while len((await client.ok("get-log", {"id": started["id"]}))["lines"]) < 2:
                 await anyio.sleep(0.05)

@@ -129,8 +129,8 @@ class ProcessManager:
 
     def tree_pids(self, process_id: str) -> list[int]:
         """Live pids of the process's whole tree (group, marked escapees, descendants)."""
-        record = self.get(process_id)
-        if record.pid is None:
+        record = self.find(process_id)  # removed meanwhile by a concurrent call: nothing left
+        if record is None or record.pid is None:
             return []
         members = self.ownership.snapshot().members(process_id, record.pid)
         leader = tree.read_proc(record.pid)
@@ -249,7 +249,13 @@ class ProcessManager:
         process_id = record.id
         if self._records.get(process_id) is not record:  # removed while it was stopping
             raise UnknownProcess(process_id, list(self._records))
-        old = self._live.pop(process_id, None)
+        old = self._live.get(process_id)
+        if old is not None and old.exit_status is None:
+            raise ProcessRunning(
+                f"process {process_id!r} (pid {record.pid}) did not end after SIGKILL (stuck in "
+                "the kernel?); it cannot be restarted until it has ended"
+            )
+        self._live.pop(process_id, None)
         if old is not None:  # a grandchild may still hold the old pipes
             tree.signal_group(old.pgid, signal.SIGKILL)
             self._close_drains(old)
@@ -258,6 +264,7 @@ class ProcessManager:
         earliest = self.ownership.before_spawn(record.command)
         self.ownership.mark(env, process_id)
         wired = wiring.spawn(record.command, record.args, cwd, env, record.options)
+        previous = (record.pid, record.status, record.exit_code, record.signal, record.ended_at)
         record.restarts += 1
         record.pid = wired.popen.pid
         record.status = Status.RUNNING
@@ -269,7 +276,12 @@ class ProcessManager:
             f"--- process-mcp: restarted at {record.started_at} "
             f"(restart {record.restarts}, new pid {record.pid}) ---"
         )
-        self._watch(record, wired)
+        try:
+            self._watch(record, wired)
+        except OSError as exc:  # out of descriptors: undo the spawn, keep the ended run's record
+            self._undo_spawn(record.id, wired)
+            record.pid, record.status, record.exit_code, record.signal, record.ended_at = previous
+            raise StartFailed(fdlimit.describe_shortage(record.command, exc.errno)) from None
         self.ownership.adopt(process_id, wired.popen.pid, record.command, record.args, earliest)
         return record
 
@@ -315,7 +327,10 @@ class ProcessManager:
         if live is None or live.ended.is_set():
             await self._end_leftovers(record)  # a grandchild or daemon that outlived it
             return record
-        record.stop_requested = True
+        # The leader may already have ended by itself while a grandchild holds its output
+        # open: end that tree too, but keep the status it earned (exited/crashed).
+        if live.exit_status is None:
+            record.stop_requested = True
         await self._terminate(live, force=force, grace=self.settings.stop_grace)
         return record
 
@@ -347,7 +362,8 @@ class ProcessManager:
             if not live.ended.is_set()
         ]
         for record, live in running:
-            record.stop_requested = True
+            if live.exit_status is None:  # see stop(): an earned status is kept
+                record.stop_requested = True
             if live.timeout is not None:
                 live.timeout.cancel()
         snapshot = self.ownership.snapshot()  # one scan of /proc for all trees
@@ -399,7 +415,7 @@ class ProcessManager:
 
     def _time_out(self, record: ProcessRecord, live: _Live) -> None:
         """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
-        if live.ended.is_set() or record.stop_requested:
+        if live.ended.is_set() or record.stop_requested or live.exit_status is not None:
             return
         record.timed_out = True
         task = asyncio.get_running_loop().create_task(self.stop(record.id))
@@ -527,9 +543,17 @@ class ProcessManager:
 
     def _abandon(self, record: ProcessRecord, wired: wiring.Wired) -> None:
         """Undo a start that failed after the spawn: kill, reap, forget; no record left."""
+        self._undo_spawn(record.id, wired)
+        self._records.pop(record.id, None)
+        log = self._logs.pop(record.id, None)
+        if log is not None:
+            log.delete()
+
+    def _undo_spawn(self, process_id: str, wired: wiring.Wired) -> None:
+        """Kill and reap a child whose watching could not be set up, and close its fds."""
         tree.signal_group(wired.popen.pid, signal.SIGKILL)
         wired.popen.wait()
-        live = self._live.pop(record.id, None)
+        live = self._live.pop(process_id, None)
         drained = set()
         if live is not None:
             drained = {drain.fd for drain in live.drains.values()}
@@ -538,10 +562,6 @@ class ProcessManager:
             if fd is not None and fd not in drained:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._records.pop(record.id, None)
-        log = self._logs.pop(record.id, None)
-        if log is not None:
-            log.delete()
 
     async def _tree_gone(self, live: _Live, members: list[tree.ProcInfo], timeout: float) -> bool:
         """Wait until the leader has ended and nothing of the group or snapshot lives."""

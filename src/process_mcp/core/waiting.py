@@ -151,6 +151,9 @@ async def wait_for(
         while True:
             has_ended = not record.running  # read before the scan: it then sees every line
             wake.clear()
+            if ended.done() and record.running:  # restarted meanwhile: watch the new run
+                ended = asyncio.ensure_future(manager.wait_ended(process_id))
+                ended.add_done_callback(lambda _: wake.set())
             if condition.pattern is not None:
                 line, cursor = find_match(log, condition.pattern, cursor)
                 while line is None and cursor < log.last_line and loop.time() < deadline:

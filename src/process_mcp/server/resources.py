@@ -35,6 +35,7 @@ from mcp_types import (
 )
 
 from process_mcp.core import ProcessManager, ProcessRecord
+from process_mcp.core.logblocks import LogSnapshot
 from process_mcp.core.logquery import LogQuery, run_query
 from process_mcp.server import sdk
 
@@ -52,10 +53,11 @@ def log_uri(process_id: str) -> str:
     return f"{SCHEME}{process_id}/log"
 
 
-def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -> str:
+def log_text(snapshot: LogSnapshot, limit: int = LOG_LIMIT) -> str:
     """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest:
-    ``get-log``'s own tail query, so both always show the same text."""
-    answer = run_query(manager.log(process_id).snapshot(), LogQuery(max_bytes=limit - 128))
+    ``get-log``'s own tail query, so both always show the same text. Thread-safe on a
+    snapshot taken on the event loop."""
+    answer = run_query(snapshot, LogQuery(max_bytes=limit - 128))
     header = []
     if answer.numbers and answer.numbers[0] > 1:
         earlier = answer.numbers[0] - 1
@@ -178,9 +180,9 @@ class ProcessResources:
         self.meet(ctx)
         process_id, is_log = self._parse(params.uri)
         if is_log:
-            contents = TextResourceContents(
-                uri=params.uri, mime_type="text/plain", text=log_text(self.manager, process_id)
-            )
+            snapshot = self.manager.log(process_id).snapshot()  # on the loop, like get-log
+            text = await asyncio.to_thread(log_text, snapshot)  # the disk, off the loop
+            contents = TextResourceContents(uri=params.uri, mime_type="text/plain", text=text)
         else:
             record = self.manager.get(process_id)
             contents = TextResourceContents(

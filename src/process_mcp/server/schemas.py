@@ -367,6 +367,9 @@ class SignalResult(ProcessInfo):
 class PidResult(ToolOutput):
     id: str
     pid: int | None
+    notice: str | None = Field(
+        None, description="Why pid is null: the id is unknown (not an error, as in the seed)."
+    )
 
 
 class WaitResult(ToolOutput):

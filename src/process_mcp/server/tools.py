@@ -150,7 +150,13 @@ async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListRe
 
 async def get_pid(manager: ProcessManager, args: s.IdInput) -> s.PidResult:
     record = manager.find(args.id)
-    return s.PidResult(id=args.id, pid=record.pid if record else None)
+    if record is None:
+        return s.PidResult(
+            id=args.id,
+            pid=None,
+            notice=f"no process with id {args.id!r}, so pid is null; call 'list' to see the ids",
+        )
+    return s.PidResult(id=args.id, pid=record.pid)
 
 
 async def remove(manager: ProcessManager, args: s.IdInput) -> s.RemoveResult:
