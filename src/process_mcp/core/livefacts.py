@@ -18,19 +18,16 @@ Costs (notes/supervision.md §3) drive the design:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass
 
 import psutil
 
 from process_mcp.core import tree
+from process_mcp.core.listening import listening_sockets, socket_inodes
 
 TTL = 2.0
 FACTS_TTL = 1.0
-_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
-_LISTEN = "0A"
 
 
 @dataclass(frozen=True)
@@ -39,38 +36,6 @@ class TreeFacts:
     memory_bytes: int
     process_count: int
     listening_ports: list[int]
-
-
-def read_listening_sockets() -> dict[int, int]:
-    """Inode → port of every listening TCP socket (IPv4 and IPv6) in our network namespace."""
-    found: dict[int, int] = {}
-    for table in _TCP_TABLES:
-        try:
-            with open(table) as handle:
-                next(handle, None)  # header
-                for row in handle:
-                    fields = row.split()
-                    if len(fields) > 9 and fields[3] == _LISTEN:
-                        found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
-        except OSError:
-            continue  # no IPv6, or /proc/net hidden: fewer ports, not a failure
-    return found
-
-
-def socket_inodes(pid: int) -> set[int]:
-    """Inodes of the sockets ``pid`` holds open (empty when gone or not ours to read)."""
-    inodes = set()
-    directory = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return inodes
-    for name in names:
-        with contextlib.suppress(OSError):
-            target = os.readlink(f"{directory}/{name}")
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
-    return inodes
 
 
 def _same(current: tree.ProcInfo | None, start_ticks: int | None) -> bool:
@@ -114,7 +79,7 @@ class LiveFacts:
     def _listening_sockets(self) -> dict[int, int]:
         now = time.monotonic()
         if now - self._listening_at > self.ttl:
-            self._listening, self._listening_at = read_listening_sockets(), now
+            self._listening, self._listening_at = listening_sockets(), now
             self.socket_reads += 1
         return self._listening
 
@@ -144,7 +109,7 @@ class LiveFacts:
             return []
         ports = set()
         for pid in self.members(leader) if members is None else members:
-            ports.update(listening[i] for i in socket_inodes(pid) if i in listening)
+            ports.update(listening[i] for i in socket_inodes(pid) or () if i in listening)
         return sorted(ports)
 
     def tree_facts(self, leader: int) -> TreeFacts:

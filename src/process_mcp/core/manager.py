@@ -29,7 +29,7 @@ from process_mcp.core import fdlimit, launch, tree, wiring
 from process_mcp.core.draining import PipeDrain
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
 from process_mcp.core.ids import new_id
-from process_mcp.core.livefacts import LiveFacts
+from process_mcp.core.livefacts import LiveFacts, TreeFacts
 from process_mcp.core.logstore import LogStore
 from process_mcp.core.options import StartOptions
 from process_mcp.core.ownership import Ownership, Snapshot
@@ -288,10 +288,9 @@ class ProcessManager:
     def live_facts(self, process_id: str) -> dict[str, object] | None:
         """CPU, memory, processes, ports, idle time and log size; None once it has ended."""
         record = self.get(process_id)
-        live = self._live.get(process_id)
-        if not record.running or live is None:
+        facts = self._tree_facts(process_id)
+        if facts is None:
             return None
-        facts = self.facts.tree_facts(live.pgid)
         last = record.last_output_at or 0.0
         return {
             "cpuPercent": facts.cpu_percent,
@@ -304,10 +303,15 @@ class ProcessManager:
 
     def listening_ports(self, process_id: str) -> list[int]:
         """TCP ports its tree listens on (empty once it has ended); at most 1 s old."""
+        facts = self._tree_facts(process_id)
+        return [] if facts is None else facts.listening_ports
+
+    def _tree_facts(self, process_id: str) -> TreeFacts | None:
+        """The running tree's sampled facts; None once the process has ended."""
         live = self._live.get(process_id)
         if not self.get(process_id).running or live is None:
-            return []
-        return self.facts.tree_facts(live.pgid).listening_ports
+            return None
+        return self.facts.tree_facts(live.pgid)
 
     def _check_label(self, label: str | None, exclude: str | None = None) -> None:
         if label is None:
