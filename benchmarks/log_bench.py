@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from process_mcp.core import ProcessManager, Settings
-from process_mcp.core.logquery import LogQuery, run_query
+from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.server import schemas, tools
 
 GIB = 1024**3

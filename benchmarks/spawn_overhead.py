@@ -33,8 +33,8 @@ from pathlib import Path
 
 from _harness import machine, table
 
-from process_mcp.core import launch
-from process_mcp.core.ownership import Ownership
+from process_mcp.core.spawn import launch
+from process_mcp.core.trees.ownership import Ownership
 
 ROUND = 100
 

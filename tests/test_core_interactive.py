@@ -12,8 +12,9 @@ import anyio
 import pytest
 from conftest import eventually
 
-from process_mcp.core import InvalidRequest, ProcessManager, StartFailed, Status, tree
+from process_mcp.core import InvalidRequest, ProcessManager, StartFailed, Status
 from process_mcp.core.options import StartOptions
+from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
 
@@ -185,7 +186,7 @@ async def test_stop_and_cont_keep_it_running(manager: ProcessManager) -> None:
     record = await manager.start("sleep", ["30"])
 
     def state() -> str:
-        info = tree.read_proc(record.pid)  # type: ignore[arg-type]
+        info = proc.read_proc(record.pid)  # type: ignore[arg-type]
         return info.state if info else "gone"
 
     await manager.send_signal(record.id, "SIGSTOP")

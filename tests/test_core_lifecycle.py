@@ -16,8 +16,8 @@ from process_mcp.core import (
     StartFailed,
     Status,
     UnknownProcess,
-    tree,
 )
+from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +47,7 @@ async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) 
     assert record.status is Status.RUNNING
     stopped = await manager.stop(record.id)
     assert (stopped.status, stopped.signal) == (Status.STOPPED, "SIGTERM")
-    assert tree.read_proc(record.pid) is None  # reaped, not a zombie
+    assert proc.read_proc(record.pid) is None  # reaped, not a zombie
 
 
 async def test_stop_ended_process_returns_final_record(manager: ProcessManager) -> None:
@@ -83,20 +83,20 @@ async def test_sigterm_ignoring_child_is_escalated_to_sigkill(manager: ProcessMa
 async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:
     record = await manager.start("sh", ["-c", "sleep 300 & sleep 301 & wait"])
     pgid = record.pid
-    assert await eventually(lambda: len(tree.group_members(pgid)) == 3, 10)
-    grandchildren = [p.pid for p in tree.descendants(record.pid)]
+    assert await eventually(lambda: len(proc.group_members(pgid)) == 3, 10)
+    grandchildren = [p.pid for p in proc.descendants(record.pid)]
     await manager.stop(record.id)
-    assert not tree.group_exists(pgid)
-    assert all(tree.read_proc(pid) is None or tree.read_proc(pid).zombie for pid in grandchildren)
+    assert not proc.group_exists(pgid)
+    assert all(proc.read_proc(pid) is None or proc.read_proc(pid).zombie for pid in grandchildren)
 
 
 async def test_grandchild_ignoring_sigterm_is_killed_after_leader_exits(
     manager: ProcessManager,
 ) -> None:
     record = await manager.start("sh", ["-c", "(trap '' TERM; exec sleep 300) & sleep 301"])
-    assert await eventually(lambda: len(tree.group_members(record.pid)) == 3, 10)
+    assert await eventually(lambda: len(proc.group_members(record.pid)) == 3, 10)
     await manager.stop(record.id)
-    assert not tree.group_exists(record.pid)
+    assert not proc.group_exists(record.pid)
 
 
 async def test_cwd_and_env(manager: ProcessManager, tmp_path) -> None:
@@ -202,7 +202,7 @@ async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: Proce
     assert time.monotonic() - started < manager.settings.exit_drain_grace + 5
     assert manager.log(record.id).tail(1)[0].data == b"parent done"
     await manager.stop(record.id)  # ends the leftover grandchild
-    assert await eventually(lambda: not tree.group_exists(record.pid), 5)
+    assert await eventually(lambda: not proc.group_exists(record.pid), 5)
 
 
 async def test_many_rapid_starts_leave_no_zombies(manager: ProcessManager) -> None:
@@ -211,7 +211,7 @@ async def test_many_rapid_starts_leave_no_zombies(manager: ProcessManager) -> No
         await manager.wait_ended(record.id)
     assert all(r.status is Status.EXITED for r in records)
     me = os.getpid()
-    zombies = [p for p in tree.process_table() if p.ppid == me and p.zombie]
+    zombies = [p for p in proc.process_table() if p.ppid == me and p.zombie]
     assert zombies == []
     assert len({r.id for r in records}) == 50
 
@@ -221,7 +221,7 @@ async def test_shutdown_stops_everything(settings) -> None:
     records = [await manager.start("sh", ["-c", "sleep 300 & sleep 300"]) for _ in range(3)]
     await manager.shutdown()
     assert all(r.status is Status.STOPPED for r in records)
-    assert not any(tree.group_exists(r.pid) for r in records)
+    assert not any(proc.group_exists(r.pid) for r in records)
     assert not manager.instance_dir.exists()
 
 
@@ -236,4 +236,4 @@ async def test_stop_after_the_leader_ended_by_itself_keeps_its_status(
     await manager.stop(record.id)
     await manager.wait_ended(record.id)
     assert (record.status, record.exit_code) == (Status.CRASHED, 3)
-    assert await eventually(lambda: not tree.group_exists(record.pid), 5)
+    assert await eventually(lambda: not proc.group_exists(record.pid), 5)

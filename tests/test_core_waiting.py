@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from process_mcp.core.logclean import clean_text
-from process_mcp.core.logsearch import LinePattern
+from process_mcp.core.logs.clean import clean_text
+from process_mcp.core.logs.search import LinePattern
 from process_mcp.core.waiting import WaitCondition, find_match, wait_for
 
 pytestmark = pytest.mark.anyio

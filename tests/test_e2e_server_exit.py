@@ -9,7 +9,7 @@ import pytest
 from conftest import tagged_processes, wait_until
 from support import RawServer
 
-from process_mcp.core import tree
+from process_mcp.core.trees import proc
 
 # Three levels (sh -> sh -> sleeps), a setsid escapee (own session, still a child of the
 # leader) and a double-forked daemon (own session, orphaned: re-parented to the server).
@@ -34,7 +34,7 @@ def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> No
         assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
 
         def children() -> int:  # 2 leaders, 2 adopted daemons, the sentinel
-            return len([p for p in tree.process_table() if p.ppid == server.proc.pid])
+            return len([p for p in proc.process_table() if p.ppid == server.proc.pid])
 
         assert wait_until(lambda: children() == 2 + 2 + 1, 10)
         assert len(tagged_processes(no_leftover_processes)) == expected

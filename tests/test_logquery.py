@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logquery import LogQuery, run_query
-from process_mcp.core.logsearch import search_lines
-from process_mcp.core.logstore import LogStore
+from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.logs.search import search_lines
+from process_mcp.core.logs.store import LogStore
 
 
 def numbered(tmp_path: Path, count: int, max_bytes: int = 1 << 24) -> LogStore:

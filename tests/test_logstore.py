@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from process_mcp.core.logstore import LogStore
+from process_mcp.core.logs.store import LogStore
 
 
 def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogStore:

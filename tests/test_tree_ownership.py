@@ -16,7 +16,9 @@ import pytest
 from conftest import eventually, tagged_processes, wait_until
 from support import RawServer, call_over_http, mcp_client
 
-from process_mcp.core import ProcessManager, Settings, Status, fdlimit, tree
+from process_mcp.core import ProcessManager, Settings, Status
+from process_mcp.core.spawn import fdlimit
+from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
 
@@ -24,15 +26,15 @@ ESCAPEES = "setsid sleep 300 & (setsid sleep 301 &); wait"  # a setsid child, a 
 
 
 def ppid_of(pid: int) -> int | None:
-    info = tree.read_proc(pid)
+    info = proc.read_proc(pid)
     return info.ppid if info else None
 
 
 def sentinel_of(server_pid: int) -> int | None:
-    for info in tree.process_table():
+    for info in proc.process_table():
         if info.ppid == server_pid and not info.zombie:
             cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes()
-            if b"sentinel_process.py" in cmdline:
+            if b"sentinel_program.py" in cmdline:
                 return info.pid
     return None
 
@@ -45,7 +47,7 @@ async def test_stop_ends_setsid_escapee_and_double_forked_daemon(manager: Proces
         # three processes in three sessions (the leader's and two escaped ones), and the
         # daemon orphaned and re-parented to us (subreaper), not to init
         pids = manager.tree_pids(record.id)
-        sessions = {info.sid for pid in pids if (info := tree.read_proc(pid))}
+        sessions = {info.sid for pid in pids if (info := proc.read_proc(pid))}
         return len(pids) == 3 and len(sessions) == 3 and os.getpid() in map(ppid_of, pids)
 
     assert await eventually(escaped, 10)
@@ -53,7 +55,7 @@ async def test_stop_ends_setsid_escapee_and_double_forked_daemon(manager: Proces
     await manager.stop(record.id)
     assert record.status is Status.STOPPED
     assert manager.tree_pids(record.id) == []
-    assert all(tree.read_proc(pid) is None for pid in pids)  # gone, and reaped
+    assert all(proc.read_proc(pid) is None for pid in pids)  # gone, and reaped
 
 
 async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: ProcessManager) -> None:
@@ -72,7 +74,7 @@ async def test_remove_ends_the_daemon_an_ended_process_left(manager: ProcessMana
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     daemon = manager.tree_pids(record.id)[0]
     await manager.remove(record.id)
-    assert tree.read_proc(daemon) is None
+    assert proc.read_proc(daemon) is None
 
 
 async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> None:
@@ -82,7 +84,7 @@ async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> N
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     daemon = manager.tree_pids(record.id)[0]
     await manager.shutdown()
-    assert tree.read_proc(daemon) is None
+    assert proc.read_proc(daemon) is None
 
 
 async def test_e2e_stop_says_the_tree_is_gone(no_leftover_processes: str) -> None:
@@ -103,7 +105,7 @@ async def test_each_process_is_recorded_with_a_start_window_holding_its_start(
     manager: ProcessManager,
 ) -> None:
     record = await manager.start("sleep", ["300"])
-    actual = tree.read_proc(record.pid).start_ticks
+    actual = proc.read_proc(record.pid).start_ticks
     records = manager.instance_dir / "processes.jsonl"
     assert await eventually(records.exists, 5)  # written in a batch, 20 ms after
     lines = records.read_text().splitlines()
@@ -181,7 +183,7 @@ def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
         os.kill(sentinel, signal.SIGKILL)
         assert wait_until(lambda: count() == leftovers + 1, 5)  # the leftovers still run
         # A record whose pid now names an unrelated process (own group, pgid == pid).
-        real = tree.read_proc(bystander.pid)
+        real = proc.read_proc(bystander.pid)
         with open(instance / "processes.jsonl", "a") as records:
             fake = {"id": "reused", "pid": bystander.pid, "pgid": bystander.pid}
             ticks = [real.start_ticks - 100, real.start_ticks - 1]  # not this process's
@@ -257,7 +259,7 @@ def test_1000_starts_of_true_leave_no_zombie(no_leftover_processes: str) -> None
             return len(listed) == 1000 and all(p["status"] == "exited" for p in listed)
 
         assert wait_until(all_exited, 30, interval=0.2)
-        children = [p for p in tree.process_table() if p.ppid == server.proc.pid]
+        children = [p for p in proc.process_table() if p.ppid == server.proc.pid]
         assert [p for p in children if p.zombie] == []
         assert len(children) == 1  # the sentinel
     finally:

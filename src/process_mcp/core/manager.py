@@ -25,19 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-from process_mcp.core import fdlimit, launch, tree, wiring
-from process_mcp.core.draining import PipeDrain
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
+from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
-from process_mcp.core.livefacts import LiveFacts, TreeFacts
-from process_mcp.core.logstore import LogStore
+from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
-from process_mcp.core.ownership import Ownership, Snapshot
-from process_mcp.core.reaping import ExitStatus, watch_exit
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.settings import Settings
 from process_mcp.core.signals import SIGNALS, ended_by_our_signal, terminal_signals
-from process_mcp.core.stdin_writer import InputReceipt, StdinWriter
+from process_mcp.core.spawn import fdlimit, launch, wiring
+from process_mcp.core.spawn.drain import PipeDrain
+from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
+from process_mcp.core.spawn.stdin import InputReceipt, StdinWriter
+from process_mcp.core.trees import proc
+from process_mcp.core.trees.ownership import Ownership, Snapshot
 
 ExitListener = Callable[[ProcessRecord], None]
 OutputListener = Callable[[str], None]
@@ -133,7 +134,7 @@ class ProcessManager:
         if record is None or record.pid is None:
             return []
         members = self.ownership.snapshot().members(process_id, record.pid)
-        leader = tree.read_proc(record.pid)
+        leader = proc.read_proc(record.pid)
         live = self._live.get(process_id)
         if leader and not leader.zombie and live is not None and live.exit_status is None:
             members.append(leader)
@@ -222,7 +223,7 @@ class ProcessManager:
             )
         number = SIGNALS[name]
         record.signals_sent.add(number)
-        tree.signal_group(live.pgid, number)
+        proc.signal_group(live.pgid, number)
         return record
 
     async def restart(self, process_id: str) -> ProcessRecord:
@@ -257,7 +258,7 @@ class ProcessManager:
             )
         self._live.pop(process_id, None)
         if old is not None:  # a grandchild may still hold the old pipes
-            tree.signal_group(old.pgid, signal.SIGKILL)
+            proc.signal_group(old.pgid, signal.SIGKILL)
             self._close_drains(old)
         cwd = launch.resolve_cwd(record.cwd)
         env = launch.build_env(record.env)
@@ -348,7 +349,7 @@ class ProcessManager:
             )
         live = self._live.pop(process_id, None)
         if live is not None:
-            tree.signal_group(live.pgid, signal.SIGKILL)
+            proc.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
@@ -382,7 +383,7 @@ class ProcessManager:
             self._end_members(self.ownership.strays(), self.settings.stop_grace),
         )
         for live in list(self._live.values()):
-            tree.signal_group(live.pgid, signal.SIGKILL)
+            proc.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
         await self._end_members(self.ownership.strays(), 0)  # forked during the shutdown
         await self.ownership.close()
@@ -482,7 +483,7 @@ class ProcessManager:
             record.status = Status.CRASHED
         self.facts.forget(live.pgid)
         live.ended.set()
-        if not tree.group_exists(live.pgid):
+        if not proc.group_exists(live.pgid):
             self.ownership.release(live.pgid)
         if not any(d.open for d in live.drains.values()) and self._live.get(record.id) is live:
             self._live.pop(record.id)
@@ -506,12 +507,12 @@ class ProcessManager:
         members = snapshot.members(live.process_id, live.pgid)
         try:
             if not force:
-                tree.kill_tree(live.pgid, members, signal.SIGTERM)
-                tree.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped one cannot exit
+                proc.kill_tree(live.pgid, members, signal.SIGTERM)
+                proc.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped one cannot exit
                 if await self._tree_gone(live, members, grace):
                     return
             members = members + self.ownership.snapshot().members(live.process_id, live.pgid)
-            tree.kill_tree(live.pgid, members, signal.SIGKILL)
+            proc.kill_tree(live.pgid, members, signal.SIGKILL)
             await self._tree_gone(live, members, _KILL_WAIT)
         finally:
             self.ownership.reap_orphans()
@@ -521,25 +522,25 @@ class ProcessManager:
         if record.pid is None:
             return
         members = self.ownership.snapshot().members(record.id, record.pid)
-        tree.signal_group(record.pid, signal.SIGKILL)
+        proc.signal_group(record.pid, signal.SIGKILL)
         await self._end_members(members, 0)
-        if not tree.group_exists(record.pid):
+        if not proc.group_exists(record.pid):
             self.ownership.release(record.pid)
 
-    async def _end_members(self, members: list[tree.ProcInfo], grace: float) -> None:
-        """SIGTERM+SIGCONT, ``grace``, SIGKILL: for processes outside any running tree."""
+    async def _end_members(self, members: list[proc.ProcInfo], grace: float) -> None:
+        """SIGTERM+SIGCONT, ``grace``, SIGKILL: for processes outside any running proc."""
         if not members:
             return
         loop = asyncio.get_running_loop()
         if grace > 0:
-            tree.signal_each(members, signal.SIGTERM)
-            tree.signal_each(members, signal.SIGCONT)
+            proc.signal_each(members, signal.SIGTERM)
+            proc.signal_each(members, signal.SIGCONT)
             deadline = loop.time() + grace
-            while tree.alive(members) and loop.time() < deadline:
+            while proc.alive(members) and loop.time() < deadline:
                 await asyncio.sleep(_TREE_POLL)
         deadline = loop.time() + _KILL_WAIT
-        while survivors := tree.alive(members):
-            tree.signal_each(survivors, signal.SIGKILL)
+        while survivors := proc.alive(members):
+            proc.signal_each(survivors, signal.SIGKILL)
             if loop.time() >= deadline:
                 break
             await asyncio.sleep(_TREE_POLL)
@@ -555,7 +556,7 @@ class ProcessManager:
 
     def _undo_spawn(self, process_id: str, wired: wiring.Wired) -> None:
         """Kill and reap a child whose watching could not be set up, and close its fds."""
-        tree.signal_group(wired.popen.pid, signal.SIGKILL)
+        proc.signal_group(wired.popen.pid, signal.SIGKILL)
         wired.popen.wait()
         live = self._live.pop(process_id, None)
         drained = set()
@@ -567,14 +568,14 @@ class ProcessManager:
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
-    async def _tree_gone(self, live: _Live, members: list[tree.ProcInfo], timeout: float) -> bool:
+    async def _tree_gone(self, live: _Live, members: list[proc.ProcInfo], timeout: float) -> bool:
         """Wait until the leader has ended and nothing of the group or snapshot lives."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(live.ended.wait(), timeout)
         while live.ended.is_set():
-            if not tree.group_exists(live.pgid) and not tree.alive(members):
+            if not proc.group_exists(live.pgid) and not proc.alive(members):
                 return True
             if loop.time() >= deadline:
                 return False

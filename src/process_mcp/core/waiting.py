@@ -22,11 +22,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from process_mcp.core.httpprobe import probe_url
-from process_mcp.core.listening import tree_listens_on
-from process_mcp.core.logclean import clean_text
-from process_mcp.core.logsearch import LinePattern, text_blocks
-from process_mcp.core.logstore import LogStore
+from process_mcp.core.facts.httpprobe import probe_url
+from process_mcp.core.facts.listening import tree_listens_on
+from process_mcp.core.logs.clean import clean_text
+from process_mcp.core.logs.search import LinePattern, text_blocks
+from process_mcp.core.logs.store import LogStore
 from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 

@@ -35,8 +35,8 @@ from mcp_types import (
 )
 
 from process_mcp.core import ProcessManager, ProcessRecord
-from process_mcp.core.logblocks import LogSnapshot
-from process_mcp.core.logquery import LogQuery, run_query
+from process_mcp.core.logs.blocks import LogSnapshot
+from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.server import sdk
 
 SCHEME = "process://"

@@ -11,8 +11,8 @@ from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
 from process_mcp.core import InvalidRequest, ProcessManager, Status
-from process_mcp.core.logquery import LogAnswer, LogQuery, run_query
-from process_mcp.core.logsearch import LinePattern
+from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
+from process_mcp.core.logs.search import LinePattern
 from process_mcp.core.options import StartOptions
 from process_mcp.core.waiting import WaitCondition, wait_for
 from process_mcp.server import schemas as s

@@ -33,8 +33,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from process_mcp.core import fdlimit, instances, sentinel_process, subreaper, tree
-from process_mcp.core.sentinel import BATCH_DELAY, Sentinel
+from process_mcp.core.spawn import fdlimit
+from process_mcp.core.trees import instances, proc, sentinel_program, subreaper
+from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
 
@@ -43,26 +44,26 @@ _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SI
 class Snapshot:
     """One read of the process table plus the ownership marks, shared by all trees."""
 
-    table: list[tree.ProcInfo]
-    marked: dict[str, list[tree.ProcInfo]]  # process id -> live processes carrying its mark
+    table: list[proc.ProcInfo]
+    marked: dict[str, list[proc.ProcInfo]]  # process id -> live processes carrying its mark
 
-    def members(self, process_id: str, pgid: int) -> list[tree.ProcInfo]:
+    def members(self, process_id: str, pgid: int) -> list[proc.ProcInfo]:
         """Everything of one tree: its group, its marked processes, and their descendants."""
-        roots = tree.group_members(pgid, self.table) + self.marked.get(process_id, [])
+        roots = proc.group_members(pgid, self.table) + self.marked.get(process_id, [])
         return self._with_descendants(roots, pgid)
 
-    def all_marked(self) -> list[tree.ProcInfo]:
+    def all_marked(self) -> list[proc.ProcInfo]:
         roots = [info for infos in self.marked.values() for info in infos]
         return self._with_descendants(roots)
 
     def _with_descendants(
-        self, roots: list[tree.ProcInfo], leader: int | None = None
-    ) -> list[tree.ProcInfo]:
-        found: dict[int, tree.ProcInfo] = {}
+        self, roots: list[proc.ProcInfo], leader: int | None = None
+    ) -> list[proc.ProcInfo]:
+        found: dict[int, proc.ProcInfo] = {}
         for info in roots:
             found.setdefault(info.pid, info)
         for pid in [*list(found), *([leader] if leader is not None else [])]:
-            for child in tree.descendants(pid, self.table):
+            for child in proc.descendants(pid, self.table):
                 found.setdefault(child.pid, child)
         if leader is not None:
             found.pop(leader, None)  # the leader is watched by its pidfd, as before
@@ -74,7 +75,7 @@ class Ownership:
 
     def __init__(self, instance_dir: Path, state_dir: Path, stop_grace: float) -> None:
         self.token = secrets.token_hex(8)
-        self.mark_name = sentinel_process.owner_var(self.token)
+        self.mark_name = sentinel_program.owner_var(self.token)
         self._needle = f"{self.mark_name}=".encode()
         subreaper.become_subreaper()
         self.nofile = fdlimit.raise_soft_limit()
@@ -90,7 +91,7 @@ class Ownership:
     def before_spawn(self, command: str) -> int:
         """Refuse a start that would run out of descriptors; returns the start-time lower bound."""
         self._fd_budget.check(command)
-        return sentinel_process.boot_ticks()
+        return sentinel_program.boot_ticks()
 
     def mark(self, env: dict[str, str], process_id: str) -> None:
         env[self.mark_name] = process_id
@@ -102,7 +103,7 @@ class Ownership:
 
         ``earliest``: what :meth:`before_spawn` returned.
         """
-        start_ticks = (earliest, sentinel_process.boot_ticks())
+        start_ticks = (earliest, sentinel_program.boot_ticks())
         self._leaders.add(pid)
         self._pending[pid] = (process_id, start_ticks, command, args)
         if self._flush_timer is None:
@@ -132,8 +133,8 @@ class Ownership:
             self.sentinel.unregister(pid)
 
     def snapshot(self) -> Snapshot:
-        table = tree.process_table()
-        marked: dict[str, list[tree.ProcInfo]] = {}
+        table = proc.process_table()
+        marked: dict[str, list[proc.ProcInfo]] = {}
         me = os.getpid()
         for info in table:
             if info.zombie or info.pid == me:
@@ -143,7 +144,7 @@ class Ownership:
                 marked.setdefault(process_id, []).append(info)
         return Snapshot(table, marked)
 
-    def strays(self) -> list[tree.ProcInfo]:
+    def strays(self) -> list[proc.ProcInfo]:
         """Processes of ours outside every running tree: marked leftovers of ended processes
         and adopted orphans (with their descendants)."""
         snapshot = self.snapshot()
@@ -151,7 +152,7 @@ class Ownership:
         for orphan in subreaper.adopted(self._known_children()):
             if not orphan.zombie:
                 found.setdefault(orphan.pid, orphan)
-                for child in tree.descendants(orphan.pid, snapshot.table):
+                for child in proc.descendants(orphan.pid, snapshot.table):
                     found.setdefault(child.pid, child)
         return [info for info in found.values() if not info.zombie]
 

@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from process_mcp.core import tree
+from process_mcp.core.trees import proc
 
 logger = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
@@ -57,18 +57,18 @@ def children() -> list[int]:
             with open(f"/proc/{me}/task/{task}/children", "rb") as handle:
                 found.extend(int(pid) for pid in handle.read().split())
     except OSError:
-        return [info.pid for info in tree.process_table() if info.ppid == me]
+        return [info.pid for info in proc.process_table() if info.ppid == me]
     return found
 
 
-def adopted(known: set[int]) -> list[tree.ProcInfo]:
+def adopted(known: set[int]) -> list[proc.ProcInfo]:
     """Children that we did not start: orphans re-parented to us (see module docstring)."""
     own_session = os.getsid(0)
     found = []
     for pid in children():
         if pid in known:
             continue
-        info = tree.read_proc(pid)
+        info = proc.read_proc(pid)
         if info is not None and info.sid != own_session:
             found.append(info)
     return found

@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from process_mcp.core import sentinel_process, tree
+from process_mcp.core.trees import proc, sentinel_program
 
 logger = logging.getLogger(__name__)
 SERVER_FILE = "server.json"
@@ -45,7 +45,7 @@ class InstanceRecords:
     def __init__(self, instance_dir: Path, token: str) -> None:
         self.directory = instance_dir
         instance_dir.mkdir(parents=True, exist_ok=True)
-        me = tree.read_proc(os.getpid())
+        me = proc.read_proc(os.getpid())
         owner = {"pid": os.getpid(), "startTicks": me.start_ticks if me else None, "token": token}
         temporary = instance_dir / f".{SERVER_FILE}.tmp"
         temporary.write_text(json.dumps(owner))
@@ -95,7 +95,7 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
         owner = _read_json(directory / SERVER_FILE)
         if owner is None:
             # Being created right now, or written by an older version: only its pid to go by.
-            if tree.read_proc(int(match.group(1))) is not None:
+            if proc.read_proc(int(match.group(1))) is not None:
                 continue
         elif _alive(owner.get("pid"), owner.get("startTicks")):
             continue  # its server is running
@@ -118,8 +118,8 @@ def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool
         ):
             leaders[pgid] = (ticks[0], ticks[1])
     token = owner.get("token")
-    needle = f"{sentinel_process.owner_var(token)}=".encode() if isinstance(token, str) else None
-    survivors = sentinel_process.sweep(needle, leaders, grace, trust_orphan_groups=False)
+    needle = f"{sentinel_program.owner_var(token)}=".encode() if isinstance(token, str) else None
+    survivors = sentinel_program.sweep(needle, leaders, grace, trust_orphan_groups=False)
     if survivors:
         logger.warning(
             "leftovers of a dead server (%s) survive SIGKILL: pids %s", directory, survivors
@@ -133,7 +133,7 @@ def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool
 def _alive(pid: object, start_ticks: object) -> bool:
     if not isinstance(pid, int):
         return False
-    info = tree.read_proc(pid)
+    info = proc.read_proc(pid)
     return info is not None and not info.zombie and info.start_ticks == start_ticks
 
 

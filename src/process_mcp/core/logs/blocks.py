@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from process_mcp.core.logstore import TAIL_BLOCK, LogLine
+from process_mcp.core.logs.store import TAIL_BLOCK, LogLine
 
 FORWARD_BLOCK = 1024 * 1024
 FIRST_FORWARD_BLOCK = 64 * 1024  # a page of 'since' reads little; a long scan grows to 1 MiB

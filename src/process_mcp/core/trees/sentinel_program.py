@@ -2,7 +2,7 @@
 
 Why a separate process: SIGKILL of the server cannot be caught, so whatever ends the managed
 trees then must live outside it. The server starts this file once, as
-``python -I -S sentinel_process.py TOKEN INSTANCE_DIR GRACE`` (no site, no package import:
+``python -I -S sentinel_program.py TOKEN INSTANCE_DIR GRACE`` (no site, no package import:
 it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
 server's process group spares it. The server writes one line per event to its stdin:
 

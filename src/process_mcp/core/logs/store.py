@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from process_mcp.core.logblocks import LogSnapshot
+    from process_mcp.core.logs.blocks import LogSnapshot
 
 STREAM_TAGS = {"stdout": b"o", "stderr": b"e", "marker": b"m"}
 TAG_STREAMS = {tag[0]: name for name, tag in STREAM_TAGS.items()}
@@ -316,8 +316,8 @@ class LogStore:
             handle.close()
 
     def snapshot(self) -> LogSnapshot:
-        """A consistent, thread-safe view for a query (see ``logblocks``)."""
-        from process_mcp.core.logblocks import LogSnapshot, SegmentView
+        """A consistent, thread-safe view for a query (see ``blocks``)."""
+        from process_mcp.core.logs.blocks import LogSnapshot, SegmentView
 
         views = tuple(
             SegmentView(

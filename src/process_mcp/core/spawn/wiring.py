@@ -8,8 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from subprocess import Popen
 
-from process_mcp.core import launch, terminal
 from process_mcp.core.options import StartOptions
+from process_mcp.core.spawn import launch, terminal
 
 
 @dataclass

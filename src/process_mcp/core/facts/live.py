@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from process_mcp.core import tree
-from process_mcp.core.listening import listening_sockets, socket_inodes
+from process_mcp.core.facts.listening import listening_sockets, socket_inodes
+from process_mcp.core.trees import proc
 
 TTL = 2.0
 FACTS_TTL = 1.0
@@ -38,7 +38,7 @@ class TreeFacts:
     listening_ports: list[int]
 
 
-def _same(current: tree.ProcInfo | None, start_ticks: int | None) -> bool:
+def _same(current: proc.ProcInfo | None, start_ticks: int | None) -> bool:
     """Alive (not a zombie) and, when ``start_ticks`` is given, not a reused pid."""
     if current is None or current.zombie:
         return False
@@ -50,8 +50,8 @@ class LiveFacts:
 
     def __init__(self, ttl: float = TTL) -> None:
         self.ttl = min(ttl, TTL)
-        self._children: dict[int, list[tree.ProcInfo]] = {}
-        self._groups: dict[int, list[tree.ProcInfo]] = {}
+        self._children: dict[int, list[proc.ProcInfo]] = {}
+        self._groups: dict[int, list[proc.ProcInfo]] = {}
         self._table_at = float("-inf")
         self._listening: dict[int, int] = {}
         self._listening_at = float("-inf")
@@ -70,7 +70,7 @@ class LiveFacts:
             return
         self._children, self._groups = {}, {}
         self.table_reads += 1
-        for info in tree.process_table():
+        for info in proc.process_table():
             if not info.zombie:
                 self._children.setdefault(info.ppid, []).append(info)
                 self._groups.setdefault(info.pgid, []).append(info)
@@ -88,7 +88,7 @@ class LiveFacts:
         """The leader, its descendants and its process group's members, each checked to be
         still alive and the same process (start time) since the table was read."""
         self._refresh_table()
-        found: dict[int, tree.ProcInfo] = {info.pid: info for info in self._groups.get(leader, ())}
+        found: dict[int, proc.ProcInfo] = {info.pid: info for info in self._groups.get(leader, ())}
         seen, stack = {leader}, [leader]
         while stack:
             for child in self._children.get(stack.pop(), ()):
@@ -96,9 +96,9 @@ class LiveFacts:
                     seen.add(child.pid)
                     found[child.pid] = child
                     stack.append(child.pid)
-        pids = [leader] if _same(tree.read_proc(leader), None) else []
+        pids = [leader] if _same(proc.read_proc(leader), None) else []
         for pid, info in found.items():
-            if pid != leader and _same(tree.read_proc(pid), info.start_ticks):
+            if pid != leader and _same(proc.read_proc(pid), info.start_ticks):
                 pids.append(pid)
         return sorted(pids)
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logblocks import Block, LogSnapshot
-from process_mcp.core.logclean import clean_block, decode_tagged, strip_tags
+from process_mcp.core.logs.blocks import Block, LogSnapshot
+from process_mcp.core.logs.clean import clean_block, decode_tagged, strip_tags
 
 try:  # the stdlib's own regex parser, to find literals a match requires
     from re import _constants as sre_constants

@@ -1,7 +1,7 @@
 """Selecting what an agent reads from a log: cursor paging, tails, streams, grep with
 context, and a byte budget that keeps the newest lines.
 
-Everything here runs on a :class:`~process_mcp.core.logblocks.LogSnapshot`, so a long scan
+Everything here runs on a :class:`~process_mcp.core.logs.blocks.LogSnapshot`, so a long scan
 may run in a worker thread. Per-line Python work is done only for blocks that hold a line
 the answer returns; a regex is searched over whole decoded blocks.
 """
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
-from process_mcp.core.logblocks import Block, LogSnapshot
-from process_mcp.core.logsearch import STREAM_SELECT, LinePattern, TextBlock, text_blocks
-from process_mcp.core.logstore import STREAM_TAGS, LogLine
+from process_mcp.core.logs.blocks import Block, LogSnapshot
+from process_mcp.core.logs.search import STREAM_SELECT, LinePattern, TextBlock, text_blocks
+from process_mcp.core.logs.store import STREAM_TAGS, LogLine
 
 DEFAULT_LIMIT = 1000
 DEFAULT_MAX_BYTES = 64 * 1024

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from process_mcp.core import tree
+from process_mcp.core.trees import proc
 
 _LISTEN = "0A"
 
@@ -55,10 +55,10 @@ def socket_inodes(pid: int) -> set[int] | None:
 
 def tree_pids(root: int) -> list[int]:
     """The root, its descendants, and its process group (members that left the tree)."""
-    table = tree.process_table()
+    table = proc.process_table()
     pids = {root}
-    pids.update(info.pid for info in tree.descendants(root, table) if not info.zombie)
-    pids.update(info.pid for info in tree.group_members(root, table))
+    pids.update(info.pid for info in proc.descendants(root, table) if not info.zombie)
+    pids.update(info.pid for info in proc.group_members(root, table))
     return sorted(pids)
 
 

@@ -31,9 +31,9 @@ import struct
 import termios
 from dataclasses import dataclass
 
-from process_mcp.core import launch
 from process_mcp.core.errors import StartFailed
 from process_mcp.core.options import SHELL
+from process_mcp.core.spawn import launch
 
 COLUMNS, ROWS = 120, 40
 # exec "$@" with stdin re-opened from the terminal's path ($0): that open makes it ours.

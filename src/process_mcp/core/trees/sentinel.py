@@ -1,4 +1,4 @@
-"""The server's handle on its sentinel (the program is ``sentinel_process.py``).
+"""The server's handle on its sentinel (the program is ``sentinel_program.py``).
 
 Started lazily by the first ``start`` (a server that never starts anything costs nothing),
 then told each managed leader over a pipe. Only the server holds the pipe's write end
@@ -22,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from process_mcp.core import sentinel_process
-from process_mcp.core.reaping import ExitStatus, watch_exit
+from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
+from process_mcp.core.trees import sentinel_program
 
 logger = logging.getLogger(__name__)
-PROGRAM = Path(sentinel_process.__file__).resolve()
+PROGRAM = Path(sentinel_program.__file__).resolve()
 _RESPAWNS = 5
 _CLOSE_WAIT = 2.0
 BATCH_DELAY = 0.02
