@@ -215,3 +215,9 @@ async def test_stateless_2026_era_client_is_served() -> None:
         assert log.structured_content["lines"] == ["hi"]
         bad = await client.call_tool("start", {"command": ""})
         assert bad.is_error and "command" in bad.content[0].text
+
+
+async def test_stop_description_quotes_the_configured_grace() -> None:
+    async with mcp_client(PROCESS_MCP_STOP_GRACE="2.5") as client:
+        tools = {tool.name: tool for tool in (await client.session.list_tools()).tools}
+    assert "grace period (2.5 s)" in (tools["stop"].description or "")

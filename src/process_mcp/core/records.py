@@ -52,6 +52,17 @@ class ProcessRecord:
     def running(self) -> bool:
         return self.status is Status.RUNNING
 
+    def exit_facts(self) -> dict[str, Any]:
+        """How it ended, camelCase: the one payload behind ``events``, ``process/exit`` and
+        exit log messages (each adds or renames around it; a new dict each call)."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "exitCode": self.exit_code,
+            "signal": self.signal,
+            "endedAt": self.ended_at,
+        }
+
     def public(self) -> dict[str, Any]:
         """The record as clients see it (camelCase, SPEC §2); ``env`` stays private."""
         return {

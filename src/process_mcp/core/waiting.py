@@ -31,6 +31,8 @@ from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 
 TAIL_LINES = 20
+DEFAULT_TIMEOUT = 30.0  # seconds a wait lasts unless told otherwise
+MAX_TIMEOUT = 600.0
 SCAN_BATCH = 200_000  # lines searched (block-wise) between two yields to the event loop
 PORT_INTERVAL = 0.2
 URL_INTERVAL = 0.25

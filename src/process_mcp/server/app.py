@@ -8,7 +8,6 @@ server keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -24,12 +23,13 @@ from pydantic import BaseModel, ValidationError
 
 from process_mcp import __version__
 from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
+from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 from process_mcp.server.events import ExitEvents, declare_events
 from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
 from process_mcp.server.resources import ProcessResources
-from process_mcp.server.tools import TOOLS
+from process_mcp.server.tools import tool_specs
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ class ProcessMcpServer:
 
     def __init__(self, manager: ProcessManager) -> None:
         self.manager = manager
+        self.tools = tool_specs(manager.settings.stop_grace)
         self.sessions = sdk.SessionHolder()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         self.events = ExitEvents()
         self.messages = ExitMessages()
         self.bus = sdk.ListenBus()
@@ -110,7 +111,9 @@ class ProcessMcpServer:
 
     async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
         self._meet(ctx)
-        return ListToolsResult(tools=[declare_events(spec.as_tool()) for spec in TOOLS.values()])
+        return ListToolsResult(
+            tools=[declare_events(spec.as_tool()) for spec in self.tools.values()]
+        )
 
     async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
         self._meet(ctx)
@@ -128,10 +131,10 @@ class ProcessMcpServer:
         self, ctx: Any, params: CallToolRequestParams
     ) -> BaseModel | CallToolResult:
         """The handler's answer, or an error result."""
-        spec = TOOLS.get(params.name)
+        spec = self.tools.get(params.name)
         if spec is None:
             return error_result(
-                f"unknown tool {params.name!r}; available tools: {', '.join(TOOLS)}"
+                f"unknown tool {params.name!r}; available tools: {', '.join(self.tools)}"
             )
         try:
             arguments = spec.input_model.model_validate(params.arguments or {})
@@ -158,13 +161,6 @@ class ProcessMcpServer:
         self.messages.on_exit(record)
         if not record.notify_on_exit:
             return
-        params = {
-            "id": record.id,
-            "status": record.status.value,
-            "exitCode": record.exit_code,
-            "signal": record.signal,
-            "timestamp": record.ended_at,
-        }
-        task = asyncio.get_running_loop().create_task(self.sessions.send_process_exit(params))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        facts = record.exit_facts()
+        params = {**facts, "timestamp": facts.pop("endedAt")}  # SPEC §4 names it timestamp
+        self._background.spawn(self.sessions.send_process_exit(params))

@@ -51,14 +51,7 @@ class ExitEvents:
 
     def record(self, record: ProcessRecord) -> None:
         self._seq += 1
-        event = ExitEvent(
-            id=record.id,
-            status=record.status.value,  # type: ignore[arg-type]
-            exit_code=record.exit_code,
-            signal=record.signal,
-            ended_at=record.ended_at,
-        )
-        self._events.append((self._seq, event.model_dump(mode="json", by_alias=True)))
+        self._events.append((self._seq, record.exit_facts()))
 
     def meet(self, client: str) -> None:
         """Start a client's cursor at its first request: it hears of exits from then on."""

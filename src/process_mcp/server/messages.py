@@ -12,12 +12,12 @@ exit as a message on the tool answer that reports it in ``events``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from mcp_types import EmptyResult, SetLevelRequestParams
 
 from process_mcp.core import ProcessRecord
+from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 
 LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -39,14 +39,7 @@ def describe_exit(record: ProcessRecord) -> str:
 
 
 def exit_data(record: ProcessRecord) -> dict[str, Any]:
-    return {
-        "message": describe_exit(record),
-        "id": record.id,
-        "status": record.status.value,
-        "exitCode": record.exit_code,
-        "signal": record.signal,
-        "endedAt": record.ended_at,
-    }
+    return {"message": describe_exit(record), **record.exit_facts()}
 
 
 async def announce_in_answer(ctx: Any, records: list[ProcessRecord]) -> None:
@@ -64,7 +57,7 @@ class ExitMessages:
     def __init__(self) -> None:
         self._sessions: dict[str, Any] = {}
         self._levels: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     def meet(self, ctx: Any) -> None:
         session = getattr(ctx, "session", None)
@@ -82,8 +75,4 @@ class ExitMessages:
             wanted = self._levels.get(key, DEFAULT_LEVEL)
             if LEVELS.index("info") < LEVELS.index(wanted):
                 continue
-            task = asyncio.get_running_loop().create_task(
-                sdk.send_log(session, "info", data, LOGGER_NAME)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(sdk.send_log(session, "info", data, LOGGER_NAME))

@@ -37,6 +37,7 @@ from mcp_types import (
 from process_mcp.core import ProcessManager, ProcessRecord
 from process_mcp.core.logs.blocks import LogSnapshot
 from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 
 SCHEME = "process://"
@@ -115,7 +116,7 @@ class ProcessResources:
         # Handshake-era sessions that get list_changed (every client that has spoken).
         self._peers: dict[str, Any] = {}
         self._throttle = _Throttle(self._send_updated)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         manager.add_output_listener(self._on_output)
         manager.add_records_listener(self._on_records_changed)
 
@@ -241,7 +242,7 @@ class ProcessResources:
         if self._subscribers:  # O(processes): only when someone subscribed
             self._forget_removed()
         for session in list(self._peers.values()):
-            self._spawn(sdk.send_resource_list_changed(session))
+            self._tasks.spawn(sdk.send_resource_list_changed(session))
         self.bus.post_resources_list_changed()
 
     def _forget_removed(self) -> None:
@@ -253,10 +254,5 @@ class ProcessResources:
 
     def _send_updated(self, uri: str) -> None:
         for session in list(self._subscribers.get(uri, {}).values()):
-            self._spawn(sdk.send_resource_updated(session, uri))
+            self._tasks.spawn(sdk.send_resource_updated(session, uri))
         self.bus.post_resource_updated(uri)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

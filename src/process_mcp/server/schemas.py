@@ -12,16 +12,20 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from process_mcp.core import Status
+from process_mcp.core.logs.query import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
+from process_mcp.core.signals import SIGNALS
+from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, TAIL_LINES
+
 ProcessId = Annotated[
     str,
     Field(
         min_length=1, max_length=64, description="Process id returned by 'start' (6 characters)."
     ),
 ]
-StatusName = Literal["running", "stopped", "exited", "crashed", "not-exists"]
-SignalName = Literal[
-    "SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGSTOP", "SIGCONT"
-]
+# Wire vocabularies and defaults come from the core, so a change there shows here.
+StatusName = Literal[tuple(status.value for status in Status)]  # type: ignore[valid-type]
+SignalName = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]
 StdinName = Literal["null", "pipe"]
 
 
@@ -116,7 +120,7 @@ class StopInput(ToolInput):
         bool,
         Field(
             description="Kill at once with SIGKILL instead of SIGTERM then SIGKILL after the "
-            "grace period (default 5 s). Default false."
+            "grace period. Default false."
         ),
     ] = False
 
@@ -146,8 +150,12 @@ class GetLogInput(ToolInput):
     ] = None
     limit: Annotated[
         int,
-        Field(ge=1, le=100_000, description="With 'since': at most this many lines. Default 1000."),
-    ] = 1000
+        Field(
+            ge=1,
+            le=100_000,
+            description=f"With 'since': at most this many lines. Default {DEFAULT_LIMIT}.",
+        ),
+    ] = DEFAULT_LIMIT
     stream: Annotated[
         Literal["stdout", "stderr", "all"],
         Field(description="Which output to read. Default 'all' (interleaved in arrival order)."),
@@ -171,9 +179,9 @@ class GetLogInput(ToolInput):
             ge=256,
             le=16 * 1024 * 1024,
             description="Size cap of the answer's lines (UTF-8 bytes, +1 per line); the newest "
-            "lines of the selection are kept. Default 65536.",
+            f"lines of the selection are kept. Default {DEFAULT_MAX_BYTES}.",
         ),
-    ] = 64 * 1024
+    ] = DEFAULT_MAX_BYTES
     raw: Annotated[
         bool,
         Field(
@@ -245,10 +253,11 @@ class WaitInput(ToolInput):
         float,
         Field(
             gt=0,
-            le=600,
-            description="Give up after this many seconds (reason 'timeout'). Default 30, max 600.",
+            le=MAX_TIMEOUT,
+            description="Give up after this many seconds (reason 'timeout'). "
+            f"Default {DEFAULT_TIMEOUT:g}, max {MAX_TIMEOUT:g}.",
         ),
-    ] = 30.0
+    ] = DEFAULT_TIMEOUT
 
 
 # ----------------------------------------------------------------- outputs
@@ -385,7 +394,7 @@ class WaitResult(ToolOutput):
     exit_code: int | None = Field(None, description="Exit code, when it has exited by itself.")
     signal: str | None = Field(None, description="Signal that ended it, if any.")
     elapsed_seconds: float = Field(description="How long the wait took.")
-    tail: list[str] = Field(description="The last 20 lines of output (ANSI removed).")
+    tail: list[str] = Field(description=f"The last {TAIL_LINES} lines of output (ANSI removed).")
 
 
 class RemoveResult(ProcessInfo):

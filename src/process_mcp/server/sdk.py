@@ -20,7 +20,6 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,8 @@ from mcp_types import Notification, NotificationParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
+
+from process_mcp.core.tasks import BackgroundTasks
 
 try:  # the deprecation category moved between 2.x releases; never let it fail a tool
     from mcp.shared.exceptions import MCPDeprecationWarning
@@ -163,7 +164,7 @@ class ListenBus(InMemorySubscriptionBus):
     def __init__(self) -> None:
         super().__init__()
         self._streams = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         unsubscribe = super().subscribe(listener)
@@ -192,9 +193,7 @@ class ListenBus(InMemorySubscriptionBus):
     def _post(self, event: ServerEvent) -> None:
         if not self.listening:
             return
-        task = asyncio.get_running_loop().create_task(self.publish(event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.publish(event))
 
 
 def enable_subscriptions(server: Server[Any], bus: ListenBus) -> None:

@@ -11,10 +11,17 @@ from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
 from process_mcp.core import InvalidRequest, ProcessManager, Status
-from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
+from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.search import LinePattern
 from process_mcp.core.options import StartOptions
-from process_mcp.core.waiting import WaitCondition, wait_for
+from process_mcp.core.signals import SIGNALS
+from process_mcp.core.waiting import (
+    DEFAULT_TIMEOUT,
+    MAX_TIMEOUT,
+    TAIL_LINES,
+    WaitCondition,
+    wait_for,
+)
 from process_mcp.server import schemas as s
 from process_mcp.server.progress import current_progress
 
@@ -219,9 +226,14 @@ async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
     )
 
 
-TOOLS: dict[str, ToolSpec] = {
-    spec.name: spec
-    for spec in [
+def tool_specs(stop_grace: float) -> dict[str, ToolSpec]:
+    """Every tool by name; descriptions quote the core's settings and vocabularies."""
+    signals = ", ".join(SIGNALS)
+    return {spec.name: spec for spec in _specs(f"{stop_grace:g} s", signals)}
+
+
+def _specs(grace: str, signals: str) -> list[ToolSpec]:
+    return [
         ToolSpec(
             "start",
             "Start a background process",
@@ -240,7 +252,8 @@ TOOLS: dict[str, ToolSpec] = {
             "stop",
             "Stop a process and its whole tree",
             "Stop a process started with 'start': SIGTERM to its whole process tree, then "
-            "SIGKILL after the grace period (5 s) to whatever is left; 'force' kills at once. "
+            f"SIGKILL after the grace period ({grace}) to whatever is left; 'force' kills at "
+            "once. "
             "Answers once everything has ended, with the final record (status 'stopped') and "
             "'treeGone' (verified: no process of the tree is left, escapees included). "
             "Stopping an ended process ends what it left running and returns its record.",
@@ -269,7 +282,8 @@ TOOLS: dict[str, ToolSpec] = {
             "string per line, numbered from 1 for the life of the process. 'lastLines' reads "
             "the newest lines; to follow a process read with 'since' (0 at first) and pass back "
             "'nextCursor' to get only new lines. 'grep' (Python regex, with 'context') and "
-            "'stream' filter. Answers are capped by 'maxBytes' (64 KiB), keeping the newest "
+            f"'stream' filter. Answers are capped by 'maxBytes' ({DEFAULT_MAX_BYTES // 1024} "
+            "KiB), keeping the newest "
             "lines ('truncated'/'omittedLines' say what was left out). Colours and \\r progress "
             "updates are cleaned unless 'raw'. The whole log is kept on disk up to a cap "
             "('droppedBytes' says how much old output was dropped).",
@@ -322,7 +336,7 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "signal",
             "Send a signal to a process",
-            "Send SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGSTOP or SIGCONT "
+            f"Send one of {signals} "
             "to a running process's whole process group (e.g. SIGHUP to reload, SIGINT like "
             "Ctrl-C). Answers at once; if the process dies of it, its status becomes 'stopped' "
             "(not 'crashed'), with 'signal' naming it.",
@@ -349,8 +363,9 @@ TOOLS: dict[str, ToolSpec] = {
             "'pattern' (searched from the start of the log), until its tree listens on TCP "
             "'port', or until an HTTP GET of 'url' answers below 500; with none of them, until "
             "the process ends. Returns at once with met=false, reason='exited' if the process "
-            "dies first, so you never wait for the timeout (default 30 s, max 600). 'tail' "
-            "holds the last 20 lines, e.g. the error that killed it. The process keeps running "
+            f"dies first, so you never wait for the timeout (default {DEFAULT_TIMEOUT:g} s, max "
+            f"{MAX_TIMEOUT:g}). 'tail' holds the last {TAIL_LINES} lines, e.g. the error that "
+            "killed it. The process keeps running "
             "when the wait ends or is cancelled. Use this instead of polling get-status.",
             s.WaitInput,
             s.WaitResult,
@@ -359,4 +374,3 @@ TOOLS: dict[str, ToolSpec] = {
             ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=True),
         ),
     ]
-}
