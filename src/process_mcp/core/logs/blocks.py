@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from process_mcp.core.logs.store import TAIL_BLOCK, LogLine
-
-FORWARD_BLOCK = 1024 * 1024
-FIRST_FORWARD_BLOCK = 64 * 1024  # a page of 'since' reads little; a long scan grows to 1 MiB
+from process_mcp.core.logs.format import (
+    FIRST_FORWARD_BLOCK,
+    FORWARD_BLOCK,
+    STDOUT_TAG,
+    TAIL_BLOCK,
+    LogLine,
+)
 
 
 class Block(NamedTuple):
@@ -49,7 +52,7 @@ class SegmentView:
     @property
     def mixed(self) -> bool:
         """Whether lines other than stdout may be in this segment."""
-        return any(tag != ord("o") for tag in self.tag_lines)
+        return any(tag != STDOUT_TAG[0] for tag in self.tag_lines)
 
     @property
     def end_line(self) -> int:

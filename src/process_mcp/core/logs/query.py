@@ -3,7 +3,9 @@ context, and a byte budget that keeps the newest lines.
 
 Everything here runs on a :class:`~process_mcp.core.logs.blocks.LogSnapshot`, so a long scan
 may run in a worker thread. Per-line Python work is done only for blocks that hold a line
-the answer returns; a regex is searched over whole decoded blocks.
+the answer returns; a regex is searched over whole decoded blocks. :func:`run_query` is the
+one reader of a log: ``get-log``, the log resource and ``wait``'s pattern search all ask
+it, through ``ProcessManager.read_log``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logs.blocks import Block, LogSnapshot
-from process_mcp.core.logs.search import STREAM_SELECT, LinePattern, TextBlock, text_blocks
-from process_mcp.core.logs.store import STREAM_TAGS, LogLine
+from process_mcp.core.logs.format import STREAM_SELECT, STREAM_TAGS, LogLine, cut_marker
+from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.search import TextBlock, text_blocks
 
 DEFAULT_LIMIT = 1000
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -25,19 +28,29 @@ MIN_CUT_ROOM = 1024  # below this, an older line that does not fit is left out, 
 
 @dataclass(frozen=True)
 class LogQuery:
-    """A validated ``get-log`` request (see SPEC §7.1)."""
+    """A validated ``get-log`` request (see SPEC §7.1). Constructing one raises
+    InvalidRequest, naming the values at fault, for a combination that cannot be answered
+    or a ``grep`` that does not compile.
+
+    ``grep`` is a regex, or a :class:`LinePattern` compiled once by a caller that searches
+    repeatedly (``wait``). ``scan_lines`` (with ``since`` only; not part of the tool's
+    input) bounds how many stored lines one answer examines, so a caller can search a
+    long log in steps and check a deadline between them."""
 
     last_lines: int | None = None
     since: int | None = None
     limit: int = DEFAULT_LIMIT
     stream: str = "all"
-    grep: str | None = None
+    grep: str | LinePattern | None = None
     context: int = 0
     max_bytes: int = DEFAULT_MAX_BYTES
     raw: bool = False
+    scan_lines: int | None = None
     pattern: LinePattern | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.scan_lines is not None and (self.since is None or self.scan_lines < 1):
+            raise ValueError(f"scan_lines ({self.scan_lines}) needs 'since' and must be >= 1")
         if self.since is not None and self.last_lines is not None:
             raise InvalidRequest(
                 f"'since' ({self.since}) and 'lastLines' ({self.last_lines}) cannot be used "
@@ -53,13 +66,17 @@ class LogQuery:
                 f"'context' ({self.context}) only applies with 'grep'; add a 'grep' pattern "
                 "or drop 'context'"
             )
-        if self.grep is not None:
+        if isinstance(self.grep, LinePattern):
+            object.__setattr__(self, "pattern", self.grep)
+        elif self.grep is not None:
             object.__setattr__(self, "pattern", LinePattern.compile(self.grep))
 
 
 @dataclass
 class LogAnswer:
-    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``."""
+    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``.
+    ``first_stored``/``last_stored`` are the oldest and newest stored line numbers the
+    query saw (``first_stored`` is ``last_stored + 1`` when nothing is stored)."""
 
     lines: list[str]
     numbers: list[int]
@@ -71,6 +88,8 @@ class LogAnswer:
     missed_lines: int
     dropped_bytes: int
     cut_lines: int
+    first_stored: int
+    last_stored: int
 
     @property
     def truncated(self) -> bool:
@@ -85,7 +104,7 @@ def cut_text(text: str, limit: int) -> tuple[str, bool]:
         return text, False
     marker_room = 32
     keep = max(limit - marker_room, 0)
-    return data[:keep].decode(errors="ignore") + f" …[{len(data) - keep} bytes cut]", True
+    return data[:keep].decode(errors="ignore") + cut_marker(len(data) - keep), True
 
 
 class Budget:
@@ -135,14 +154,21 @@ class Budget:
 
 # ---------------------------------------------------------------- the query
 def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
-    """Answer ``query`` from ``snapshot`` (may run in a worker thread)."""
+    """Answer ``query`` from ``snapshot``; safe in a worker thread (it only reads the
+    snapshot). On return, ``lines`` are the selected lines oldest first within
+    ``query.max_bytes``, and ``next_cursor`` is the last stored line the answer covers (pass
+    it back as ``since``). Raises nothing for lines dropped by the cap meanwhile: they are
+    simply not in the answer."""
     missed = 0
     if query.since is not None:
         start = query.since + 1
         if start < snapshot.first_line and snapshot.dropped_lines:
             missed = snapshot.first_line - start
+        stop = None
+        if query.scan_lines is not None:
+            stop = max(start, snapshot.first_line) + query.scan_lines
         budget = Budget(query.max_bytes)
-        cursor = _forward(snapshot, query, start, query.limit, budget)
+        cursor = _forward(snapshot, query, start, query.limit, budget, stop)
         omitted = budget.omitted
     elif query.pattern is not None:
         budget = Budget(query.max_bytes, query.last_lines)
@@ -164,6 +190,8 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         missed_lines=missed,
         dropped_bytes=snapshot.dropped_bytes,
         cut_lines=snapshot.cut_lines,
+        first_stored=snapshot.first_line,
+        last_stored=snapshot.last_line,
     )
 
 
@@ -175,22 +203,30 @@ def _pending_text(line: LogLine, raw: bool) -> tuple[str, str]:
 
 
 def _forward(
-    snapshot: LogSnapshot, query: LogQuery, start: int, limit: int | None, budget: Budget
+    snapshot: LogSnapshot,
+    query: LogQuery,
+    start: int,
+    limit: int | None,
+    budget: Budget,
+    stop: int | None = None,
 ) -> int:
-    """Push selected lines from ``start`` on; the cursor is the last line covered: the
-    last one returned when ``limit`` stopped the scan, else the last stored line.
-    Provisional partial lines are returned but never covered by the cursor, so the
-    completed line is read again once it ends."""
+    """Push selected lines from ``start`` up to ``stop`` (exclusive; default: the end); the
+    cursor is the last line covered: the last one returned when ``limit`` stopped the scan,
+    else the last line scanned. Provisional partial lines are returned (only by a scan that
+    reached the end) but never covered by the cursor, so the completed line is read again
+    once it ends."""
     tags = STREAM_SELECT[query.stream]
     selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
     selected = 0
-    for block in text_blocks(snapshot, start, query.raw):
+    for block in text_blocks(snapshot, start, query.raw, stop):
         chosen = selector.select(block) if selector else _all_of(block, tags)
         for number, text in chosen:
             budget.push_newer(number, text)
             selected += 1
             if selected == limit:
                 return number
+    if stop is not None and stop <= snapshot.last_line:
+        return stop - 1
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
         if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):
