@@ -36,10 +36,10 @@ async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manage
     assert found[0] == (6, "noise 5")
     absent = LinePattern.compile("absent")
     line, cursor, more = await find_match(manager, record.id, absent, 0, scan_lines=100)
-    assert (line, cursor, more) == (None, 100, True)  # a bounded step makes progress
+    assert line is None and more and 100 <= cursor < 30001  # block-granular progress
     while more:
         line, after, more = await find_match(manager, record.id, absent, cursor, scan_lines=100)
-        assert line is None and after == min(cursor + 100, 30001)
+        assert line is None and min(cursor + 100, 30001) <= after <= 30001
         cursor = after
     assert cursor == manager.log(record.id).last_line == 30001
 

@@ -78,7 +78,9 @@ class LogSnapshot:
 
     def blocks(self, start: int, stop: int | None = None) -> Iterator[Block]:
         """Blocks of stored lines numbered ``start`` (clamped to what is kept) up to ``stop``
-        (exclusive; default: the end), oldest first."""
+        (exclusive; default: the end), oldest first, consecutive and without overlap. A
+        segment the cap deleted since the snapshot is skipped (its lines are missing, never
+        misnumbered); another OSError reading a segment propagates."""
         stop = self.last_line + 1 if stop is None else min(stop, self.last_line + 1)
         start = max(start, self.first_line)
         for segment in self.segments:
@@ -92,7 +94,8 @@ class LogSnapshot:
 
     def blocks_backward(self) -> Iterator[Block]:
         """Blocks of stored lines from the newest back to the oldest: reading the end of a
-        huge log costs only what is read (seek from the end)."""
+        huge log costs only what is read (seek from the end). Missing segments and errors
+        as for :meth:`blocks`."""
         for segment in reversed(self.segments):
             yield from _segment_blocks_backward(segment)
 

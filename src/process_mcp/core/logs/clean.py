@@ -29,7 +29,9 @@ def _final_state(match: re.Match[bytes]) -> bytes:
 
 
 def clean_block(block: bytes) -> bytes:
-    """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines."""
+    """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines. On
+    return the block holds as many lines, with the same tags, in the same order (nothing
+    removed crosses a newline). Pure; raises nothing."""
     if b"\x1b" in block:
         block = _ANSI.sub(b"", block)
     if b"\r" in block:
@@ -44,7 +46,8 @@ def decode_tagged(block: bytes) -> str:
 
 
 def strip_tags(tagged: str, mixed: bool = True) -> str:
-    """Remove the one-character tag after each newline (keeps the leading newline).
+    """Remove the one-character tag after each newline (keeps the leading newline). Pure;
+    raises nothing.
 
     A block known to hold stdout lines only (``mixed`` false) takes one ``str.replace``;
     replacing tag by tag would be wrong for mixed blocks (a stdout line whose text starts

@@ -39,7 +39,10 @@ class LinePattern:
 
     @classmethod
     def compile(cls, pattern: str, name: str = "grep") -> LinePattern:
-        """Compile ``pattern``; an invalid one is an error naming the parameter ``name``."""
+        """Compile ``pattern`` (MULTILINE, so ``^``/``$`` are line bounds). Raises
+        InvalidRequest quoting the pattern and naming the parameter ``name`` when it does
+        not compile; on return ``literals``, ``tag_safe`` and ``line_start`` only ever
+        narrow where the regex is run, never what it matches."""
         try:
             regex = re.compile(pattern, re.MULTILINE)
         except re.error as exc:
@@ -114,7 +117,9 @@ def required_literals(regex: re.Pattern[str], parsed: list | None) -> tuple[byte
     """Literals of which every match contains at least one, or None when unknown.
 
     ``(123|456)789$`` gives ``123789``/``456789`` (rarer than ``789``), ``error|warn.*x``
-    gives ``error``/``warn``; the most selective run of the pattern is kept."""
+    gives ``error``/``warn``; the most selective run of the pattern is kept. None for a
+    case-insensitive pattern, one the parser could not read, or more than MAX_LITERALS
+    alternatives. Raises nothing."""
     if regex.flags & re.IGNORECASE or parsed is None:
         return None
     found = _literal_alternatives(parsed)

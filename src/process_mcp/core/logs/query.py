@@ -34,7 +34,8 @@ class LogQuery:
 
     ``grep`` is a regex, or a :class:`LinePattern` compiled once by a caller that searches
     repeatedly (``wait``). ``scan_lines`` (with ``since`` only; not part of the tool's
-    input) bounds how many stored lines one answer examines, so a caller can search a
+    input) bounds how many stored lines one answer examines, to whole read blocks (at least
+    that many unless the log ends first, at most one block more), so a caller can search a
     long log in steps and check a deadline between them."""
 
     last_lines: int | None = None
@@ -93,12 +94,14 @@ class LogAnswer:
 
     @property
     def truncated(self) -> bool:
+        """Whether a selected line was left out or cut to fit the answer's byte budget."""
         return self.omitted_lines > 0 or self.cut_in_answer > 0
 
 
 # ---------------------------------------------------------------- byte budget
 def cut_text(text: str, limit: int) -> tuple[str, bool]:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
+    """``(text, cut)``: ``text`` cut to at most ``limit`` UTF-8 bytes (plus the marker),
+    never inside a character, with a visible marker when ``cut``. Pure; raises nothing."""
     data = text.encode()
     if len(data) <= limit:
         return text, False
@@ -127,6 +130,8 @@ class Budget:
         return text, len(text.encode()) + 1
 
     def push_newer(self, number: int, text: str) -> None:
+        """Add a line newer than all kept ones; on return the kept lines fit ``max_bytes``
+        and ``max_lines`` again (the oldest evicted, counted in ``omitted`` when for bytes)."""
         text, size = self._fit(text, self.max_bytes)
         self.items.append((number, text, size))
         self.total += size
@@ -157,18 +162,15 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
     """Answer ``query`` from ``snapshot``; safe in a worker thread (it only reads the
     snapshot). On return, ``lines`` are the selected lines oldest first within
     ``query.max_bytes``, and ``next_cursor`` is the last stored line the answer covers (pass
-    it back as ``since``). Raises nothing for lines dropped by the cap meanwhile: they are
-    simply not in the answer."""
+    it back as ``since``). Lines the cap dropped since the snapshot are simply not in the
+    answer (never an error); an OSError reading a segment otherwise propagates."""
     missed = 0
     if query.since is not None:
         start = query.since + 1
         if start < snapshot.first_line and snapshot.dropped_lines:
             missed = snapshot.first_line - start
-        stop = None
-        if query.scan_lines is not None:
-            stop = max(start, snapshot.first_line) + query.scan_lines
         budget = Budget(query.max_bytes)
-        cursor = _forward(snapshot, query, start, query.limit, budget, stop)
+        cursor = _forward(snapshot, query, start, query.limit, budget)
         omitted = budget.omitted
     elif query.pattern is not None:
         budget = Budget(query.max_bytes, query.last_lines)
@@ -203,30 +205,28 @@ def _pending_text(line: LogLine, raw: bool) -> tuple[str, str]:
 
 
 def _forward(
-    snapshot: LogSnapshot,
-    query: LogQuery,
-    start: int,
-    limit: int | None,
-    budget: Budget,
-    stop: int | None = None,
+    snapshot: LogSnapshot, query: LogQuery, start: int, limit: int | None, budget: Budget
 ) -> int:
-    """Push selected lines from ``start`` up to ``stop`` (exclusive; default: the end); the
-    cursor is the last line covered: the last one returned when ``limit`` stopped the scan,
-    else the last line scanned. Provisional partial lines are returned (only by a scan that
-    reached the end) but never covered by the cursor, so the completed line is read again
-    once it ends."""
+    """Push selected lines from ``start`` on; the cursor is the last line covered: the
+    last one returned when ``limit`` stopped the scan, the last line of the block that
+    reached ``query.scan_lines``, else the last stored line. Provisional partial lines are
+    returned (only by a scan that reached the end) but never covered by the cursor, so the
+    completed line is read again once it ends."""
     tags = STREAM_SELECT[query.stream]
     selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
     selected = 0
-    for block in text_blocks(snapshot, start, query.raw, stop):
+    scanned, scan_lines = 0, query.scan_lines
+    for block in text_blocks(snapshot, start, query.raw):
         chosen = selector.select(block) if selector else _all_of(block, tags)
         for number, text in chosen:
             budget.push_newer(number, text)
             selected += 1
             if selected == limit:
                 return number
-    if stop is not None and stop <= snapshot.last_line:
-        return stop - 1
+        scanned += block.count
+        last = block.first + block.count - 1
+        if scan_lines is not None and scanned >= scan_lines and last < snapshot.last_line:
+            return last  # a step of a longer search: a block boundary, no splitting cost
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
         if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):

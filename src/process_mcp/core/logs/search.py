@@ -49,17 +49,20 @@ class TextBlock:
 
     @property
     def tagged(self) -> str:
+        """The block as text, every line reading ``\\n<tag><text>`` (decoded once)."""
         if self._tagged is None:
             self._tagged = decode_tagged(self.data)
         return self._tagged
 
     @property
     def body(self) -> str:
+        """The block as text without tags, every line reading ``\\n<text>``."""
         if self._body is None:
             self._body = strip_tags(self.tagged, self.mixed)
         return self._body
 
     def line(self, index: int) -> str:
+        """Text of the ``index``-th line of the block (0-based; IndexError past ``count``)."""
         if index in self._known:
             return self._known[index][1]
         if self._lines is None:
@@ -67,6 +70,7 @@ class TextBlock:
         return self._lines[index]
 
     def tag(self, index: int) -> str:
+        """Tag of the ``index``-th line, one of ``ALL_TAGS`` (IndexError past ``count``)."""
         if index in self._known:
             return self._known[index][0]
         if self._tags is None:
@@ -74,10 +78,12 @@ class TextBlock:
         return self._tags[index]
 
     def keeps(self, index: int, tags: str) -> bool:
+        """Whether the ``index``-th line belongs to a selection (``STREAM_SELECT`` value)."""
         return len(tags) == len(ALL_TAGS) or self.tag(index) in tags
 
     def matches(self, pattern: LinePattern) -> Iterator[int]:
-        """Indexes of lines with a match, each once, oldest first."""
+        """Indexes of lines whose text ``pattern.regex`` finds a match in, each once, oldest
+        first, whichever of the search strategies the block gets. Raises nothing."""
         if pattern.literals is not None:
             positions = self._candidates(pattern.literals)
             if positions is not None:
@@ -183,12 +189,10 @@ class TextBlock:
             pos = line_end + 1
 
 
-def text_blocks(
-    snapshot: LogSnapshot, start: int, raw: bool, stop: int | None = None
-) -> Iterator[TextBlock]:
-    """Stored lines numbered ``start`` (clamped to what is kept) up to ``stop`` (exclusive;
-    default: the end), as text blocks, oldest first."""
-    for block in snapshot.blocks(start, stop):
+def text_blocks(snapshot: LogSnapshot, start: int, raw: bool) -> Iterator[TextBlock]:
+    """Stored lines numbered ``start`` (clamped to what is kept) onwards, as text blocks,
+    oldest first. Errors as for ``LogSnapshot.blocks``."""
+    for block in snapshot.blocks(start):
         yield TextBlock(block, raw)
 
 
@@ -200,8 +204,9 @@ def search_lines(
     raw: bool = False,
 ) -> Iterator[tuple[int, str]]:
     """Stored lines numbered ``start`` onwards (oldest first) that match ``pattern``, as
-    ``(number, cleaned text)``, with the engine behind ``grep`` and pattern waits. Raises
-    InvalidRequest (quoting the pattern) when it does not compile."""
+    ``(number, cleaned text)``, with the engine behind ``grep`` and pattern waits (the
+    query layer selects with :meth:`TextBlock.matches` too). Raises InvalidRequest (quoting
+    the pattern) when it does not compile."""
     compiled = LinePattern.compile(pattern) if isinstance(pattern, str) else pattern
     tags = STREAM_SELECT[stream]
     for block in text_blocks(snapshot, start, raw):

@@ -92,11 +92,16 @@ class LogStore:
 
     @property
     def size(self) -> int:
+        """Bytes stored on disk now (at most ``max_bytes`` plus one segment's growth)."""
         return sum(seg.size for seg in self._segments)
 
     # ---------------------------------------------------------------- writing
     def append(self, stream: str, data: bytes) -> None:
-        """Store a chunk read from ``stream``; complete lines go to disk, the rest waits."""
+        """Store a chunk read from ``stream`` (``stdout`` or ``stderr``; another name is a
+        KeyError, a programming error). On return every line the chunk completed is on disk
+        with its final number, and the rest of the chunk waits as the stream's partial line.
+        A failed write raises nothing: its bytes are counted in ``lost_bytes``, so draining
+        never stops on a full disk."""
         if not data:
             return
         tag = STREAM_TAGS[stream]
@@ -118,13 +123,15 @@ class LogStore:
             self._grow_partial(stream, data[last_nl + 1 :])
 
     def end_stream(self, stream: str) -> None:
-        """EOF on ``stream``: a final line without a newline is still a line."""
+        """EOF on ``stream``: on return its partial line, if any, is stored as a line (a
+        final line without a newline is still a line). Raises nothing, like ``append``."""
         if self._partial[stream] or self._partial_cut[stream]:
             tag = STREAM_TAGS[stream]
             self._write(tag + self._take_partial(stream) + b"\n", tag)
 
     def note(self, text: str) -> None:
-        """Write a marker line of the server's own (e.g. a restart)."""
+        """Write a marker line of the server's own (e.g. a restart). Both streams' partial
+        lines are stored first, so the marker is numbered after everything received."""
         for stream in self._partial:
             self.end_stream(stream)
         tag = MARKER_TAG
@@ -246,8 +253,9 @@ class LogStore:
 
     # ---------------------------------------------------------------- reading
     def pending(self) -> list[LogLine]:
-        """Partial lines not yet ended by a newline (a prompt, a progress bar), numbered after
-        the stored lines. Their numbers are provisional until the line ends."""
+        """Partial lines not yet ended by a newline (a prompt, a progress bar), stdout's
+        first, numbered after the stored lines. Their numbers are provisional until the
+        line ends. Reads only memory; raises nothing."""
         out = []
         for stream in ("stdout", "stderr"):
             if self._partial[stream] or self._partial_cut[stream]:
@@ -259,7 +267,8 @@ class LogStore:
 
     def snapshot(self) -> LogSnapshot:
         """A consistent view of what is stored now, safe to read from another thread while
-        this store keeps appending (see ``blocks``). Call it on the thread that appends."""
+        this store keeps appending (see ``blocks``). Call it on the thread that appends;
+        it reads only memory, in O(segments), and raises nothing."""
         views = tuple(
             SegmentView(
                 seg.path,
@@ -283,7 +292,8 @@ class LogStore:
         )
 
     def delete(self) -> None:
-        """Remove every file of this log."""
+        """Remove every file of this log; on return the directory is gone (errors are
+        ignored: a file already removed is no reason to fail)."""
         self.close()
         self._segments.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
