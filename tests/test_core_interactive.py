@@ -13,6 +13,7 @@ import pytest
 from conftest import eventually
 
 from process_mcp.core import InvalidRequest, ProcessManager, StartFailed, Status
+from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.options import StartOptions
 from process_mcp.core.trees import proc
 
@@ -23,9 +24,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def texts(manager: ProcessManager, process_id: str) -> list[str]:
     """Stored lines and any pending partial line, decoded, ANSI sequences removed."""
-    log = manager.log(process_id)
-    lines = [*log.lines(log.first_line), *log.pending()]
-    return [ANSI.sub("", line.data.decode(errors="replace")) for line in lines]
+    every = LogQuery(since=0, raw=True, limit=1 << 20, max_bytes=1 << 24)
+    answer = run_query(manager.log(process_id).snapshot(), every)
+    return [ANSI.sub("", line) for line in answer.lines]
 
 
 async def has_line(manager: ProcessManager, process_id: str, wanted: str, timeout=15) -> bool:
@@ -207,11 +208,14 @@ async def test_restart_keeps_id_and_numbering(manager: ProcessManager) -> None:
     assert (record.status, record.restarts) == (Status.RUNNING, 1)
     assert record.pid != first_pid and record.ended_at is None
     assert await eventually(lambda: log.last_line == 5, 10)
-    lines = list(log.lines(1))
-    assert [line.number for line in lines] == [1, 2, 3, 4, 5]
-    assert [line.stream for line in lines] == ["stdout", "stdout", "marker", "stdout", "stdout"]
-    assert b"restarted" in lines[2].data and str(record.pid).encode() in lines[2].data
-    assert [lines[3].data, lines[4].data] == [b"one", b"two"]
+    lines = await manager.read_log(record.id, LogQuery(since=0, raw=True))
+    assert lines.numbers == [1, 2, 3, 4, 5] and lines.pending_lines == 0
+    # A marker belongs to every stream selection; line 3 is the only non-stdout line.
+    stdout = await manager.read_log(record.id, LogQuery(since=0, stream="stdout"))
+    stderr = await manager.read_log(record.id, LogQuery(since=0, stream="stderr"))
+    assert (stdout.numbers, stderr.numbers) == ([1, 2, 3, 4, 5], [3])
+    assert "restarted" in lines.lines[2] and str(record.pid) in lines.lines[2]
+    assert lines.lines[3:] == ["one", "two"]
 
 
 async def test_concurrent_restarts_start_one_process(manager: ProcessManager) -> None:

@@ -17,6 +17,7 @@ from process_mcp.core import (
     Status,
     UnknownProcess,
 )
+from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
@@ -107,7 +108,7 @@ async def test_cwd_and_env(manager: ProcessManager, tmp_path) -> None:
         env={"GREETING": "hello there"},
     )
     await manager.wait_ended(record.id)
-    lines = [line.data.decode() for line in manager.log(record.id).tail(10)]
+    lines = (await manager.read_log(record.id, LogQuery(last_lines=10, raw=True))).lines
     assert lines[:2] == [str(tmp_path.resolve()), "hello there"]
     assert lines[2] == "/"  # the server's environment is inherited
     assert record.cwd == str(tmp_path.resolve())
@@ -190,8 +191,10 @@ async def test_fast_failing_process_keeps_all_stderr(manager: ProcessManager) ->
     log = manager.log(record.id)
     assert record.exit_code == 7
     assert log.last_line == 20000
-    assert log.tail(1)[0].data == b"err 19999"
-    assert log.tail(1)[0].stream == "stderr"
+    last = await manager.read_log(record.id, LogQuery(last_lines=1, raw=True))
+    assert (last.numbers, last.lines) == ([20000], ["err 19999"])
+    stderr = await manager.read_log(record.id, LogQuery(last_lines=1, stream="stderr"))
+    assert stderr.numbers == [20000]  # the newest line came from stderr
 
 
 async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: ProcessManager) -> None:
@@ -200,7 +203,8 @@ async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: Proce
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
     assert time.monotonic() - started < manager.settings.exit_drain_grace + 5
-    assert manager.log(record.id).tail(1)[0].data == b"parent done"
+    last = await manager.read_log(record.id, LogQuery(last_lines=1, raw=True))
+    assert last.lines == ["parent done"]
     await manager.stop(record.id)  # ends the leftover grandchild
     assert await eventually(lambda: not proc.group_exists(record.pid), 5)
 

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from process_mcp.core.logs.clean import clean_text
-from process_mcp.core.logs.search import LinePattern
+from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.logs.store import LogStore
 from process_mcp.core.waiting import WaitCondition, find_match, wait_for
 
 pytestmark = pytest.mark.anyio
 
 
-def test_clean_text_removes_escapes_and_keeps_the_final_carriage_return_state() -> None:
-    assert clean_text(b"\x1b[1;32mready\x1b[0m in 3 ms") == "ready in 3 ms"
-    assert clean_text(b"10%\r50%\r100%") == "100%"
-    assert clean_text(b"\x1b]0;title\x07done\r") == "done"
-    assert clean_text(b"bad \xff byte") == "bad \ufffd byte"
+def test_cleaning_removes_escapes_and_keeps_the_final_carriage_return_state(
+    tmp_path: Path,
+) -> None:
+    log = LogStore(tmp_path / "log", 1 << 20, 1024)
+    log.append("stdout", b"\x1b[1;32mready\x1b[0m in 3 ms\n10%\r50%\r100%\n")
+    log.append("stderr", b"\x1b]0;title\x07done\r\nbad \xff byte\n")
+    lines = run_query(log.snapshot(), LogQuery()).lines
+    assert lines == ["ready in 3 ms", "100%", "done", "bad \ufffd byte"]
 
 
 async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manager) -> None:
@@ -27,13 +32,16 @@ async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manage
     outcome = await wait_for(manager, record.id, needle, 20)
     assert outcome.met and outcome.reason == "pattern"
     assert (outcome.matched_line, outcome.matched_line_number) == ("NEEDLE here", 30001)
-    log = manager.log(record.id)
-    assert find_match(log, LinePattern.compile("noise 5$"), 0)[0] == (6, "noise 5")
-    line, cursor = find_match(log, LinePattern.compile("absent"), 0, limit=100)
-    assert line is None and 100 <= cursor <= log.last_line  # block-granular progress
-    while cursor < log.last_line:
-        line, cursor = find_match(log, LinePattern.compile("absent"), cursor, limit=100)
-        assert line is None
+    found = await find_match(manager, record.id, LinePattern.compile("noise 5$"), 0)
+    assert found[0] == (6, "noise 5")
+    absent = LinePattern.compile("absent")
+    line, cursor, more = await find_match(manager, record.id, absent, 0, scan_lines=100)
+    assert line is None and more and 100 <= cursor < 30001  # block-granular progress
+    while more:
+        line, after, more = await find_match(manager, record.id, absent, cursor, scan_lines=100)
+        assert line is None and min(cursor + 100, 30001) <= after <= 30001
+        cursor = after
+    assert cursor == manager.log(record.id).last_line == 30001
 
     prompt = await manager.start("sh", ["-c", "printf 'Password: '; exec sleep 30"])
     password = WaitCondition(pattern=LinePattern.compile("Password"))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from process_mcp.core.logs.format import STREAM_TAGS
+from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
+
+TAG_STREAMS = {tag: name for name, tag in STREAM_TAGS.items()}
 
 
 def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogStore:
@@ -15,6 +19,21 @@ def texts(lines) -> list[tuple[int, str, bytes]]:
     return [(line.number, line.stream, line.data) for line in lines]
 
 
+def stored(log: LogStore) -> list[tuple[int, str, bytes]]:
+    """Every stored line as (number, stream, exact bytes), read from a snapshot's blocks."""
+    found = []
+    for block in log.snapshot().blocks(1):
+        lines = block.data.split(b"\n")[:-1]
+        assert len(lines) == block.count
+        for offset, line in enumerate(lines):
+            found.append((block.first + offset, TAG_STREAMS[line[:1]], line[1:]))
+    return found
+
+
+def ask(log: LogStore, **kwargs):
+    return run_query(log.snapshot(), LogQuery(**kwargs))
+
+
 def test_lines_split_across_chunks_and_streams_keep_arrival_order(tmp_path: Path) -> None:
     log = store(tmp_path)
     log.append("stdout", b"hel")
@@ -22,7 +41,7 @@ def test_lines_split_across_chunks_and_streams_keep_arrival_order(tmp_path: Path
     log.append("stdout", b"lo\nwor")
     log.append("stdout", b"ld\n")
     log.append("stderr", b"ning\n")
-    assert texts(log.lines(1)) == [
+    assert stored(log) == [
         (1, "stderr", b"oops"),
         (2, "stdout", b"hello"),
         (3, "stdout", b"world"),
@@ -35,14 +54,14 @@ def test_partial_line_is_pending_then_flushed_at_eof(tmp_path: Path) -> None:
     log.append("stdout", b"a\nname? ")
     assert texts(log.pending()) == [(2, "stdout", b"name? ")]
     log.end_stream("stdout")
-    assert texts(log.lines(1)) == [(1, "stdout", b"a"), (2, "stdout", b"name? ")]
+    assert stored(log) == [(1, "stdout", b"a"), (2, "stdout", b"name? ")]
     assert log.pending() == []
 
 
 def test_empty_lines_and_binary_are_kept(tmp_path: Path) -> None:
     log = store(tmp_path)
     log.append("stdout", b"\n\n\xff\xfe\x00x\n")
-    assert texts(log.lines(1)) == [
+    assert stored(log) == [
         (1, "stdout", b""),
         (2, "stdout", b""),
         (3, "stdout", b"\xff\xfe\x00x"),
@@ -56,7 +75,7 @@ def test_long_lines_are_cut_with_a_marker_and_memory_stays_bounded(tmp_path: Pat
         log.append("stderr", b"y" * 1000)
     assert len(log._partial["stderr"]) == 64
     log.append("stderr", b"tail\n")
-    lines = texts(log.lines(1))
+    lines = stored(log)
     assert lines[0] == (1, "stdout", b"short")
     assert lines[1][2] == b"x" * 64 + " …[136 bytes cut]".encode()
     assert lines[2] == (3, "stdout", b"after")
@@ -67,12 +86,13 @@ def test_long_lines_are_cut_with_a_marker_and_memory_stays_bounded(tmp_path: Pat
 def test_tail_and_ranges(tmp_path: Path) -> None:
     log = store(tmp_path)
     log.append("stdout", b"".join(b"line %d\n" % i for i in range(1, 5001)))
-    assert [line.data for line in log.tail(3)] == [b"line 4998", b"line 4999", b"line 5000"]
-    assert texts(log.lines(2500, 2)) == [
-        (2500, "stdout", b"line 2500"),
-        (2501, "stdout", b"line 2501"),
+    assert ask(log, last_lines=3).lines == ["line 4998", "line 4999", "line 5000"]
+    page = ask(log, since=2499, limit=2)
+    assert list(zip(page.numbers, page.lines, strict=True)) == [
+        (2500, "line 2500"),
+        (2501, "line 2501"),
     ]
-    assert log.tail(10_000)[0].number == 1
+    assert ask(log, last_lines=10_000, max_bytes=1 << 20).numbers[0] == 1
 
 
 def test_cap_drops_oldest_segments_but_numbers_never_shift(tmp_path: Path) -> None:
@@ -83,10 +103,11 @@ def test_cap_drops_oldest_segments_but_numbers_never_shift(tmp_path: Path) -> No
     assert log.dropped_bytes > 0
     assert log.first_line > 1
     assert log.last_line == 2000
-    first = next(iter(log.lines(1)))
-    assert first.number == log.first_line
-    assert first.data == b"line %05d" % log.first_line
-    assert log.tail(1)[0].data == b"line 02000"
+    first = ask(log, since=0, limit=1)
+    assert first.numbers == [log.first_line]
+    assert first.lines == [f"line {log.first_line:05d}"]
+    assert stored(log)[0] == (log.first_line, "stdout", b"line %05d" % log.first_line)
+    assert ask(log, last_lines=1).lines == ["line 02000"]
     assert log.dropped_bytes == (log.first_line - 1) * len(b"oline 00001\n")
 
 

@@ -28,6 +28,7 @@ from subprocess import Popen
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
+from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
 from process_mcp.core.records import ProcessRecord, Status, utc_now
@@ -119,6 +120,18 @@ class ProcessManager:
     def log(self, process_id: str) -> LogStore:
         self.get(process_id)
         return self._logs[process_id]
+
+    async def read_log(self, process_id: str, query: LogQuery) -> LogAnswer:
+        """Answer ``query`` on the process's log: the one way the server reads a log
+        (``get-log``, the log resource, ``wait``'s pattern search).
+
+        The log is snapshotted at the call, on the event loop, before the first await; the
+        query then reads that snapshot in a worker thread, so a long grep never blocks the
+        loop and output keeps being drained meanwhile. On return the answer reflects the
+        log as it was at the call. Raises UnknownProcess (listing the known ids) for an
+        unknown ``process_id``."""
+        snapshot = self.log(process_id).snapshot()
+        return await asyncio.to_thread(run_query, snapshot, query)
 
     async def wait_ended(self, process_id: str) -> ProcessRecord:
         """Wait until the process has ended and its output is captured."""

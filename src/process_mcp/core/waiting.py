@@ -4,7 +4,8 @@ An agent that starts a dev server needs one answer: "ready" or "died, here is wh
 :func:`wait_for` blocks until the first of these happens:
 
 * a log line matches ``pattern`` (searched from the start of the log, so a line written
-  before the call still counts), scanned incrementally as output arrives;
+  before the call still counts), scanned incrementally as output arrives, by ``get-log``'s
+  own grep through ``ProcessManager.read_log``;
 * a process of the tree listens on TCP ``port``;
 * an HTTP GET of ``url`` answers with a status below 500;
 * the process ends (with no condition given, that is the condition; otherwise the wait
@@ -22,18 +23,21 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from process_mcp.core.errors import UnknownProcess
 from process_mcp.core.facts.httpprobe import probe_url
 from process_mcp.core.facts.listening import tree_listens_on
-from process_mcp.core.logs.clean import clean_text
-from process_mcp.core.logs.search import LinePattern, text_blocks
-from process_mcp.core.logs.store import LogStore
+from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.query import ANSWER_LINE_BYTES, LogQuery
 from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 
 TAIL_LINES = 20
 DEFAULT_TIMEOUT = 30.0  # seconds a wait lasts unless told otherwise
 MAX_TIMEOUT = 600.0
-SCAN_BATCH = 200_000  # lines searched (block-wise) between two yields to the event loop
+SCAN_BATCH = 200_000  # stored lines one search step examines; the deadline is checked between
+# Room for the answer's lines at get-log's per-line cap: one stored match, or the (at most
+# two) partial lines, are never left out or cut further by the byte budget.
+MATCH_BYTES = 2 * (ANSWER_LINE_BYTES + 1)
 PORT_INTERVAL = 0.2
 URL_INTERVAL = 0.25
 URL_ATTEMPT_TIMEOUT = 2.0
@@ -71,32 +75,42 @@ class WaitOutcome:
     matched_line_number: int | None = None
 
 
-def find_match(
-    log: LogStore, pattern: LinePattern, after: int, limit: int = SCAN_BATCH
-) -> tuple[tuple[int, str] | None, int]:
-    """The first stored line numbered above ``after`` whose cleaned text matches ``pattern``.
+async def find_match(
+    manager: ProcessManager,
+    process_id: str,
+    pattern: LinePattern,
+    after: int,
+    scan_lines: int = SCAN_BATCH,
+) -> tuple[tuple[int, str] | None, int, bool]:
+    """The first line numbered above ``after`` whose cleaned text matches ``pattern``.
 
-    Searches whole blocks with ``get-log``'s grep engine (literal prefilter, no per-line
-    work on lines that cannot match), stopping after about ``limit`` lines. Returns
-    ``((number, text) or None, cursor)``, where ``cursor`` is the last line examined, to
-    pass back as ``after``.
+    Asks ``read_log`` with ``get-log``'s own grep (so a wait and a grep always agree),
+    examining at most ``scan_lines`` stored lines; a partial line not yet ended by a
+    newline counts once every stored line was examined. Returns ``((number, text) or None,
+    cursor, more)``: ``cursor`` is the last stored line examined, to pass back as
+    ``after``, and ``more`` says stored lines after it remain. Raises nothing: a process
+    removed meanwhile has nothing left to match, ``(None, after, False)``.
     """
-    cursor = max(after, log.first_line - 1)
-    scanned = 0
-    for block in text_blocks(log.snapshot(), cursor + 1, raw=False):
-        for index in block.matches(pattern):
-            return (block.first + index, block.line(index)), block.first + index
-        cursor = block.first + block.count - 1
-        scanned += block.count
-        if scanned >= limit:
-            break
-    return None, cursor
+    query = LogQuery(
+        since=after, grep=pattern, limit=1, max_bytes=MATCH_BYTES, scan_lines=scan_lines
+    )
+    try:
+        answer = await manager.read_log(process_id, query)
+    except UnknownProcess:
+        return None, after, False
+    line = (answer.numbers[0], answer.lines[0]) if answer.lines else None
+    return line, answer.next_cursor, answer.next_cursor < answer.last_stored
 
 
-def tail_text(log: LogStore, count: int = TAIL_LINES) -> list[str]:
-    """The newest ``count`` lines (a final line without newline included), cleaned."""
-    lines = [*log.tail(count), *log.pending()][-count:]
-    return [clean_text(line.data) for line in lines]
+async def tail_text(manager: ProcessManager, process_id: str, count: int = TAIL_LINES) -> list[str]:
+    """The newest ``count`` lines (a final line without newline included), cleaned:
+    ``get-log``'s tail query with room for every line at its per-line cap. Raises nothing:
+    ``[]`` for a process removed meanwhile."""
+    query = LogQuery(last_lines=count, max_bytes=count * (ANSWER_LINE_BYTES + 1))
+    try:
+        return (await manager.read_log(process_id, query)).lines
+    except UnknownProcess:
+        return []
 
 
 @dataclass
@@ -116,7 +130,6 @@ async def wait_for(
 ) -> WaitOutcome:
     """Block until ``condition`` is met, the process ends, or ``timeout`` seconds pass."""
     record = manager.get(process_id)
-    log = manager.log(process_id)
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout
@@ -135,16 +148,17 @@ async def wait_for(
         probes["port"] = _Probe(PORT_INTERVAL)
     if condition.url is not None:
         probes["url"] = _Probe(URL_INTERVAL)
-    cursor = log.first_line - 1
+    cursor = 0  # the scan starts at the oldest line still stored
     next_progress = started + progress_interval
 
-    def outcome(met: bool, reason: str, line: tuple[int, str] | None = None) -> WaitOutcome:
+    async def outcome(met: bool, reason: str, line: tuple[int, str] | None = None) -> WaitOutcome:
+        elapsed = round(loop.time() - started, 3)
         return WaitOutcome(
             record=record,
             met=met,
             reason=reason,
-            elapsed=round(loop.time() - started, 3),
-            tail=tail_text(log),
+            elapsed=elapsed,
+            tail=await tail_text(manager, process_id),
             matched_line=line[1] if line is not None else None,
             matched_line_number=line[0] if line is not None else None,
         )
@@ -157,34 +171,30 @@ async def wait_for(
                 ended = asyncio.ensure_future(manager.wait_ended(process_id))
                 ended.add_done_callback(lambda _: wake.set())
             if condition.pattern is not None:
-                line, cursor = find_match(log, condition.pattern, cursor)
-                while line is None and cursor < log.last_line and loop.time() < deadline:
-                    # A long log (or a flood outrunning the scan): let the server breathe,
-                    # and never let scanning push the answer past the timeout.
-                    await asyncio.sleep(0)
-                    line, cursor = find_match(log, condition.pattern, cursor)
-                if line is None:  # a prompt or progress line without its newline yet
-                    line = next(
-                        (
-                            (p.number, text)
-                            for p in log.pending()
-                            if condition.pattern.regex.search(text := clean_text(p.data))
-                        ),
-                        None,
+                line, cursor, more = await find_match(
+                    manager, process_id, condition.pattern, cursor
+                )
+                while line is None and more and loop.time() < deadline:
+                    # A long log (or a flood outrunning the scan): search it in steps, and
+                    # never let scanning push the answer past the timeout.
+                    line, cursor, more = await find_match(
+                        manager, process_id, condition.pattern, cursor
                     )
                 if line is not None:
-                    return outcome(True, "pattern", line)
+                    return await outcome(True, "pattern", line)
             for name, probe in probes.items():
                 if probe.task is not None and probe.task.done():
                     hit = not probe.task.cancelled() and probe.task.exception() is None
                     if hit and probe.task.result() and record.running:
-                        return outcome(True, name)
+                        return await outcome(True, name)
                     probe.task = None
-            if has_ended or not record.running:
-                return outcome(condition == WaitCondition(), "exited")
+            if has_ended:
+                return await outcome(condition == WaitCondition(), "exited")
+            if not record.running:  # ended during the scan: scan again, it then sees every line
+                continue
             now = loop.time()
             if now >= deadline:
-                return outcome(False, "timeout")
+                return await outcome(False, "timeout")
             for name, probe in probes.items():
                 if probe.task is None and now >= probe.next_at:
                     probe.next_at = now + probe.interval

@@ -35,8 +35,7 @@ from mcp_types import (
 )
 
 from process_mcp.core import ProcessManager, ProcessRecord
-from process_mcp.core.logs.blocks import LogSnapshot
-from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 
@@ -54,11 +53,11 @@ def log_uri(process_id: str) -> str:
     return f"{SCHEME}{process_id}/log"
 
 
-def log_text(snapshot: LogSnapshot, limit: int = LOG_LIMIT) -> str:
+async def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -> str:
     """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest:
-    ``get-log``'s own tail query, so both always show the same text. Thread-safe on a
-    snapshot taken on the event loop."""
-    answer = run_query(snapshot, LogQuery(max_bytes=limit - 128))
+    ``get-log``'s own tail query through ``read_log``, so both always show the same text
+    (read off the event loop). Raises UnknownProcess for an unknown id."""
+    answer = await manager.read_log(process_id, LogQuery(max_bytes=limit - 128))
     header = []
     if answer.numbers and answer.numbers[0] > 1:
         earlier = answer.numbers[0] - 1
@@ -181,8 +180,7 @@ class ProcessResources:
         self.meet(ctx)
         process_id, is_log = self._parse(params.uri)
         if is_log:
-            snapshot = self.manager.log(process_id).snapshot()  # on the loop, like get-log
-            text = await asyncio.to_thread(log_text, snapshot)  # the disk, off the loop
+            text = await log_text(self.manager, process_id)
             contents = TextResourceContents(uri=params.uri, mime_type="text/plain", text=text)
         else:
             record = self.manager.get(process_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +10,8 @@ from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
 from process_mcp.core import InvalidRequest, ProcessManager, Status
-from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery, run_query
-from process_mcp.core.logs.search import LinePattern
+from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery
 from process_mcp.core.options import StartOptions
 from process_mcp.core.signals import SIGNALS
 from process_mcp.core.waiting import (
@@ -91,11 +90,7 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult
 
 async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
     record = manager.get(args.id)
-    query = _log_query(args)
-    snapshot = manager.log(args.id).snapshot()
-    # A grep over a large log takes a while: run it off the event loop (the snapshot
-    # only reads bytes already written, so draining continues meanwhile).
-    answer = await asyncio.to_thread(run_query, snapshot, query)
+    answer = await manager.read_log(args.id, _log_query(args))  # the grep runs off the loop
     return s.LogResult(
         id=record.id,
         status=record.status.value,
@@ -110,7 +105,7 @@ async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s
         cut_lines=answer.cut_lines,
         pending_lines=answer.pending_lines,
         missed_lines=answer.missed_lines,
-        notice=_log_notice(answer, snapshot.first_line),
+        notice=_log_notice(answer),
     )
 
 
@@ -129,12 +124,12 @@ def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
     )
 
 
-def _log_notice(answer: LogAnswer, first_stored: int) -> str | None:
+def _log_notice(answer: LogAnswer) -> str | None:
     notes = []
     if answer.missed_lines:
         notes.append(
             f"{answer.missed_lines} lines after 'since' were dropped by the log size cap "
-            f"before they were read; reading from line {first_stored}"
+            f"before they were read; reading from line {answer.first_stored}"
         )
     if answer.omitted_lines:
         notes.append(

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from process_mcp.core.logs.store import TAIL_BLOCK, LogLine
-
-FORWARD_BLOCK = 1024 * 1024
-FIRST_FORWARD_BLOCK = 64 * 1024  # a page of 'since' reads little; a long scan grows to 1 MiB
+from process_mcp.core.logs.format import (
+    FIRST_FORWARD_BLOCK,
+    FORWARD_BLOCK,
+    STDOUT_TAG,
+    TAIL_BLOCK,
+    LogLine,
+)
 
 
 class Block(NamedTuple):
@@ -49,7 +52,7 @@ class SegmentView:
     @property
     def mixed(self) -> bool:
         """Whether lines other than stdout may be in this segment."""
-        return any(tag != ord("o") for tag in self.tag_lines)
+        return any(tag != STDOUT_TAG[0] for tag in self.tag_lines)
 
     @property
     def end_line(self) -> int:
@@ -75,7 +78,9 @@ class LogSnapshot:
 
     def blocks(self, start: int, stop: int | None = None) -> Iterator[Block]:
         """Blocks of stored lines numbered ``start`` (clamped to what is kept) up to ``stop``
-        (exclusive; default: the end), oldest first."""
+        (exclusive; default: the end), oldest first, consecutive and without overlap. A
+        segment the cap deleted since the snapshot is skipped (its lines are missing, never
+        misnumbered); another OSError reading a segment propagates."""
         stop = self.last_line + 1 if stop is None else min(stop, self.last_line + 1)
         start = max(start, self.first_line)
         for segment in self.segments:
@@ -89,7 +94,8 @@ class LogSnapshot:
 
     def blocks_backward(self) -> Iterator[Block]:
         """Blocks of stored lines from the newest back to the oldest: reading the end of a
-        huge log costs only what is read (seek from the end)."""
+        huge log costs only what is read (seek from the end). Missing segments and errors
+        as for :meth:`blocks`."""
         for segment in reversed(self.segments):
             yield from _segment_blocks_backward(segment)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from process_mcp.core.logs.format import STDOUT_TAG
+
 # CSI (colours, cursor moves), OSC (titles, hyperlinks; ended by BEL or ST), and the
 # two-byte escapes. None of them may cross a newline, so line numbering is unaffected.
 # The 8-bit CSI byte 0x9b is left alone: it is also a UTF-8 continuation byte ("ě").
@@ -16,6 +18,7 @@ _ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)
 # A stored line (tag kept in group 1) that contains a carriage return.
 _CR_LINE = re.compile(rb"(?m)^(.)([^\n]*\r[^\n]*)$")
 _TAGS = re.compile(r"\n[^\n]")
+_STDOUT_LINE_START = "\n" + STDOUT_TAG.decode()
 
 
 def _final_state(match: re.Match[bytes]) -> bytes:
@@ -26,7 +29,9 @@ def _final_state(match: re.Match[bytes]) -> bytes:
 
 
 def clean_block(block: bytes) -> bytes:
-    """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines."""
+    """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines. On
+    return the block holds as many lines, with the same tags, in the same order (nothing
+    removed crosses a newline). Pure; raises nothing."""
     if b"\x1b" in block:
         block = _ANSI.sub(b"", block)
     if b"\r" in block:
@@ -41,17 +46,12 @@ def decode_tagged(block: bytes) -> str:
 
 
 def strip_tags(tagged: str, mixed: bool = True) -> str:
-    """Remove the one-character tag after each newline (keeps the leading newline).
+    """Remove the one-character tag after each newline (keeps the leading newline). Pure;
+    raises nothing.
 
     A block known to hold stdout lines only (``mixed`` false) takes one ``str.replace``;
     replacing tag by tag would be wrong for mixed blocks (a stdout line whose text starts
     with ``e`` would lose that letter), so those take one regex pass."""
     if not mixed:
-        return tagged.replace("\no", "\n")
+        return tagged.replace(_STDOUT_LINE_START, "\n")
     return _TAGS.sub("\n", tagged)
-
-
-def clean_text(data: bytes) -> str:
-    """One stored line (without tag and newline) as clean text: the same cleaning as a
-    block, so ``wait`` patterns, resources and ``get-log`` always agree."""
-    return clean_block(b"o" + data)[1:].decode("utf-8", errors="replace")

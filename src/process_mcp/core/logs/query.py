@@ -3,7 +3,9 @@ context, and a byte budget that keeps the newest lines.
 
 Everything here runs on a :class:`~process_mcp.core.logs.blocks.LogSnapshot`, so a long scan
 may run in a worker thread. Per-line Python work is done only for blocks that hold a line
-the answer returns; a regex is searched over whole decoded blocks.
+the answer returns; a regex is searched over whole decoded blocks. :func:`run_query` is the
+one reader of a log: ``get-log``, the log resource and ``wait``'s pattern search all ask
+it, through ``ProcessManager.read_log``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logs.blocks import Block, LogSnapshot
-from process_mcp.core.logs.search import STREAM_SELECT, LinePattern, TextBlock, text_blocks
-from process_mcp.core.logs.store import STREAM_TAGS, LogLine
+from process_mcp.core.logs.format import STREAM_SELECT, STREAM_TAGS, LogLine, cut_marker
+from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.search import TextBlock, text_blocks
 
 DEFAULT_LIMIT = 1000
 DEFAULT_MAX_BYTES = 64 * 1024
@@ -25,19 +28,30 @@ MIN_CUT_ROOM = 1024  # below this, an older line that does not fit is left out, 
 
 @dataclass(frozen=True)
 class LogQuery:
-    """A validated ``get-log`` request (see SPEC §7.1)."""
+    """A validated ``get-log`` request (see SPEC §7.1). Constructing one raises
+    InvalidRequest, naming the values at fault, for a combination that cannot be answered
+    or a ``grep`` that does not compile.
+
+    ``grep`` is a regex, or a :class:`LinePattern` compiled once by a caller that searches
+    repeatedly (``wait``). ``scan_lines`` (with ``since`` only; not part of the tool's
+    input) bounds how many stored lines one answer examines, to whole read blocks (at least
+    that many unless the log ends first, at most one block more), so a caller can search a
+    long log in steps and check a deadline between them."""
 
     last_lines: int | None = None
     since: int | None = None
     limit: int = DEFAULT_LIMIT
     stream: str = "all"
-    grep: str | None = None
+    grep: str | LinePattern | None = None
     context: int = 0
     max_bytes: int = DEFAULT_MAX_BYTES
     raw: bool = False
+    scan_lines: int | None = None
     pattern: LinePattern | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.scan_lines is not None and (self.since is None or self.scan_lines < 1):
+            raise ValueError(f"scan_lines ({self.scan_lines}) needs 'since' and must be >= 1")
         if self.since is not None and self.last_lines is not None:
             raise InvalidRequest(
                 f"'since' ({self.since}) and 'lastLines' ({self.last_lines}) cannot be used "
@@ -53,13 +67,17 @@ class LogQuery:
                 f"'context' ({self.context}) only applies with 'grep'; add a 'grep' pattern "
                 "or drop 'context'"
             )
-        if self.grep is not None:
+        if isinstance(self.grep, LinePattern):
+            object.__setattr__(self, "pattern", self.grep)
+        elif self.grep is not None:
             object.__setattr__(self, "pattern", LinePattern.compile(self.grep))
 
 
 @dataclass
 class LogAnswer:
-    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``."""
+    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``.
+    ``first_stored``/``last_stored`` are the oldest and newest stored line numbers the
+    query saw (``first_stored`` is ``last_stored + 1`` when nothing is stored)."""
 
     lines: list[str]
     numbers: list[int]
@@ -71,21 +89,25 @@ class LogAnswer:
     missed_lines: int
     dropped_bytes: int
     cut_lines: int
+    first_stored: int
+    last_stored: int
 
     @property
     def truncated(self) -> bool:
+        """Whether a selected line was left out or cut to fit the answer's byte budget."""
         return self.omitted_lines > 0 or self.cut_in_answer > 0
 
 
 # ---------------------------------------------------------------- byte budget
 def cut_text(text: str, limit: int) -> tuple[str, bool]:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, with a visible marker when cut."""
+    """``(text, cut)``: ``text`` cut to at most ``limit`` UTF-8 bytes (plus the marker),
+    never inside a character, with a visible marker when ``cut``. Pure; raises nothing."""
     data = text.encode()
     if len(data) <= limit:
         return text, False
     marker_room = 32
     keep = max(limit - marker_room, 0)
-    return data[:keep].decode(errors="ignore") + f" …[{len(data) - keep} bytes cut]", True
+    return data[:keep].decode(errors="ignore") + cut_marker(len(data) - keep), True
 
 
 class Budget:
@@ -108,6 +130,8 @@ class Budget:
         return text, len(text.encode()) + 1
 
     def push_newer(self, number: int, text: str) -> None:
+        """Add a line newer than all kept ones; on return the kept lines fit ``max_bytes``
+        and ``max_lines`` again (the oldest evicted, counted in ``omitted`` when for bytes)."""
         text, size = self._fit(text, self.max_bytes)
         self.items.append((number, text, size))
         self.total += size
@@ -135,7 +159,11 @@ class Budget:
 
 # ---------------------------------------------------------------- the query
 def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
-    """Answer ``query`` from ``snapshot`` (may run in a worker thread)."""
+    """Answer ``query`` from ``snapshot``; safe in a worker thread (it only reads the
+    snapshot). On return, ``lines`` are the selected lines oldest first within
+    ``query.max_bytes``, and ``next_cursor`` is the last stored line the answer covers (pass
+    it back as ``since``). Lines the cap dropped since the snapshot are simply not in the
+    answer (never an error); an OSError reading a segment otherwise propagates."""
     missed = 0
     if query.since is not None:
         start = query.since + 1
@@ -164,6 +192,8 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         missed_lines=missed,
         dropped_bytes=snapshot.dropped_bytes,
         cut_lines=snapshot.cut_lines,
+        first_stored=snapshot.first_line,
+        last_stored=snapshot.last_line,
     )
 
 
@@ -178,12 +208,14 @@ def _forward(
     snapshot: LogSnapshot, query: LogQuery, start: int, limit: int | None, budget: Budget
 ) -> int:
     """Push selected lines from ``start`` on; the cursor is the last line covered: the
-    last one returned when ``limit`` stopped the scan, else the last stored line.
-    Provisional partial lines are returned but never covered by the cursor, so the
+    last one returned when ``limit`` stopped the scan, the last line of the block that
+    reached ``query.scan_lines``, else the last stored line. Provisional partial lines are
+    returned (only by a scan that reached the end) but never covered by the cursor, so the
     completed line is read again once it ends."""
     tags = STREAM_SELECT[query.stream]
     selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
     selected = 0
+    scanned, scan_lines = 0, query.scan_lines
     for block in text_blocks(snapshot, start, query.raw):
         chosen = selector.select(block) if selector else _all_of(block, tags)
         for number, text in chosen:
@@ -191,6 +223,10 @@ def _forward(
             selected += 1
             if selected == limit:
                 return number
+        scanned += block.count
+        last = block.first + block.count - 1
+        if scan_lines is not None and scanned >= scan_lines and last < snapshot.last_line:
+            return last  # a step of a longer search: a block boundary, no splitting cost
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
         if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):

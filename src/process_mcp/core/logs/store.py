@@ -1,10 +1,8 @@
 """One process's output log: on disk, line-numbered for life, bounded in bytes and in memory.
 
-Layout. The log is a chain of segment files ``NNNNNN.seg`` in the process's own directory.
-Every stored line is ``<tag><bytes>\\n`` where the one-byte tag says where it came from
-(``o`` stdout, ``e`` stderr, ``m`` a marker written by the server). Tagging costs one
-``bytes.replace`` per chunk, so draining stays at memcpy speed and stdout/stderr keep
-their arrival order in a single file.
+Layout. A chain of segment files in the process's own directory, each line stored as
+``<tag><bytes>\\n`` (see ``format``). Tagging costs one ``bytes.replace`` per chunk, so
+draining stays at memcpy speed and stdout/stderr keep their arrival order in a single file.
 
 Numbering. Lines are numbered from 1 in arrival order. Each segment knows the number of
 its first line, so when the size cap deletes the oldest segment no number ever shifts.
@@ -13,6 +11,10 @@ Memory. No Python object per line: each segment keeps a sparse index (one entry 
 write that starts at least ``INDEX_EVERY_LINES`` lines or ``INDEX_EVERY_BYTES`` bytes after
 the previous entry), and the partial line of each stream is held in memory up to
 ``max_line_bytes``; beyond that the line is cut and the cut is counted and marked.
+
+Reading. This module only writes. Every reader takes a :meth:`LogStore.snapshot` and runs
+a query on it (``blocks``, ``search``, ``query``); the process manager's ``read_log`` is the
+one way the rest of the server reads a log.
 """
 
 from __future__ import annotations
@@ -20,31 +22,20 @@ from __future__ import annotations
 import os
 import shutil
 from array import array
-from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from process_mcp.core.logs.blocks import LogSnapshot
+from process_mcp.core.logs.blocks import LogSnapshot, SegmentView
+from process_mcp.core.logs.format import (
+    INDEX_EVERY_BYTES,
+    INDEX_EVERY_LINES,
+    MARKER_TAG,
+    STREAM_TAGS,
+    LogLine,
+    cut_marker,
+)
 
-STREAM_TAGS = {"stdout": b"o", "stderr": b"e", "marker": b"m"}
-TAG_STREAMS = {tag[0]: name for name, tag in STREAM_TAGS.items()}
-INDEX_EVERY_LINES = 1024
-INDEX_EVERY_BYTES = 64 * 1024
-READ_BLOCK = 1024 * 1024
-TAIL_BLOCK = 64 * 1024
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One line as stored: its number for the life of the process, its stream and its bytes."""
-
-    number: int
-    stream: str
-    data: bytes
 
 
 @dataclass
@@ -67,14 +58,9 @@ class _Segment:
             self.index_lines.append(line)
             self.index_offsets.append(self.size)
 
-    def seek_point(self, line: int) -> tuple[int, int]:
-        """The indexed (line, offset) at or before ``line``."""
-        i = bisect_right(self.index_lines, line) - 1
-        return self.index_lines[i], self.index_offsets[i]
-
 
 def _cut_marker(cut: int) -> bytes:
-    return f" …[{cut} bytes cut]".encode()
+    return cut_marker(cut).encode()
 
 
 class LogStore:
@@ -106,11 +92,16 @@ class LogStore:
 
     @property
     def size(self) -> int:
+        """Bytes stored on disk now (at most ``max_bytes`` plus one segment's growth)."""
         return sum(seg.size for seg in self._segments)
 
     # ---------------------------------------------------------------- writing
     def append(self, stream: str, data: bytes) -> None:
-        """Store a chunk read from ``stream``; complete lines go to disk, the rest waits."""
+        """Store a chunk read from ``stream`` (``stdout`` or ``stderr``; another name is a
+        KeyError, a programming error). On return every line the chunk completed is on disk
+        with its final number, and the rest of the chunk waits as the stream's partial line.
+        A failed write raises nothing: its bytes are counted in ``lost_bytes``, so draining
+        never stops on a full disk."""
         if not data:
             return
         tag = STREAM_TAGS[stream]
@@ -132,16 +123,18 @@ class LogStore:
             self._grow_partial(stream, data[last_nl + 1 :])
 
     def end_stream(self, stream: str) -> None:
-        """EOF on ``stream``: a final line without a newline is still a line."""
+        """EOF on ``stream``: on return its partial line, if any, is stored as a line (a
+        final line without a newline is still a line). Raises nothing, like ``append``."""
         if self._partial[stream] or self._partial_cut[stream]:
             tag = STREAM_TAGS[stream]
             self._write(tag + self._take_partial(stream) + b"\n", tag)
 
     def note(self, text: str) -> None:
-        """Write a marker line of the server's own (e.g. a restart)."""
+        """Write a marker line of the server's own (e.g. a restart). Both streams' partial
+        lines are stored first, so the marker is numbered after everything received."""
         for stream in self._partial:
             self.end_stream(stream)
-        tag = STREAM_TAGS["marker"]
+        tag = MARKER_TAG
         self._write(tag + text.encode().replace(b"\n", b" ") + b"\n", tag)
 
     def _grow_partial(self, stream: str, piece: bytes) -> None:
@@ -260,8 +253,9 @@ class LogStore:
 
     # ---------------------------------------------------------------- reading
     def pending(self) -> list[LogLine]:
-        """Partial lines not yet ended by a newline (a prompt, a progress bar), numbered after
-        the stored lines. Their numbers are provisional until the line ends."""
+        """Partial lines not yet ended by a newline (a prompt, a progress bar), stdout's
+        first, numbered after the stored lines. Their numbers are provisional until the
+        line ends. Reads only memory; raises nothing."""
         out = []
         for stream in ("stdout", "stderr"):
             if self._partial[stream] or self._partial_cut[stream]:
@@ -271,54 +265,10 @@ class LogStore:
                 out.append(LogLine(self.last_line + len(out) + 1, stream, data))
         return out
 
-    def lines(self, start: int, count: int | None = None) -> Iterator[LogLine]:
-        """Stored lines numbered ``start`` onwards (clamped to what is kept), oldest first."""
-        start = max(start, self.first_line)
-        stop = self.last_line + 1 if count is None else min(start + count, self.last_line + 1)
-        number = start
-        for segment in list(self._segments):
-            seg_end = segment.first_line + segment.lines
-            if number >= stop:
-                return
-            if seg_end <= number:
-                continue
-            for line in self._segment_lines(segment, number, min(stop, seg_end)):
-                yield line
-                number = line.number + 1
-
-    def tail(self, count: int) -> list[LogLine]:
-        """The newest ``count`` stored lines: O(answer), whatever the log's size."""
-        return list(self.lines(max(self.last_line - count + 1, self.first_line), count))
-
-    def _segment_lines(self, segment: _Segment, start: int, stop: int) -> Iterator[LogLine]:
-        line, offset = segment.seek_point(start)
-        try:
-            handle = open(segment.path, "rb")  # noqa: SIM115 - closed in finally
-        except FileNotFoundError:
-            return  # dropped by the cap while we were reading
-        try:
-            handle.seek(offset)
-            leftover = b""
-            while line < stop:
-                block = handle.read(READ_BLOCK)
-                if not block:
-                    return
-                pieces = (leftover + block).split(b"\n")
-                leftover = pieces.pop()
-                skip = min(max(start - line, 0), len(pieces))
-                line += skip
-                for piece in pieces[skip:]:
-                    if line >= stop:
-                        return
-                    yield LogLine(line, TAG_STREAMS.get(piece[0], "stdout"), piece[1:])
-                    line += 1
-        finally:
-            handle.close()
-
     def snapshot(self) -> LogSnapshot:
-        """A consistent, thread-safe view for a query (see ``blocks``)."""
-        from process_mcp.core.logs.blocks import LogSnapshot, SegmentView
-
+        """A consistent view of what is stored now, safe to read from another thread while
+        this store keeps appending (see ``blocks``). Call it on the thread that appends;
+        it reads only memory, in O(segments), and raises nothing."""
         views = tuple(
             SegmentView(
                 seg.path,
@@ -342,7 +292,8 @@ class LogStore:
         )
 
     def delete(self) -> None:
-        """Remove every file of this log."""
+        """Remove every file of this log; on return the directory is gone (errors are
+        ignored: a file already removed is no reason to fail)."""
         self.close()
         self._segments.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
