@@ -162,7 +162,7 @@ class ProcessManager:
         earliest = self.ownership.before_spawn(command)
         process_id = new_id(self._records)
         self.ownership.mark(full_env, process_id)
-        wired = wiring.spawn(command, args, resolved_cwd, full_env, options)
+        wired = wiring.start_wired(command, args, resolved_cwd, full_env, options)
         record = ProcessRecord(
             id=process_id,
             command=command,
@@ -264,7 +264,7 @@ class ProcessManager:
         env = launch.build_env(record.env)
         earliest = self.ownership.before_spawn(record.command)
         self.ownership.mark(env, process_id)
-        wired = wiring.spawn(record.command, record.args, cwd, env, record.options)
+        wired = wiring.start_wired(record.command, record.args, cwd, env, record.options)
         previous = (record.pid, record.status, record.exit_code, record.signal, record.ended_at)
         record.restarts += 1
         record.pid = wired.popen.pid
