@@ -25,16 +25,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
+from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
 from process_mcp.core.records import ProcessRecord, Status, utc_now
-from process_mcp.core.run import Run, RunHooks
+from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
 from process_mcp.core.signals import SIGNALS, terminal_signals
-from process_mcp.core.spawn import fdlimit, launch, wiring
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.trees import proc
 from process_mcp.core.trees.ownership import Ownership, Snapshot
@@ -155,7 +154,7 @@ class ProcessManager:
             id=new_id(self._records),
             command=command,
             args=args,
-            cwd=cwd or "",  # resolved by _launch
+            cwd=cwd or "",  # resolved by start_run
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
@@ -260,33 +259,20 @@ class ProcessManager:
         return record
 
     def _launch(self, record: ProcessRecord, log: LogStore) -> None:
-        """Spawn ``record``'s command as it says (cwd, env overlay, options) and watch it as
-        ``record``'s current run, writing to ``log``: the one spawn path of start and restart.
+        """The one spawn path of start and restart: ``start_run``, then the run is current.
 
         On return ``record.cwd`` is the resolved directory, ``record.pid`` the new child's,
-        the run is current and its tree owned; nothing else of the record is changed. Raises
-        StartFailed/InvalidRequest with nothing left running and the record unchanged: a
-        failed spawn leaves nothing, and a watch that cannot be set up (out of descriptors)
-        kills and reaps the child first."""
-        cwd = launch.resolve_cwd(record.cwd)  # again on restart: the directory may be gone
-        env = launch.build_env(record.env)
-        earliest = self.ownership.before_spawn(record.command)
-        self.ownership.mark(env, record.id)
-        wired = wiring.start_wired(record.command, record.args, cwd, env, record.options)
-        try:
-            run = Run(
-                record,
-                log,
-                wired,
-                drain_grace=self.settings.exit_drain_grace,
-                hooks=self._run_hooks,
-            )
-        except OSError as exc:
-            raise StartFailed(fdlimit.describe_shortage(record.command, exc.errno)) from None
-        record.cwd, record.pid = cwd, run.pgid
+        and the run is current, its tree owned and its facts sampled. Raises as
+        ``start_run`` does, with the record unchanged and nothing left running."""
+        run = start_run(
+            record,
+            log,
+            self.ownership,
+            drain_grace=self.settings.exit_drain_grace,
+            hooks=self._run_hooks,
+        )
         self._live[record.id] = run
         self.facts.track(run.pgid)
-        self.ownership.adopt(record.id, run.pgid, record.command, record.args, earliest)
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
         """CPU, memory, processes, ports, idle time and log size; None once it has ended."""

@@ -2,8 +2,9 @@
 
 A run owns the child's ends of its standard streams (output pipes drained into the log,
 stdin written without blocking), the pidfd that tells when the leader exits, and two
-timers (``timeoutSeconds``, and the drain grace after the exit). A restart is a new run
-of the same record; the manager keeps the records and which run is current.
+timers (``timeoutSeconds``, and the drain grace after the exit). ``start_run`` spawns the
+child and begins its run: the one spawn path of start and restart (a restart is a new run
+of the same record). The manager keeps the records and which run is current.
 
 The end is published exactly once: ``ended`` is set and ``RunHooks.ended`` called when the
 leader has been reaped *and* either every output pipe has reached EOF or ``drain_grace``
@@ -24,14 +25,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from process_mcp.core.errors import StartFailed
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.signals import ended_by_our_signal
+from process_mcp.core.spawn import fdlimit, launch, wiring
 from process_mcp.core.spawn.drain import PipeDrain
 from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
 from process_mcp.core.spawn.stdin import StdinWriter
 from process_mcp.core.spawn.wiring import Wired
 from process_mcp.core.trees import proc
+from process_mcp.core.trees.ownership import Ownership
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,36 @@ class RunHooks:
     """The end is published: the record holds its final state and ``ended`` is set."""
     closed: Callable[[Run], None]
     """After ``ended``, once no output pipe is open: nothing more will come, forget it."""
+
+
+def start_run(
+    record: ProcessRecord,
+    log: LogStore,
+    ownership: Ownership,
+    *,
+    drain_grace: float,
+    hooks: RunHooks,
+) -> Run:
+    """Spawn ``record``'s command as it says (cwd, env overlay, options), owned by
+    ``ownership``, and watch it as a new run writing to ``log``.
+
+    On return ``record.cwd`` is the resolved directory (checked again on a restart: it may
+    be gone), ``record.pid`` the new child's, and its tree is owned; nothing else of the
+    record is changed. Raises StartFailed/InvalidRequest with nothing left running and the
+    record unchanged: a failed spawn leaves nothing, and a watch that cannot be set up (out
+    of descriptors) kills and reaps the child first."""
+    cwd = launch.resolve_cwd(record.cwd)
+    env = launch.build_env(record.env)
+    earliest = ownership.before_spawn(record.command)
+    ownership.mark(env, record.id)
+    wired = wiring.start_wired(record.command, record.args, cwd, env, record.options)
+    try:
+        run = Run(record, log, wired, drain_grace=drain_grace, hooks=hooks)
+    except OSError as exc:
+        raise StartFailed(fdlimit.describe_shortage(record.command, exc.errno)) from None
+    record.cwd, record.pid = cwd, run.pgid
+    ownership.adopt(record.id, run.pgid, record.command, record.args, earliest)
+    return run
 
 
 class Run:
