@@ -30,7 +30,7 @@ from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
-from process_mcp.core.records import ProcessRecord, Status, utc_now
+from process_mcp.core.records import ProcessRecord
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
 from process_mcp.core.signals import SIGNALS, terminal_signals
@@ -159,11 +159,12 @@ class ProcessManager:
             notify_on_exit=notify_on_exit,
             options=options,
         )
+        # A log creates no file before the child writes: a failed start leaves none.
         log = LogStore(
             self.instance_dir / "logs" / record.id,
             self.settings.log_max_bytes,
             self.settings.max_line_bytes,
-        )  # nothing is written, so nothing to delete, until the child writes
+        )
         self._launch(record, log)
         self._records[record.id] = record
         self._logs[record.id] = log
@@ -247,11 +248,6 @@ class ProcessManager:
             old.release()
         self._launch(record, self._logs[process_id])
         record.restarts += 1
-        record.status = Status.RUNNING
-        record.exit_code = record.signal = record.ended_at = None
-        record.started_at = utc_now()
-        record.stop_requested = record.timed_out = False
-        record.signals_sent.clear()
         self._logs[process_id].note(
             f"--- process-mcp: restarted at {record.started_at} "
             f"(restart {record.restarts}, new pid {record.pid}) ---"
@@ -261,9 +257,9 @@ class ProcessManager:
     def _launch(self, record: ProcessRecord, log: LogStore) -> None:
         """The one spawn path of start and restart: ``start_run``, then the run is current.
 
-        On return ``record.cwd`` is the resolved directory, ``record.pid`` the new child's,
-        and the run is current, its tree owned and its facts sampled. Raises as
-        ``start_run`` does, with the record unchanged and nothing left running."""
+        On return the record describes the new run (as ``start_run`` says), the run is
+        current, its tree owned and its facts sampled. Raises as ``start_run`` does, with
+        the record unchanged and nothing left running."""
         run = start_run(
             record,
             log,

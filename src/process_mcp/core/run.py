@@ -33,7 +33,6 @@ from process_mcp.core.spawn import fdlimit, launch, wiring
 from process_mcp.core.spawn.drain import PipeDrain
 from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
 from process_mcp.core.spawn.stdin import StdinWriter
-from process_mcp.core.spawn.wiring import Wired
 from process_mcp.core.trees import proc
 from process_mcp.core.trees.ownership import Ownership
 
@@ -65,11 +64,12 @@ def start_run(
     """Spawn ``record``'s command as it says (cwd, env overlay, options), owned by
     ``ownership``, and watch it as a new run writing to ``log``.
 
-    On return ``record.cwd`` is the resolved directory (checked again on a restart: it may
-    be gone), ``record.pid`` the new child's, and its tree is owned; nothing else of the
-    record is changed. Raises StartFailed/InvalidRequest with nothing left running and the
-    record unchanged: a failed spawn leaves nothing, and a watch that cannot be set up (out
-    of descriptors) kills and reaps the child first."""
+    On return the record describes the new run: ``cwd`` the resolved directory (checked
+    again on a restart: it may be gone), ``pid`` the new child's, status running, no exit
+    code, signal or end time, ``startedAt`` now, no stop, timeout or signal of ours yet;
+    and the tree is owned. Raises StartFailed/InvalidRequest with nothing left running and
+    the record unchanged: a failed spawn leaves nothing, and a watch that cannot be set up
+    (out of descriptors) kills and reaps the child first."""
     cwd = launch.resolve_cwd(record.cwd)
     env = launch.build_env(record.env)
     earliest = ownership.before_spawn(record.command)
@@ -80,6 +80,10 @@ def start_run(
     except OSError as exc:
         raise StartFailed(fdlimit.describe_shortage(record.command, exc.errno)) from None
     record.cwd, record.pid = cwd, run.pgid
+    record.status, record.started_at = Status.RUNNING, utc_now()
+    record.exit_code = record.signal = record.ended_at = None
+    record.stop_requested = record.timed_out = False
+    record.signals_sent.clear()
     ownership.adopt(record.id, run.pgid, record.command, record.args, earliest)
     return run
 
@@ -96,7 +100,7 @@ class Run:
         self,
         record: ProcessRecord,
         log: LogStore,
-        wired: Wired,
+        wired: wiring.Wired,
         *,
         drain_grace: float,
         hooks: RunHooks,
@@ -133,7 +137,7 @@ class Run:
             self._release_pidfd()
 
     # ------------------------------------------------------------- internals
-    def _watch(self, wired: Wired) -> None:
+    def _watch(self, wired: wiring.Wired) -> None:
         for stream, fd in wired.outputs.items():
             self._drains[stream] = PipeDrain(
                 fd,
@@ -147,7 +151,7 @@ class Run:
         if seconds is not None:
             self.timeout = asyncio.get_running_loop().call_later(seconds, self._time_out)
 
-    def _undo(self, wired: Wired) -> None:
+    def _undo(self, wired: wiring.Wired) -> None:
         """Kill and reap a child whose watching could not be set up, and close its fds."""
         proc.signal_group(self.pgid, signal.SIGKILL)
         self.popen.wait()
