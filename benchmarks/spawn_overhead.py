@@ -6,7 +6,7 @@ plain ``subprocess.Popen`` measured in the same run.
 Rows:
 * plain Popen — ``Popen(start_new_session=True)`` with stdin /dev/null and two pipes, the
   baseline every Python supervisor pays;
-* without — the server's own ``launch.spawn`` (the same Popen, after its checks);
+* without — the server's own ``launch.start_session_leader`` (the same Popen, after its checks);
 * with — what ``ProcessManager.start`` adds for ownership: the descriptor check (``dup``
   probe), the ownership mark in the environment, the start-time bracket, the record appended
   to ``processes.jsonl`` and the lines to the sentinel (a real sentinel is running). The
@@ -54,7 +54,7 @@ def plain() -> None:
 
 def without() -> None:
     env = launch.build_env(None)
-    _finish(launch.spawn(["true"], "/", env))
+    _finish(launch.start_session_leader(["true"], "/", env))
 
 
 def with_ownership(
@@ -64,7 +64,7 @@ def with_ownership(
     earliest = ownership.before_spawn("true")
     counter[0] += 1
     ownership.mark(env, f"b{counter[0]}")
-    proc = launch.spawn(["true"], "/", env)
+    proc = launch.start_session_leader(["true"], "/", env)
     ownership.adopt(f"b{counter[0]}", proc.pid, "true", [], earliest)
     _finish(proc)
     # Released only after their batch was written, as for a process that outlives the

@@ -6,9 +6,11 @@ Lifetime of one process::
                  │                                                         stopped/exited/crashed
                  └── stop: SIGTERM to the group (+ escapees), grace, SIGKILL to what is left
 
-The terminal status is published only once output has been captured, so a client that
-sees ``exited`` also sees the last line the child wrote, and ``stopped`` is never reported
-while the process is still shutting down.
+The manager keeps the records, their logs and the current :class:`~process_mcp.core.run.Run`
+of each; ``start`` and ``restart`` both begin a run through ``_launch``. The run publishes
+the terminal status only once output has been captured, so a client that sees ``exited``
+also sees the last line the child wrote, and ``stopped`` is never reported while the
+process is still shutting down.
 """
 
 from __future__ import annotations
@@ -21,23 +23,19 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from subprocess import Popen
 
-from process_mcp.core.errors import InvalidRequest, ProcessRunning, StartFailed, UnknownProcess
+from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
-from process_mcp.core.records import ProcessRecord, Status, utc_now
+from process_mcp.core.records import ProcessRecord
+from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
-from process_mcp.core.signals import SIGNALS, ended_by_our_signal, terminal_signals
-from process_mcp.core.spawn import fdlimit, launch, wiring
-from process_mcp.core.spawn.drain import PipeDrain
-from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
-from process_mcp.core.spawn.stdin import InputReceipt, StdinWriter
+from process_mcp.core.signals import SIGNALS, terminal_signals
+from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.trees import proc
 from process_mcp.core.trees.ownership import Ownership, Snapshot
 
@@ -47,22 +45,6 @@ _TREE_POLL = 0.02
 _KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
 
 
-@dataclass
-class _Live:
-    """Internals of a process whose output or exit is still being watched."""
-
-    popen: Popen[bytes]
-    pgid: int
-    process_id: str = ""
-    drains: dict[str, PipeDrain] = field(default_factory=dict)
-    exit_status: ExitStatus | None = None
-    release_pidfd: Callable[[], None] | None = None
-    drain_timer: asyncio.TimerHandle | None = None
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    stdin: StdinWriter | None = None
-    timeout: asyncio.TimerHandle | None = None
-
-
 class ProcessManager:
     """Owns every managed process of one server instance. Not thread-safe: use from one loop."""
 
@@ -70,7 +52,7 @@ class ProcessManager:
         self.settings = settings
         self.instance_dir = Path(settings.state_dir) / f"{os.getpid()}-{secrets.token_hex(4)}"
         self._records: dict[str, ProcessRecord] = {}
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Run] = {}  # the current run of each record still watched
         self._logs: dict[str, LogStore] = {}
         self._exit_listeners: list[ExitListener] = []
         # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
@@ -80,6 +62,13 @@ class ProcessManager:
         self.facts = LiveFacts()
         self._output_listeners: dict[object, OutputListener] = {}
         self._records_listeners: list[Callable[[], None]] = []
+        self._run_hooks = RunHooks(
+            output=self._run_output,
+            reaped=lambda run: self.ownership.leader_reaped(run.pgid),
+            time_out=self._run_timed_out,
+            ended=self._run_ended,
+            closed=self._run_closed,
+        )
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
@@ -163,41 +152,35 @@ class ProcessManager:
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
     ) -> ProcessRecord:
-        """Start ``command`` with ``args`` (no shell unless ``options.shell``).
+        """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``
+        (default: the server's), with the server's environment overlaid with ``env``.
 
-        Raises StartFailed/InvalidRequest with no record left."""
+        On return the process is running under a new id: its record is listed, its output
+        drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
+        (bad options, label in use) or StartFailed (cwd, env, program, descriptors), and
+        then leaves no record, no log and no process."""
         args = list(args or [])
         options = options or StartOptions()
         options.check()
         self._check_label(options.label)
-        resolved_cwd = launch.resolve_cwd(cwd)
-        full_env = launch.build_env(env)
-        earliest = self.ownership.before_spawn(command)
-        process_id = new_id(self._records)
-        self.ownership.mark(full_env, process_id)
-        wired = wiring.spawn(command, args, resolved_cwd, full_env, options)
         record = ProcessRecord(
-            id=process_id,
+            id=new_id(self._records),
             command=command,
             args=args,
-            cwd=resolved_cwd,
+            cwd=cwd or "",  # resolved by start_run
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
-            pid=wired.popen.pid,
             options=options,
         )
-        self._records[process_id] = record
-        self._logs[process_id] = LogStore(
-            self.instance_dir / "logs" / process_id,
+        # A log creates no file before the child writes: a failed start leaves none.
+        log = LogStore(
+            self.instance_dir / "logs" / record.id,
             self.settings.log_max_bytes,
             self.settings.max_line_bytes,
         )
-        try:
-            self._watch(record, wired)
-        except OSError as exc:  # out of descriptors after all: undo, leave nothing running
-            self._abandon(record, wired)
-            raise StartFailed(fdlimit.describe_shortage(command, exc.errno)) from None
-        self.ownership.adopt(process_id, wired.popen.pid, command, args, earliest)
+        self._launch(record, log)
+        self._records[record.id] = record
+        self._logs[record.id] = log
         self._records_changed()
         return record
 
@@ -242,9 +225,12 @@ class ProcessManager:
     async def restart(self, process_id: str) -> ProcessRecord:
         """Stop the process (as ``stop``) if running, then start it again under the same id.
 
-        Same command, args, cwd, env overlay and options; a new pid; the log continues after
-        a marker line, its numbering unbroken. If it cannot start again, the error is raised
-        and the record keeps its final state."""
+        On return it runs again: same command, args, cwd, env overlay and options; a new
+        pid; status running with no exit code, signal or end time; ``restarts`` one more;
+        the log continues after a marker line, its numbering unbroken. Raises UnknownProcess
+        (no such id, or removed meanwhile), InvalidRequest (a restart of it is under way, or
+        its label is taken), ProcessRunning (the old run outlived SIGKILL), or what ``start``
+        raises when it cannot start again; then the record keeps its final state."""
         record = self.get(process_id)
         if process_id in self._restarting:
             raise InvalidRequest(
@@ -272,32 +258,30 @@ class ProcessManager:
         self._live.pop(process_id, None)
         if old is not None:  # a grandchild may still hold the old pipes
             proc.signal_group(old.pgid, signal.SIGKILL)
-            self._close_drains(old)
-        cwd = launch.resolve_cwd(record.cwd)
-        env = launch.build_env(record.env)
-        earliest = self.ownership.before_spawn(record.command)
-        self.ownership.mark(env, process_id)
-        wired = wiring.spawn(record.command, record.args, cwd, env, record.options)
-        previous = (record.pid, record.status, record.exit_code, record.signal, record.ended_at)
+            old.release()
+        self._launch(record, self._logs[process_id])
         record.restarts += 1
-        record.pid = wired.popen.pid
-        record.status = Status.RUNNING
-        record.exit_code = record.signal = record.ended_at = None
-        record.started_at = utc_now()
-        record.stop_requested = record.timed_out = False
-        record.signals_sent.clear()
         self._logs[process_id].note(
             f"--- process-mcp: restarted at {record.started_at} "
             f"(restart {record.restarts}, new pid {record.pid}) ---"
         )
-        try:
-            self._watch(record, wired)
-        except OSError as exc:  # out of descriptors: undo the spawn, keep the ended run's record
-            self._undo_spawn(record.id, wired)
-            record.pid, record.status, record.exit_code, record.signal, record.ended_at = previous
-            raise StartFailed(fdlimit.describe_shortage(record.command, exc.errno)) from None
-        self.ownership.adopt(process_id, wired.popen.pid, record.command, record.args, earliest)
         return record
+
+    def _launch(self, record: ProcessRecord, log: LogStore) -> None:
+        """The one spawn path of start and restart: ``start_run``, then the run is current.
+
+        On return the record describes the new run (as ``start_run`` says), the run is
+        current, its tree owned and its facts sampled. Raises as ``start_run`` does, with
+        the record unchanged and nothing left running."""
+        run = start_run(
+            record,
+            log,
+            self.ownership,
+            drain_grace=self.settings.exit_drain_grace,
+            hooks=self._run_hooks,
+        )
+        self._live[record.id] = run
+        self.facts.track(run.pgid)
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
         """CPU, memory, processes, ports, idle time and log size; None once it has ended."""
@@ -363,7 +347,7 @@ class ProcessManager:
         live = self._live.pop(process_id, None)
         if live is not None:
             proc.signal_group(live.pgid, signal.SIGKILL)
-            self._close_drains(live)
+            live.release()
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
             self.ownership.release(record.pid)
@@ -397,7 +381,7 @@ class ProcessManager:
         )
         for live in list(self._live.values()):
             proc.signal_group(live.pgid, signal.SIGKILL)
-            self._close_drains(live)
+            live.release()
         await self._end_members(self.ownership.strays(), 0)  # forked during the shutdown
         await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
@@ -407,105 +391,30 @@ class ProcessManager:
         for listener in list(self._records_listeners):
             listener()
 
-    def _watch(self, record: ProcessRecord, wired: wiring.Wired) -> None:
-        popen = wired.popen
-        live = _Live(popen=popen, pgid=popen.pid, process_id=record.id)
-        self._live[record.id] = live
-        log = self._logs[record.id]
-        record.last_output_at = time.monotonic()  # idle time counts from the start
-
-        for stream, fd in wired.outputs.items():
-            live.drains[stream] = PipeDrain(
-                fd,
-                on_data=lambda data, s=stream: self._output(record, log, s, data),
-                on_eof=lambda s=stream: self._stream_ended(record, live, s),
-            )
-        if wired.input is not None:
-            live.stdin = StdinWriter(wired.input, wired.eof)
-        live.release_pidfd = watch_exit(
-            popen.pid, lambda status: self._reaped(record, live, status)
-        )
-        if record.options.timeout_seconds is not None:
-            live.timeout = asyncio.get_running_loop().call_later(
-                record.options.timeout_seconds, self._time_out, record, live
-            )
-        self.facts.track(popen.pid)
-
-    def _time_out(self, record: ProcessRecord, live: _Live) -> None:
-        """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
-        if live.ended.is_set() or record.stop_requested or live.exit_status is not None:
-            return
-        record.timed_out = True
-        task = asyncio.get_running_loop().create_task(self.stop(record.id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _output(self, record: ProcessRecord, log: LogStore, stream: str, data: bytes) -> None:
-        record.last_output_at = time.monotonic()
-        log.append(stream, data)
-        process_id = record.id
+    def _run_output(self, process_id: str) -> None:
         for listener in list(self._output_listeners.values()):
             listener(process_id)
 
-    def _reaped(self, record: ProcessRecord, live: _Live, status: ExitStatus) -> None:
-        live.popen.returncode = status.exit_code if status.exit_code is not None else -1
-        live.exit_status = status
-        self.ownership.leader_reaped(live.pgid)
-        if any(d.open for d in live.drains.values()):
-            # A grandchild may hold the pipe open forever: publish the end after a short grace,
-            # and keep draining whatever it still writes.
-            loop = asyncio.get_running_loop()
-            live.drain_timer = loop.call_later(
-                self.settings.exit_drain_grace, self._finish, record, live
-            )
-        else:
-            self._finish(record, live)
+    def _run_timed_out(self, run: Run) -> None:
+        """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
+        task = asyncio.get_running_loop().create_task(self.stop(run.process_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _stream_ended(self, record: ProcessRecord, live: _Live, stream: str) -> None:
-        log = self._logs[record.id]
-        log.end_stream(stream)
-        if any(d.open for d in live.drains.values()):
-            return
-        log.close()  # no output can come any more: hold no fd for an ended process
-        if live.exit_status is None:
-            return
-        if live.ended.is_set() and self._live.get(record.id) is live:
-            self._live.pop(record.id)  # a grandchild finally closed the pipe
-        else:
-            self._finish(record, live)
-
-    def _finish(self, record: ProcessRecord, live: _Live) -> None:
-        if live.ended.is_set():
-            return
-        if live.drain_timer is not None:
-            live.drain_timer.cancel()
-        if live.timeout is not None:
-            live.timeout.cancel()
-        if live.stdin is not None:
-            live.stdin.close()
-        status = live.exit_status or ExitStatus(None, None)
-        record.exit_code, record.signal = status.exit_code, status.signal
-        record.ended_at = utc_now()
-        if record.stop_requested:
-            record.status = Status.STOPPED
-        elif status.exit_code == 0:
-            record.status = Status.EXITED
-        elif ended_by_our_signal(record.signals_sent, status.signal, status.exit_code):
-            record.status = Status.STOPPED
-        else:
-            record.status = Status.CRASHED
-        self.facts.forget(live.pgid)
-        live.ended.set()
-        if not proc.group_exists(live.pgid):
-            self.ownership.release(live.pgid)
-        if not any(d.open for d in live.drains.values()) and self._live.get(record.id) is live:
-            self._live.pop(record.id)
+    def _run_ended(self, run: Run) -> None:
+        self.facts.forget(run.pgid)
+        if not proc.group_exists(run.pgid):
+            self.ownership.release(run.pgid)
         for listener in self._exit_listeners:
-            listener(record)
+            listener(run.record)
+
+    def _run_closed(self, run: Run) -> None:
+        if self._live.get(run.process_id) is run:
+            del self._live[run.process_id]
 
     async def _terminate(
         self,
-        live: _Live,
+        live: Run,
         *,
         force: bool,
         grace: float,
@@ -559,29 +468,7 @@ class ProcessManager:
             await asyncio.sleep(_TREE_POLL)
         self.ownership.reap_orphans()
 
-    def _abandon(self, record: ProcessRecord, wired: wiring.Wired) -> None:
-        """Undo a start that failed after the spawn: kill, reap, forget; no record left."""
-        self._undo_spawn(record.id, wired)
-        self._records.pop(record.id, None)
-        log = self._logs.pop(record.id, None)
-        if log is not None:
-            log.delete()
-
-    def _undo_spawn(self, process_id: str, wired: wiring.Wired) -> None:
-        """Kill and reap a child whose watching could not be set up, and close its fds."""
-        proc.signal_group(wired.popen.pid, signal.SIGKILL)
-        wired.popen.wait()
-        live = self._live.pop(process_id, None)
-        drained = set()
-        if live is not None:
-            drained = {drain.fd for drain in live.drains.values()}
-            self._close_drains(live)
-        for fd in [*wired.outputs.values(), wired.input]:
-            if fd is not None and fd not in drained:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-
-    async def _tree_gone(self, live: _Live, members: list[proc.ProcInfo], timeout: float) -> bool:
+    async def _tree_gone(self, live: Run, members: list[proc.ProcInfo], timeout: float) -> bool:
         """Wait until the leader has ended and nothing of the group or snapshot lives."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -594,11 +481,3 @@ class ProcessManager:
                 return False
             await asyncio.sleep(_TREE_POLL)
         return False
-
-    def _close_drains(self, live: _Live) -> None:
-        if live.stdin is not None:
-            live.stdin.close()
-        for drain in live.drains.values():
-            drain.close()
-        if live.release_pidfd is not None:
-            live.release_pidfd()

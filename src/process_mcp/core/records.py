@@ -25,7 +25,8 @@ def utc_now() -> str:
 
 @dataclass
 class ProcessRecord:
-    """What a client may know about one process. Mutated only by the manager."""
+    """What a client may know about one process. Mutated only by the manager and the run
+    watching it (``core/run.py``: the end, idle time, a timeout)."""
 
     id: str
     command: str

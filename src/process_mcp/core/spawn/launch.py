@@ -61,7 +61,7 @@ def check_argv(argv: list[str]) -> None:
             )
 
 
-def spawn(
+def start_session_leader(
     argv: list[str],
     cwd: str,
     env: dict[str, str],
@@ -70,8 +70,11 @@ def spawn(
     stdout: int = subprocess.PIPE,
     stderr: int = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session; by default stdin is /dev/null and both outputs piped
-    (``wiring`` passes a pipe for stdin, or a terminal's fd for all three)."""
+    """Start ``argv`` as the leader of a new session and process group (pgid == pid).
+
+    By default stdin is /dev/null and both outputs are piped (``wiring`` passes a pipe for
+    stdin, or a terminal's fd for all three). Raises StartFailed, naming the program and
+    the fix, when it cannot be executed."""
     check_argv(argv)
     try:
         return subprocess.Popen(

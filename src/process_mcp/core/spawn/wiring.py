@@ -1,5 +1,5 @@
 """How a child's standard streams are wired: stdin from /dev/null or a pipe, outputs to
-pipes, or all three on a pseudo-terminal. Returns raw fds for the manager to drain/write."""
+pipes, or all three on a pseudo-terminal. Returns raw fds for the run to drain and write."""
 
 from __future__ import annotations
 
@@ -33,14 +33,17 @@ def _take(pipe: object) -> int:
     return fd
 
 
-def spawn(
+def start_wired(
     command: str, args: list[str], cwd: str, env: dict[str, str], options: StartOptions
 ) -> Wired:
-    """Start the process as ``options`` say. Raises StartFailed/InvalidRequest, leaking no fd."""
+    """Start the child with its streams wired as ``options`` say (pipes, or a terminal).
+
+    Returns the child and our ends of its streams. Raises StartFailed/InvalidRequest,
+    leaking no fd."""
     argv = options.argv(command, args)
     if not options.pty:
         stdin = subprocess.PIPE if options.stdin == "pipe" else subprocess.DEVNULL
-        popen = launch.spawn(argv, cwd, env, stdin=stdin)
+        popen = launch.start_session_leader(argv, cwd, env, stdin=stdin)
         wired = Wired(popen, {"stdout": _take(popen.stdout), "stderr": _take(popen.stderr)})
         if popen.stdin is not None:
             wired.input = _take(popen.stdin)
@@ -49,7 +52,7 @@ def spawn(
     terminal.check_program(argv[0], cwd, env)
     term = terminal.Terminal.open()
     try:
-        popen = launch.spawn(
+        popen = launch.start_session_leader(
             terminal.wrap(argv, term),
             cwd,
             env,
