@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 
 
 def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogStore:
     return LogStore(tmp_path / "log", max_bytes, max_line)
+
+
+def ask(log: LogStore) -> LogAnswer:
+    """Everything in the log, as ``get-log`` answers it."""
+    return run_query(log.snapshot(), LogQuery())
 
 
 def texts(lines) -> list[tuple[int, str, bytes]]:
@@ -49,19 +55,23 @@ def test_empty_lines_and_binary_are_kept(tmp_path: Path) -> None:
     ]
 
 
-def test_long_lines_are_cut_with_a_marker_and_memory_stays_bounded(tmp_path: Path) -> None:
+def test_long_lines_are_cut_with_a_marker(tmp_path: Path) -> None:
     log = store(tmp_path, max_line=64)
     log.append("stdout", b"short\n" + b"x" * 200 + b"\nafter\n")
+    assert ask(log).lines == ["short", "x" * 64 + " …[136 bytes cut]", "after"]
+    assert log.cut_lines == 1
+
+
+def test_a_line_that_never_ends_is_held_cut_while_it_grows(tmp_path: Path) -> None:
+    """Memory stays bounded: only ``max_line`` bytes of an unfinished line are kept."""
+    log = store(tmp_path, max_line=64)
     for _ in range(100):  # a line that never ends, in many chunks
         log.append("stderr", b"y" * 1000)
-    assert len(log._partial["stderr"]) == 64
+    answer = ask(log)
+    assert answer.lines == ["y" * 64 + " …[99936 bytes cut]"] and answer.pending_lines == 1
     log.append("stderr", b"tail\n")
-    lines = texts(log.lines(1))
-    assert lines[0] == (1, "stdout", b"short")
-    assert lines[1][2] == b"x" * 64 + " …[136 bytes cut]".encode()
-    assert lines[2] == (3, "stdout", b"after")
-    assert lines[3][2] == b"y" * 64 + " …[99940 bytes cut]".encode()
-    assert log.cut_lines == 2
+    assert ask(log).lines == ["y" * 64 + " …[99940 bytes cut]"]
+    assert log.cut_lines == 1
 
 
 def test_tail_and_ranges(tmp_path: Path) -> None:
