@@ -4,6 +4,7 @@ is still alive afterwards: no test may leave a process behind."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ import anyio
 import pytest
 
 from process_mcp.core import ProcessManager, Settings
+from process_mcp.core.logs.query import LogQuery, run_query
 
 TAG_VAR = "PROCESS_MCP_TEST_TAG"
 
@@ -44,6 +46,25 @@ def tagged_processes(tag: str) -> list[int]:
     return found
 
 
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, read straight from ``/proc``
+    rather than through the code under test. Unlike :func:`tagged_processes` it also sees
+    a member that cleared its environment (``env -i``)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(name))
+    return found
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.02) -> bool:
     """Poll ``predicate`` until true or ``timeout`` (a deadline, not a bare sleep)."""
     deadline = time.monotonic() + timeout
@@ -65,6 +86,12 @@ async def eventually(
             return False
         await anyio.sleep(interval)
     return True
+
+
+def log_lines(manager: ProcessManager, process_id: str, **query: object) -> list[str]:
+    """The process's log as an agent reads it: ``get-log``'s query (``LogQuery`` fields,
+    e.g. ``last_lines=3``) over a snapshot of the store, cleaned text."""
+    return run_query(manager.log(process_id).snapshot(), LogQuery(**query)).lines  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +133,20 @@ async def manager(settings: Settings):
         yield manager
     finally:
         await manager.shutdown()
+
+
+@pytest.fixture
+async def manager_with(settings: Settings):
+    """``manager_with(stop_grace=0.3)``: a manager whose settings differ from the
+    ``settings`` fixture's only in what is given; shut down after the test."""
+    made: list[ProcessManager] = []
+
+    def make(**overrides: float) -> ProcessManager:
+        made.append(ProcessManager(dataclasses.replace(settings, **overrides)))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for manager in made:
+            await manager.shutdown()

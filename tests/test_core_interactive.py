@@ -162,9 +162,7 @@ async def test_shell_mode_refuses_args(manager: ProcessManager) -> None:
 
 
 # ------------------------------------------------------------------ signals
-async def test_signal_reaches_a_handler_and_our_sigterm_is_not_a_crash(
-    manager: ProcessManager,
-) -> None:
+async def test_signal_reaches_a_handler_and_the_process_runs_on(manager: ProcessManager) -> None:
     code = (
         "import signal, time\n"
         "signal.signal(signal.SIGUSR1, lambda *_: print('got SIGUSR1', flush=True))\n"
@@ -176,10 +174,19 @@ async def test_signal_reaches_a_handler_and_our_sigterm_is_not_a_crash(
     await manager.send_signal(record.id, "SIGUSR1")
     assert await has_line(manager, record.id, "got SIGUSR1")
     assert record.running
+
+
+async def test_our_sigterm_ends_it_as_stopped_not_crashed(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
     await manager.send_signal(record.id, "SIGTERM")
     await manager.wait_ended(record.id)
     assert (record.status, record.signal) == (Status.STOPPED, "SIGTERM")
-    with pytest.raises(InvalidRequest, match="already ended"):
+
+
+async def test_signal_to_an_ended_process_is_refused(manager: ProcessManager) -> None:
+    record = await manager.start("true")
+    await manager.wait_ended(record.id)
+    with pytest.raises(InvalidRequest, match=f"{record.id!r} has already ended"):
         await manager.send_signal(record.id, "SIGTERM")
 
 
@@ -294,6 +301,12 @@ async def test_http_server_port_is_listed(manager: ProcessManager) -> None:
     assert port in facts["listeningPorts"]
     assert facts["processCount"] == 1 and facts["memoryBytes"] > 1_000_000
     assert facts["cpuPercent"] >= 0 and facts["logBytes"] > 0 and facts["idleSeconds"] >= 0
+    await manager.stop(record.id)
+
+
+async def test_an_ended_process_has_no_live_facts(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
+    assert manager.live_facts(record.id) is not None
     await manager.stop(record.id)
     assert manager.live_facts(record.id) is None and manager.listening_ports(record.id) == []
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import eventually
+from conftest import eventually, group_pids, log_lines
 
 from process_mcp.core import (
     ProcessManager,
@@ -17,7 +17,6 @@ from process_mcp.core import (
     Status,
     UnknownProcess,
 )
-from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
@@ -100,18 +99,22 @@ async def test_grandchild_ignoring_sigterm_is_killed_after_leader_exits(
     assert not proc.group_exists(record.pid)
 
 
-async def test_cwd_and_env(manager: ProcessManager, tmp_path) -> None:
+async def test_cwd_is_resolved_and_used(manager: ProcessManager, tmp_path) -> None:
+    record = await manager.start("pwd", cwd=str(tmp_path))
+    await manager.wait_ended(record.id)
+    assert log_lines(manager, record.id) == [str(tmp_path.resolve())]
+    assert record.cwd == str(tmp_path.resolve())
+
+
+async def test_env_overlay_is_added_to_the_inherited_environment(
+    manager: ProcessManager,
+) -> None:
     record = await manager.start(
-        "sh",
-        ["-c", 'pwd; echo "$GREETING"; echo "$PATH" | head -c 1'],
-        cwd=str(tmp_path),
-        env={"GREETING": "hello there"},
+        "sh", ["-c", 'echo "$GREETING"; echo "$PATH" | head -c 1'], env={"GREETING": "hello there"}
     )
     await manager.wait_ended(record.id)
-    lines = (await manager.read_log(record.id, LogQuery(last_lines=10, raw=True))).lines
-    assert lines[:2] == [str(tmp_path.resolve()), "hello there"]
-    assert lines[2] == "/"  # the server's environment is inherited
-    assert record.cwd == str(tmp_path.resolve())
+    # "/": the first character of the server's PATH, inherited
+    assert log_lines(manager, record.id) == ["hello there", "/"]
 
 
 async def test_relative_cwd_is_resolved(manager: ProcessManager, tmp_path, monkeypatch) -> None:
@@ -160,12 +163,19 @@ async def test_unknown_id(manager: ProcessManager) -> None:
     assert manager.find("nope") is None
 
 
-async def test_remove_only_when_ended_and_deletes_log(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "echo logged; exec sleep 30"])
-    assert await eventually(lambda: manager.log(record.id).last_line == 1, 10)
+async def test_remove_of_a_running_process_is_refused(manager: ProcessManager) -> None:
+    record = await manager.start("sleep", ["30"])
     with pytest.raises(ProcessRunning, match=record.id):
         await manager.remove(record.id)
+    assert manager.find(record.id) is record
     await manager.stop(record.id)
+
+
+async def test_remove_forgets_an_ended_process_and_deletes_its_log(
+    manager: ProcessManager,
+) -> None:
+    record = await manager.start("sh", ["-c", "echo logged"])
+    await manager.wait_ended(record.id)
     directory = manager.log(record.id).directory
     assert directory.exists()
     await manager.remove(record.id)
@@ -191,10 +201,7 @@ async def test_fast_failing_process_keeps_all_stderr(manager: ProcessManager) ->
     log = manager.log(record.id)
     assert record.exit_code == 7
     assert log.last_line == 20000
-    last = await manager.read_log(record.id, LogQuery(last_lines=1, raw=True))
-    assert (last.numbers, last.lines) == ([20000], ["err 19999"])
-    stderr = await manager.read_log(record.id, LogQuery(last_lines=1, stream="stderr"))
-    assert stderr.numbers == [20000]  # the newest line came from stderr
+    assert log_lines(manager, record.id, stream="stderr", last_lines=1) == ["err 19999"]
 
 
 async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: ProcessManager) -> None:
@@ -203,8 +210,7 @@ async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: Proce
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
     assert time.monotonic() - started < manager.settings.exit_drain_grace + 5
-    last = await manager.read_log(record.id, LogQuery(last_lines=1, raw=True))
-    assert last.lines == ["parent done"]
+    assert log_lines(manager, record.id) == ["parent done"]
     await manager.stop(record.id)  # ends the leftover grandchild
     assert await eventually(lambda: not proc.group_exists(record.pid), 5)
 
@@ -229,15 +235,49 @@ async def test_shutdown_stops_everything(settings) -> None:
     assert not manager.instance_dir.exists()
 
 
-async def test_stop_after_the_leader_ended_by_itself_keeps_its_status(
-    manager: ProcessManager,
-) -> None:
+async def test_stop_after_the_leader_ended_by_itself_keeps_its_status(manager_with) -> None:
     """The leader crashed, a grandchild still holds its output: stop ends the grandchild
     but the record says crashed (SPEC §2: stopped only when our stop ended it)."""
+    manager = manager_with(exit_drain_grace=30)  # the end waits for the grandchild
     record = await manager.start("sh", ["-c", "sleep 30 & exit 3"])
-    assert await eventually(lambda: manager._live[record.id].exit_status is not None, 10)
+    # /proc/<pid> goes when the manager reaps the leader; the group lives on in the sleep.
+    assert await eventually(lambda: proc.read_proc(record.pid) is None, 10)
+    assert group_pids(record.pid)
     assert record.status is Status.RUNNING  # output not captured yet: the drain grace
     await manager.stop(record.id)
     await manager.wait_ended(record.id)
     assert (record.status, record.exit_code) == (Status.CRASHED, 3)
-    assert await eventually(lambda: not proc.group_exists(record.pid), 5)
+    assert await eventually(lambda: not group_pids(record.pid), 5)
+
+
+async def test_stop_ends_a_group_that_keeps_forking(manager_with) -> None:
+    """A leader that ignores SIGTERM and forks without pause: the SIGKILL reaches the whole
+    group (signalled as a group, not as the leader's pid), within the grace plus a second."""
+    manager = manager_with(stop_grace=0.3)
+    record = await manager.start("sh", ["-c", "trap '' TERM; while :; do sleep 300 & done"])
+    assert await eventually(lambda: len(group_pids(record.pid)) >= 20, 10)
+    started = time.monotonic()
+    await manager.stop(record.id)
+    elapsed = time.monotonic() - started
+    assert group_pids(record.pid) == []
+    assert elapsed < manager.settings.stop_grace + 1
+
+
+async def test_output_written_after_the_leader_exits_is_in_the_log_at_the_end(
+    manager_with,
+) -> None:
+    """A grandchild writes after the leader exited: the end is published only once that
+    output is captured (its pipe closed), so it is in the log when the process has ended."""
+    manager = manager_with(exit_drain_grace=30)  # the grandchild closes the pipe long before
+    record = await manager.start("sh", ["-c", "(sleep 0.2; echo late >&2) & echo early; exit 1"])
+    await manager.wait_ended(record.id)
+    assert log_lines(manager, record.id) == ["early", "late"]
+
+
+async def test_output_written_after_the_drain_grace_is_still_captured(manager_with) -> None:
+    """The end is published after ``exit_drain_grace`` even though a grandchild holds the
+    pipe, but what it writes later still reaches the log."""
+    manager = manager_with(exit_drain_grace=0.2)
+    record = await manager.start("sh", ["-c", "(sleep 1; echo later) & echo first"])
+    await manager.wait_ended(record.id)
+    assert await eventually(lambda: log_lines(manager, record.id) == ["first", "later"], 10)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import eventually, log_lines
 
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogQuery, run_query
@@ -25,13 +26,21 @@ def test_cleaning_removes_escapes_and_keeps_the_final_carriage_return_state(
     assert lines == ["ready in 3 ms", "100%", "done", "bad \ufffd byte"]
 
 
-async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manager) -> None:
+async def test_pattern_found_deep_in_a_long_log(manager) -> None:
     script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
     record = await manager.start(sys.executable, ["-c", script])
     needle = WaitCondition(pattern=LinePattern.compile("NEEDLE"))
     outcome = await wait_for(manager, record.id, needle, 20)
     assert outcome.met and outcome.reason == "pattern"
     assert (outcome.matched_line, outcome.matched_line_number) == ("NEEDLE here", 30001)
+
+
+async def test_find_match_returns_the_first_match_and_progresses_block_by_block(
+    manager,
+) -> None:
+    script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
+    record = await manager.start(sys.executable, ["-c", script])
+    await manager.wait_ended(record.id)
     found = await find_match(manager, record.id, LinePattern.compile("noise 5$"), 0)
     assert found[0] == (6, "noise 5")
     absent = LinePattern.compile("absent")
@@ -43,11 +52,23 @@ async def test_pattern_found_deep_in_a_long_log_and_in_an_unfinished_line(manage
         cursor = after
     assert cursor == manager.log(record.id).last_line == 30001
 
+
+async def test_pattern_found_in_an_unfinished_line(manager) -> None:
     prompt = await manager.start("sh", ["-c", "printf 'Password: '; exec sleep 30"])
     password = WaitCondition(pattern=LinePattern.compile("Password"))
     outcome = await wait_for(manager, prompt.id, password, 10)
     assert outcome.met and outcome.matched_line == "Password: "
     await manager.stop(prompt.id, force=True)
+
+
+async def test_pattern_found_in_a_line_printed_before_the_call(manager) -> None:
+    """The search starts at the log's first line, not at the end it had when called."""
+    record = await manager.start("sh", ["-c", "echo ready; exec sleep 30"])
+    assert await eventually(lambda: log_lines(manager, record.id) == ["ready"], 10)
+    ready = WaitCondition(pattern=LinePattern.compile("ready"))
+    outcome = await wait_for(manager, record.id, ready, 2)
+    assert (outcome.met, outcome.reason, outcome.matched_line_number) == (True, "pattern", 1)
+    await manager.stop(record.id, force=True)
 
 
 async def test_port_condition_ignores_a_listener_outside_the_tree(manager) -> None:

@@ -52,6 +52,10 @@ async def test_bad_calls_are_clear_errors_and_server_keeps_serving() -> None:
         assert (await client.ok("get-status", {"id": "nope"}))["status"] == "not-exists"
         unknown_pid = await client.ok("get-pid", {"id": "nope"})
         assert unknown_pid["pid"] is None and "no process with id 'nope'" in unknown_pid["notice"]
+
+
+async def test_huge_arguments_start_and_too_huge_ones_are_a_clear_error() -> None:
+    async with mcp_client() as client:
         huge = await client.ok("start", {"command": "true", "args": ["a" * 100_000] * 10})
         assert len(huge["args"]) == 10
         too_big = await client.fail("start", {"command": "true", "args": ["a" * 200_000] * 20})

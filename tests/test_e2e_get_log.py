@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import anyio
 import pytest
 from support import mcp_client
 from test_e2e_tools import wait_status
@@ -43,13 +44,19 @@ async def test_answer_fields_and_seed_calls() -> None:
 
 async def test_stdout_and_stderr_interleave_in_arrival_order_and_filter() -> None:
     code = (
-        "import sys, time\n"
+        "import sys\n"
         "for i in range(4):\n"
         "    s = sys.stdout if i % 2 == 0 else sys.stderr\n"
-        "    s.write(f'{s.name[4:-1]} {i}\\n'); s.flush(); time.sleep(0.05)\n"
+        "    s.write(f'{s.name[4:-1]} {i}\\n'); s.flush(); sys.stdin.readline()\n"
     )
     async with mcp_client() as client:
-        pid = await finished(client, code)
+        pid = (await client.ok("start", {**py(code), "stdin": "pipe"}))["id"]
+        for count in range(1, 5):  # each line is written once the one before is in the log
+            with anyio.fail_after(10):
+                while len((await client.ok("get-log", {"id": pid}))["lines"]) < count:
+                    await anyio.sleep(0.02)
+            await client.ok("send-input", {"id": pid, "text": "\n"})
+        await wait_status(client, pid, {"exited"})
         assert (await client.ok("get-log", {"id": pid}))["lines"] == [
             "out 0",
             "err 1",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
-from conftest import tagged_processes, wait_until
+from conftest import group_pids, tagged_processes, wait_until
 from support import RawServer
 
 from process_mcp.core.trees import proc
@@ -66,3 +69,40 @@ def test_server_exit_escalates_for_sigterm_ignoring_children(no_leftover_process
         assert tagged_processes(no_leftover_processes) == []
     finally:
         server.kill()
+
+
+def group_commands(pgid: int) -> dict[int, str]:
+    commands = {}
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError):
+            commands[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return commands
+
+
+def test_server_sigkill_ends_a_group_member_that_cleared_its_environment(
+    no_leftover_processes: str,
+) -> None:
+    """An orphan that ran ``env -i`` carries no mark (nor the test's tag, so the leftover
+    check cannot see it): after a SIGKILL of the server, the sentinel ends it because it is
+    still in the leader's process group."""
+    server = RawServer()
+    pgid = None
+    try:
+        server.initialize()
+        started = server.call_tool(
+            "start", {"command": "sh", "args": ["-c", "(env -i sleep 309 &); exec sleep 308"]}
+        )
+        pgid = started["structuredContent"]["pid"]
+        wanted = ["sleep 308 ", "sleep 309 "]
+        assert wait_until(lambda: sorted(group_commands(pgid).values()) == wanted, 10)
+        # Server, sentinel and leader: a running sentinel was told of the leader at its start.
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 3, 10)
+        server.proc.send_signal(signal.SIGKILL)
+        assert wait_until(lambda: not group_pids(pgid), 5), group_commands(pgid)
+    finally:
+        server.kill()
+        if pgid is not None:  # a failure must not leave the unmarked sleep behind
+            for pid, command in group_commands(pgid).items():
+                if command in ("sleep 308 ", "sleep 309 "):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)

@@ -178,7 +178,7 @@ async def test_huge_single_line_answer_stays_bounded() -> None:
         assert log["truncated"] is True and log["cutLines"] == 1
 
 
-async def test_cwd_env_and_start_errors() -> None:
+async def test_cwd_and_env_are_applied() -> None:
     async with mcp_client() as client:
         started = await client.ok(
             "start",
@@ -186,13 +186,17 @@ async def test_cwd_env_and_start_errors() -> None:
         )
         await wait_status(client, started["id"], {"exited"})
         assert (await client.ok("get-log", {"id": started["id"]}))["lines"] == ["/tmp", "42"]
+
+
+async def test_start_errors_name_the_fault_and_leave_no_record() -> None:
+    async with mcp_client() as client:
         assert "/nope/dir" in await client.fail("start", {"command": "true", "cwd": "/nope/dir"})
         text = await client.fail("start", {"command": "echo hi && ls"})
         assert "shell: true" in text
         assert "No such file or directory" in await client.fail(
             "start", {"command": "no-such-program-xyz"}
         )
-        assert len((await client.ok("list"))["processes"]) == 1  # failures leave no record
+        assert (await client.ok("list"))["processes"] == []
 
 
 async def test_stateless_2026_era_client_is_served() -> None:

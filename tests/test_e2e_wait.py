@@ -55,7 +55,7 @@ async def test_dev_server_waited_on_by_pattern_port_and_url() -> None:
         assert pattern["matchedLine"].startswith("ready on http://127.0.0.1:")  # ANSI removed
         assert pattern["matchedLineNumber"] == 2
         # Searched from the start of the log: a line printed before the call still counts.
-        again = await client.ok("wait", {"id": a["id"], "pattern": "starting"})
+        again = await client.ok("wait", {"id": a["id"], "pattern": "starting", "timeoutSeconds": 5})
         assert (again["met"], again["matchedLine"]) == (True, "starting up")
         assert again["elapsedSeconds"] < 1
         for process in (a, b, c):
@@ -93,8 +93,10 @@ async def test_wait_times_out_and_leaves_the_process_running() -> None:
 
 
 async def test_wait_without_condition_waits_for_the_end() -> None:
+    # 2 s: the first start of a server answers in 0.6 s on a loaded machine (lazy set-up),
+    # and the process must still run when the wait begins.
     async with mcp_client() as client:
-        started = await client.ok("start", {"command": "sh", "args": ["-c", "sleep 0.5; exit 4"]})
+        started = await client.ok("start", {"command": "sh", "args": ["-c", "sleep 2; exit 4"]})
         answer = await client.ok("wait", {"id": started["id"]})
         assert (answer["met"], answer["reason"]) == (True, "exited")
         assert (answer["status"], answer["exitCode"]) == ("crashed", 4)

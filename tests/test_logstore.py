@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from process_mcp.core.logs.format import STREAM_TAGS
-from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 
 TAG_STREAMS = {tag: name for name, tag in STREAM_TAGS.items()}
@@ -13,6 +13,8 @@ TAG_STREAMS = {tag: name for name, tag in STREAM_TAGS.items()}
 
 def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogStore:
     return LogStore(tmp_path / "log", max_bytes, max_line)
+
+
 
 
 def texts(lines) -> list[tuple[int, str, bytes]]:
@@ -30,8 +32,9 @@ def stored(log: LogStore) -> list[tuple[int, str, bytes]]:
     return found
 
 
-def ask(log: LogStore, **kwargs):
-    return run_query(log.snapshot(), LogQuery(**kwargs))
+def ask(log: LogStore, **query: object) -> LogAnswer:
+    """The log as ``get-log`` answers it (``LogQuery`` fields as keywords)."""
+    return run_query(log.snapshot(), LogQuery(**query))  # type: ignore[arg-type]
 
 
 def test_lines_split_across_chunks_and_streams_keep_arrival_order(tmp_path: Path) -> None:
@@ -68,19 +71,23 @@ def test_empty_lines_and_binary_are_kept(tmp_path: Path) -> None:
     ]
 
 
-def test_long_lines_are_cut_with_a_marker_and_memory_stays_bounded(tmp_path: Path) -> None:
+def test_long_lines_are_cut_with_a_marker(tmp_path: Path) -> None:
     log = store(tmp_path, max_line=64)
     log.append("stdout", b"short\n" + b"x" * 200 + b"\nafter\n")
+    assert ask(log).lines == ["short", "x" * 64 + " …[136 bytes cut]", "after"]
+    assert log.cut_lines == 1
+
+
+def test_a_line_that_never_ends_is_held_cut_while_it_grows(tmp_path: Path) -> None:
+    """Memory stays bounded: only ``max_line`` bytes of an unfinished line are kept."""
+    log = store(tmp_path, max_line=64)
     for _ in range(100):  # a line that never ends, in many chunks
         log.append("stderr", b"y" * 1000)
-    assert len(log._partial["stderr"]) == 64
+    answer = ask(log)
+    assert answer.lines == ["y" * 64 + " …[99936 bytes cut]"] and answer.pending_lines == 1
     log.append("stderr", b"tail\n")
-    lines = stored(log)
-    assert lines[0] == (1, "stdout", b"short")
-    assert lines[1][2] == b"x" * 64 + " …[136 bytes cut]".encode()
-    assert lines[2] == (3, "stdout", b"after")
-    assert lines[3][2] == b"y" * 64 + " …[99940 bytes cut]".encode()
-    assert log.cut_lines == 2
+    assert ask(log).lines == ["y" * 64 + " …[99940 bytes cut]"]
+    assert log.cut_lines == 1
 
 
 def test_tail_and_ranges(tmp_path: Path) -> None:
