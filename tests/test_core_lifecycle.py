@@ -80,6 +80,26 @@ async def test_sigterm_ignoring_child_is_escalated_to_sigkill(manager: ProcessMa
     assert elapsed >= manager.settings.stop_grace * 0.9
 
 
+async def test_stop_continues_a_suspended_process_so_it_can_exit_cleanly(
+    manager: ProcessManager,
+) -> None:
+    """SIGCONT follows SIGTERM: a suspended process runs its SIGTERM handler within the grace
+    instead of being SIGKILLed after it."""
+    code = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    record = await manager.start(sys.executable, ["-c", code])
+    log = manager.log(record.id)
+    assert await eventually(lambda: log.last_line >= 1, 10)  # the handler is installed
+    os.killpg(record.pid, signal.SIGSTOP)
+    assert await eventually(lambda: proc.read_proc(record.pid).state == "T", 5)
+    started = time.monotonic()
+    await manager.stop(record.id)
+    assert time.monotonic() - started < manager.settings.stop_grace
+    assert (record.status, record.exit_code, record.signal) == (Status.STOPPED, 0, None)
+
+
 async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:
     record = await manager.start("sh", ["-c", "sleep 300 & sleep 301 & wait"])
     pgid = record.pid
