@@ -46,7 +46,8 @@ async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) 
     record = await manager.start("sleep", ["30"])
     assert record.status is Status.RUNNING
     stopped = await manager.stop(record.id)
-    assert (stopped.status, stopped.signal) == (Status.STOPPED, "SIGTERM")
+    assert stopped.record is record and (stopped.survivors, stopped.tree_gone) == ([], True)
+    assert (record.status, record.signal) == (Status.STOPPED, "SIGTERM")
     assert proc.read_proc(record.pid) is None  # reaped, not a zombie
 
 
@@ -54,7 +55,7 @@ async def test_stop_ended_process_returns_final_record(manager: ProcessManager) 
     record = await manager.start("sh", ["-c", "exit 4"])
     await manager.wait_ended(record.id)
     again = await manager.stop(record.id)
-    assert (again.status, again.exit_code) == (Status.CRASHED, 4)
+    assert (again.record.status, again.record.exit_code) == (Status.CRASHED, 4)
 
 
 async def test_force_stop_uses_sigkill(manager: ProcessManager) -> None:

@@ -74,7 +74,8 @@ async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: Process
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
-    await manager.stop(record.id)
+    stopped = await manager.stop(record.id)
+    assert stopped.tree_gone
     assert record.status is Status.EXITED  # its status does not change
     assert manager.tree_pids(record.id) == []
 
@@ -104,8 +105,9 @@ async def test_stop_escalates_for_a_sigterm_ignoring_escapee(manager: ProcessMan
     [escapee] = [pid for pid in manager.tree_pids(record.id) if pid != record.pid]
     assert await eventually(lambda: ignores_sigterm(escapee), 10)
     started = time.monotonic()
-    await manager.stop(record.id)
+    stopped = await manager.stop(record.id)
     assert time.monotonic() - started >= manager.settings.stop_grace * 0.9
+    assert (stopped.tree_gone, stopped.survivors) == (True, [])
     assert proc.read_proc(escapee) is None
     assert manager.tree_pids(record.id) == []
 

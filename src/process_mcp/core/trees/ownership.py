@@ -11,12 +11,12 @@ Four mechanisms, each covering what the previous ones miss:
    the outer one: both servers find them.
 2. **Subreaper** (``subreaper.py``): orphans re-parent to the server, which reaps them.
 3. **Sentinel** (``sentinel.py``): ends every tree when the server dies, even by SIGKILL.
-4. **Records** (``instances.py``): if server and sentinel die together, the next server
-   ends what they left.
+4. **Instance ledger** (``instances.py``): if server and sentinel die together, the next
+   server ends what they left.
 
 Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
 exec: on the start path a descriptor probe (amortised), one environment entry and two
-reads of the boot clock; the record and the line to the sentinel follow in a batch 20 ms
+reads of the boot clock; the ledger entry and the line to the sentinel follow in a batch 20 ms
 later (one write each per batch). A tree started in those 20 ms is still found by its mark.
 The leader's start time is not read from ``/proc/<pid>/stat``
 (reading it while the child is still exec'ing costs ~50 µs, 8% of a spawn) but bracketed
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from process_mcp.core.spawn import fdlimit
-from process_mcp.core.trees import instances, proc, sentinel_program, subreaper
+from process_mcp.core.trees import instances, proc, procfs, sentinel_program, subreaper
 from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
@@ -81,7 +81,7 @@ class Ownership:
         self.nofile = fdlimit.raise_soft_limit()
         self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
-        self.records = instances.InstanceRecords(instance_dir, self.token)
+        self.ledger = instances.InstanceLedger(instance_dir, self.token)
         self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
         self._leaders: set[int] = set()
         self._pending: dict[int, tuple[str, tuple[int, int], str, list[str]]] = {}
@@ -99,7 +99,7 @@ class Ownership:
     def adopt(
         self, process_id: str, pid: int, command: str, args: list[str], earliest: int
     ) -> None:
-        """Record a freshly spawned leader (pgid == pid) and tell the sentinel.
+        """Enter a freshly spawned leader (pgid == pid) in the ledger and tell the sentinel.
 
         ``earliest``: what :meth:`before_spawn` returned.
         """
@@ -112,14 +112,14 @@ class Ownership:
         self.reaper.ensure_running()
 
     def flush(self) -> None:
-        """Write the pending records and tell the sentinel (else done ``BATCH_DELAY`` after
+        """Write the pending ledger entries and tell the sentinel (else done ``BATCH_DELAY`` after
         the first start of a batch, off the start path: one write per batch, not per spawn)."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         pending, self._pending = self._pending, {}
         for pid, (process_id, start_ticks, command, args) in pending.items():
-            self.records.add(process_id, pid, start_ticks, command, args)
+            self.ledger.add(process_id, pid, start_ticks, command, args)
             self.sentinel.register(pid, start_ticks)
         self.sentinel.flush()
 
@@ -160,13 +160,13 @@ class Ownership:
         return self.reaper.reap_now()
 
     async def close(self) -> None:
-        """Clean exit (every tree already ended): dismiss the sentinel, reap, close records."""
+        """Clean exit (every tree already ended): dismiss the sentinel, reap, close the ledger."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         self._pending.clear()
         self.reaper.close()
         await self.sentinel.close()
-        self.records.close()
+        self.ledger.close()
 
     def _known_children(self) -> set[int]:
         known = set(self._leaders)
@@ -175,15 +175,6 @@ class Ownership:
         return known
 
     def _mark_of(self, pid: int) -> str | None:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            return None
-        environ = b"\0" + environ
-        start = environ.find(b"\0" + self._needle)
-        if start < 0:
-            return None
-        start += 1 + len(self._needle)
-        end = environ.find(b"\0", start)
-        return environ[start : end if end >= 0 else len(environ)].decode(errors="replace")
+        """The process id in ``pid``'s ownership mark; None when it carries none of ours."""
+        value = procfs.environ_value(pid, self._needle)
+        return None if value is None else value.decode(errors="replace")

@@ -3,16 +3,18 @@
 A process group misses descendants that called ``setsid``; a parent/child walk misses
 double-forked orphans. Used together (snapshot the descendants *before* signalling, then
 signal the group and every snapshot member) they catch both. The host's process table is
-read straight from ``/proc/<pid>/stat``: one pass gives ppid, pgid and state for every
-process, where ``psutil.process_iter`` costs several times more for the same fields.
+read straight from ``/proc/<pid>/stat`` (parsed in ``procfs.py``): one pass gives ppid, pgid
+and state for every process, where ``psutil.process_iter`` costs several times more for the
+same fields.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from dataclasses import dataclass
+
+from process_mcp.core.trees import procfs
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,34 +28,21 @@ class ProcInfo:
 
     @property
     def zombie(self) -> bool:
-        return self.state in ("Z", "X")
+        return self.state in procfs.ZOMBIE_STATES
 
 
 def read_proc(pid: int) -> ProcInfo | None:
-    """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
+    """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone. Never raises."""
+    stat = procfs.read_stat(pid)
+    if stat is None:
         return None
-    # The command name may contain spaces and parentheses: fields start after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return ProcInfo(
-        pid=pid,
-        state=fields[0].decode(),
-        ppid=int(fields[1]),
-        pgid=int(fields[2]),
-        sid=int(fields[3]),
-        start_ticks=int(fields[19]),
-    )
+    state, ppid, pgid, sid, start_ticks = stat
+    return ProcInfo(pid, ppid, pgid, sid, state, start_ticks)
 
 
 def process_table() -> list[ProcInfo]:
-    table = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (info := read_proc(int(name))) is not None:
-            table.append(info)
-    return table
+    """Every process that could be read, in one pass over ``/proc``."""
+    return [info for pid in procfs.pids() if (info := read_proc(pid)) is not None]
 
 
 def descendants(root: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
@@ -89,15 +78,24 @@ def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcIn
     return [info for info in table if info.pgid == pgid and not info.zombie]
 
 
-def group_exists(pgid: int) -> bool:
-    """Cheap first check (one syscall); zombies still count, so confirm with the table."""
+def living_group(pgid: int) -> list[ProcInfo]:
+    """Live (non-zombie) members of group ``pgid``; never raises.
+
+    A cheap first check (one syscall) answers at once for a group the kernel no longer
+    knows; zombies still count for that check, so the table confirms it.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
-        return False
+        return []
     except PermissionError:
-        return True
-    return bool(group_members(pgid))
+        pass
+    return group_members(pgid)
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether group ``pgid`` has a live member (see :func:`living_group`)."""
+    return bool(living_group(pgid))
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -123,8 +121,3 @@ def alive(members: list[ProcInfo]) -> list[ProcInfo]:
         if current and current.start_ticks == member.start_ticks and not current.zombie:
             survivors.append(member)
     return survivors
-
-
-def kill_tree(pgid: int, members: list[ProcInfo], sig: int = signal.SIGKILL) -> None:
-    signal_group(pgid, sig)
-    signal_each(members, sig)
