@@ -386,13 +386,12 @@ class ProcessManager:
                 record.stop_requested = True
             if live.timeout is not None:
                 live.timeout.cancel()
-        trees = [(live.process_id, live.pgid, live.ended) for _, live in running]
+        trees = {live.process_id: (live.pgid, live.ended) for _, live in running}
         await stopping.end_all(self.ownership, trees, self.settings.stop_grace)
         for live in list(self._live.values()):
             proc.signal_group(live.pgid, signal.SIGKILL)
             self._close_drains(live)
-        # forked during the shutdown
-        await stopping.end_members(self.ownership, self.ownership.strays(), 0)
+        await stopping.end_all(self.ownership, {}, 0)  # what was forked during the shutdown
         await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 

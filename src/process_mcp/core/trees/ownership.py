@@ -144,10 +144,12 @@ class Ownership:
                 marked.setdefault(process_id, []).append(info)
         return Snapshot(table, marked)
 
-    def strays(self) -> list[proc.ProcInfo]:
-        """Processes of ours outside every running tree: marked leftovers of ended processes
-        and adopted orphans (with their descendants)."""
-        snapshot = self.snapshot()
+    def strays(self, snapshot: Snapshot | None = None) -> list[proc.ProcInfo]:
+        """Every process of ours found by its mark or as an adopted orphan (with descendants):
+        what leaving no process behind must end besides the running trees' groups.
+
+        ``snapshot``: the table to look in (default: a fresh one). Never raises."""
+        snapshot = snapshot or self.snapshot()
         found = {info.pid: info for info in snapshot.all_marked()}
         for orphan in subreaper.adopted(self._known_children()):
             if not orphan.zombie:

@@ -78,24 +78,21 @@ def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcIn
     return [info for info in table if info.pgid == pgid and not info.zombie]
 
 
-def living_group(pgid: int) -> list[ProcInfo]:
-    """Live (non-zombie) members of group ``pgid``; never raises.
-
-    A cheap first check (one syscall) answers at once for a group the kernel no longer
-    knows; zombies still count for that check, so the table confirms it.
-    """
+def group_known(pgid: int) -> bool:
+    """One syscall: whether any process, zombies included, is in group ``pgid``."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
-        return []
+        return False
     except PermissionError:
-        pass
-    return group_members(pgid)
+        pass  # it exists, only not ours to signal
+    return True
 
 
 def group_exists(pgid: int) -> bool:
-    """Whether group ``pgid`` has a live member (see :func:`living_group`)."""
-    return bool(living_group(pgid))
+    """Whether group ``pgid`` has a live member: the cheap check first, since zombies still
+    count for it, then the table."""
+    return group_known(pgid) and bool(group_members(pgid))
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -2,98 +2,98 @@
 
 A managed tree is its process group plus what left the group (``setsid`` escapees, marked
 daemons, their descendants: see ``ownership.py``), snapshotted *before* the first signal so
-that parent links still lead to everything. While the leader's end is not yet published
-(reaped and its output captured) the tree is not gone, and the wait for that is the
-leader's pidfd event rather than polling, so that 1000 trees stopping together cost no
-busy loop.
+that parent links still lead to everything. While a leader's end is not yet published
+(reaped and its output captured) its tree is not gone; the wait for that is the leader's
+pidfd event, not polling. Shutdown ends every tree as one target: one scan finds them all,
+one look before SIGKILL serves them all, and 1000 trees cost no busy loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+from collections import deque
 from collections.abc import Callable
 
 from process_mcp.core.trees import ending, proc
-from process_mcp.core.trees.ownership import Ownership, Snapshot
+from process_mcp.core.trees.ownership import Ownership
 
 KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
 
+Members = list[proc.ProcInfo]
 
-class Tree:
-    """A group (``pgid``; None for loose processes) and members found outside it.
 
-    ``look`` finds the members afresh (for ``look_again``); ``ended`` is set once the
-    leader's end is published, and the tree counts as alive until then.
+class Trees:
+    """A target of ``ending.py``: process groups, and members found outside them.
+
+    ``groups`` maps each pgid to the event set once its leader's end is published (None: not
+    watched, e.g. it has already ended). ``look`` finds the members afresh for ``look_again``.
     """
 
     def __init__(
         self,
-        pgid: int | None,
-        members: list[proc.ProcInfo],
-        look: Callable[[], list[proc.ProcInfo]] | None = None,
-        ended: asyncio.Event | None = None,
+        groups: dict[int, asyncio.Event | None],
+        members: Members,
+        look: Callable[[], Members] | None = None,
     ) -> None:
-        self.pgid = pgid
-        self.members = list(members)
+        self._groups = list(groups)
+        self._unpublished = deque((g, ended) for g, ended in groups.items() if ended is not None)
+        self._members: dict[tuple[int, int], proc.ProcInfo] = {}
+        self._add(members)
         self._look = look
-        self._ended = ended
 
     def signal(self, sig: int) -> None:
-        if self.pgid is not None:
-            proc.signal_group(self.pgid, sig)
-        proc.signal_each(self.members, sig)  # start times checked: a reused pid is spared
+        for pgid in self._groups:
+            proc.signal_group(pgid, sig)
+        proc.signal_each(list(self._members.values()), sig)  # a reused pid is spared
 
     def survivors(self) -> list[int]:
-        if self.pgid is not None and self._ended is not None and not self._ended.is_set():
-            return [self.pgid]  # the leader's end is not published yet; no /proc read needed
-        pids = {info.pid for info in proc.alive(self.members)}
-        if self.pgid is not None:
-            pids.update(info.pid for info in proc.living_group(self.pgid))
+        while self._unpublished and self._unpublished[0][1].is_set():
+            self._unpublished.popleft()
+        if self._unpublished:  # leaders still ending: no /proc read needed to know
+            return sorted(pgid for pgid, ended in self._unpublished if not ended.is_set())
+        pids = {info.pid for info in proc.alive(list(self._members.values()))}
+        table = None  # read once for all the groups that remain
+        for pgid in self._groups:
+            if proc.group_known(pgid):
+                table = table if table is not None else proc.process_table()
+                pids.update(info.pid for info in proc.group_members(pgid, table))
         return sorted(pids)
 
     def look_again(self) -> None:
-        if self._look is None:
-            return
-        known = {(info.pid, info.start_ticks) for info in self.members}
-        self.members += [info for info in self._look() if (info.pid, info.start_ticks) not in known]
+        if self._look is not None:
+            self._add(self._look())
 
     async def pause(self, longest: float) -> None:
-        if self._ended is not None and not self._ended.is_set():
+        if self._unpublished:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), longest)
+                await asyncio.wait_for(self._unpublished[0][1].wait(), longest)
         else:
             await asyncio.sleep(min(ending.POLL, longest))
 
+    def _add(self, members: Members) -> None:
+        for info in members:
+            self._members.setdefault((info.pid, info.start_ticks), info)
+
 
 async def end_tree(
-    ownership: Ownership,
-    process_id: str,
-    pgid: int,
-    ended: asyncio.Event | None,
-    grace: float,
-    *,
-    snapshot: Snapshot | None = None,
-    look: Callable[[], Snapshot] | None = None,
+    ownership: Ownership, process_id: str, pgid: int, ended: asyncio.Event | None, grace: float
 ) -> list[int]:
     """End the tree of ``process_id`` (leader ``pgid``) by the sequence of ``ending.py``.
 
-    ``grace`` 0 kills at once (a forced stop). ``snapshot`` is the table to find the tree
-    in before signalling (default: a fresh one), ``look`` what gives a fresh one afterwards
-    (default: ``ownership.snapshot``). Returns the survivors: empty when the whole tree is
-    verified gone and, if ``ended`` was given, the leader's end is published. Orphans of
-    ours that died are reaped on return. Raises nothing of its own.
+    ``grace`` 0 kills at once (a forced stop, or leftovers). Returns the survivors: empty
+    when the whole tree (escapees included) is verified gone by a look after the signals
+    and, if ``ended`` was given, the leader's end is published. Orphans of ours that died
+    are reaped on return. Raises nothing of its own.
     """
-    look = look or ownership.snapshot
 
-    def members() -> list[proc.ProcInfo]:
-        return look().members(process_id, pgid)
+    def look() -> Members:
+        return ownership.snapshot().members(process_id, pgid)
 
-    # With no SIGTERM phase the look before SIGKILL is the only one needed.
-    first = (snapshot or ownership.snapshot()).members(process_id, pgid) if grace > 0 else []
+    # With no SIGTERM phase, the look before SIGKILL is the only one needed.
+    first = look() if grace > 0 else []
     try:
-        return await ending.end(Tree(pgid, first, members, ended), grace, KILL_WAIT)
+        return await ending.end(Trees({pgid: ended}, first, look), grace, KILL_WAIT)
     finally:
         ownership.reap_orphans()
 
@@ -110,43 +110,26 @@ async def end_leftovers(ownership: Ownership, process_id: str, pid: int) -> list
     return survivors
 
 
-async def end_members(ownership: Ownership, members: list[proc.ProcInfo], grace: float) -> None:
-    """End processes outside any running tree (strays) by the same sequence; they are gone
-    on return unless stuck in the kernel. Raises nothing of its own."""
-    if not members:
-        return
+async def end_all(
+    ownership: Ownership, trees: dict[str, tuple[int, asyncio.Event]], grace: float
+) -> list[int]:
+    """End every running tree (process id → its pgid and end event) and every stray of
+    ours (``Ownership.strays``) as one target, under one ``grace``.
+
+    Returns the survivors: empty when all of them are verified gone. Raises nothing of its
+    own.
+    """
+
+    def look() -> Members:
+        snapshot = ownership.snapshot()
+        found = ownership.strays(snapshot)
+        for process_id, (pgid, _) in trees.items():
+            found += snapshot.members(process_id, pgid)
+        return found
+
+    groups: dict[int, asyncio.Event | None] = {pgid: ended for pgid, ended in trees.values()}
+    first = look() if grace > 0 else []
     try:
-        await ending.end(Tree(None, members), grace, KILL_WAIT)
+        return await ending.end(Trees(groups, first, look), grace, KILL_WAIT)
     finally:
         ownership.reap_orphans()
-
-
-async def end_all(
-    ownership: Ownership, trees: list[tuple[str, int, asyncio.Event]], grace: float
-) -> None:
-    """End every running tree ``(process id, pgid, ended)`` and every stray of ours in
-    parallel, under one ``grace``; one /proc scan finds them all. On return all of them are
-    gone unless stuck in the kernel. Raises nothing of its own."""
-    snapshot = ownership.snapshot()
-    look = _shared(ownership)
-    await asyncio.gather(
-        *(
-            end_tree(ownership, process_id, pgid, ended, grace, snapshot=snapshot, look=look)
-            for process_id, pgid, ended in trees
-        ),
-        # escapees of ended processes and adopted orphans, under the same deadline
-        end_members(ownership, ownership.strays(), grace),
-    )
-
-
-def _shared(ownership: Ownership) -> Callable[[], Snapshot]:
-    """A snapshot source at most ``ending.POLL`` old: trees ending together share one scan."""
-    taken: list[tuple[float, Snapshot]] = []
-
-    def snapshot() -> Snapshot:
-        now = time.monotonic()
-        if not taken or now - taken[0][0] > ending.POLL:
-            taken[:] = [(now, ownership.snapshot())]
-        return taken[0][1]
-
-    return snapshot
