@@ -48,11 +48,13 @@ class Snapshot:
     marked: dict[str, list[proc.ProcInfo]]  # process id -> live processes carrying its mark
 
     def members(self, process_id: str, pgid: int) -> list[proc.ProcInfo]:
-        """Everything of one tree: its group, its marked processes, and their descendants."""
+        """Everything of one tree but its leader: its group, its marked processes, and their
+        descendants, as of this snapshot (none of them a zombie)."""
         roots = proc.group_members(pgid, self.table) + self.marked.get(process_id, [])
         return self._with_descendants(roots, pgid)
 
     def all_marked(self) -> list[proc.ProcInfo]:
+        """Every live process carrying one of our marks, with its descendants."""
         roots = [info for infos in self.marked.values() for info in infos]
         return self._with_descendants(roots)
 
@@ -74,6 +76,11 @@ class Ownership:
     """The server-wide part of tree ownership; the manager calls it around each spawn."""
 
     def __init__(self, instance_dir: Path, state_dir: Path, stop_grace: float) -> None:
+        """Become subreaper, raise the fd limit, end what dead servers left, open the ledger.
+
+        The sentinel starts with the first :meth:`adopt`. Raises OSError when the instance
+        directory cannot be written.
+        """
         self.token = secrets.token_hex(8)
         self.mark_name = sentinel_program.owner_var(self.token)
         self._needle = f"{self.mark_name}=".encode()
@@ -89,11 +96,15 @@ class Ownership:
         self.reaper = subreaper.OrphanReaper(self._known_children)
 
     def before_spawn(self, command: str) -> int:
-        """Refuse a start that would run out of descriptors; returns the start-time lower bound."""
+        """The lower bound of the next leader's start time (clock ticks since boot).
+
+        Raises StartFailed when the start would run the server out of descriptors.
+        """
         self._fd_budget.check(command)
         return sentinel_program.boot_ticks()
 
     def mark(self, env: dict[str, str], process_id: str) -> None:
+        """Put ``process_id``'s ownership mark into ``env`` (the child's environment)."""
         env[self.mark_name] = process_id
 
     def adopt(
@@ -101,7 +112,8 @@ class Ownership:
     ) -> None:
         """Enter a freshly spawned leader (pgid == pid) in the ledger and tell the sentinel.
 
-        ``earliest``: what :meth:`before_spawn` returned.
+        ``earliest``: what :meth:`before_spawn` returned. Both follow within ``BATCH_DELAY``
+        (:meth:`flush`); until then the tree is found by its mark. Never raises.
         """
         start_ticks = (earliest, sentinel_program.boot_ticks())
         self._leaders.add(pid)
@@ -124,15 +136,17 @@ class Ownership:
         self.sentinel.flush()
 
     def leader_reaped(self, pid: int) -> None:
+        """Leader ``pid`` was reaped: it is no longer a known child (its tree may live on)."""
         self._leaders.discard(pid)
 
     def release(self, pid: int) -> None:
-        """The tree of leader ``pid`` is gone: the sentinel can forget it."""
+        """The tree of leader ``pid`` is gone: the sentinel forgets it. Never raises."""
         self._leaders.discard(pid)
         if self._pending.pop(pid, None) is None:
             self.sentinel.unregister(pid)
 
     def snapshot(self) -> Snapshot:
+        """One scan of ``/proc``: the table and who carries which of our marks. Never raises."""
         table = proc.process_table()
         marked: dict[str, list[proc.ProcInfo]] = {}
         me = os.getpid()
@@ -159,6 +173,7 @@ class Ownership:
         return [info for info in found.values() if not info.zombie]
 
     def reap_orphans(self) -> int:
+        """Reap adopted orphans that have died (see ``subreaper.py``); returns how many."""
         return self.reaper.reap_now()
 
     async def close(self) -> None:

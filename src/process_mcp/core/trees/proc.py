@@ -19,6 +19,8 @@ from process_mcp.core.trees import procfs
 
 @dataclass(frozen=True, slots=True)
 class ProcInfo:
+    """One line of the process table, as read at one moment."""
+
     pid: int
     ppid: int
     pgid: int
@@ -28,6 +30,7 @@ class ProcInfo:
 
     @property
     def zombie(self) -> bool:
+        """Dead but not yet reaped (or being reaped): counts as gone."""
         return self.state in procfs.ZOMBIE_STATES
 
 
@@ -74,6 +77,7 @@ _CHILDREN_CACHE: dict[int, tuple[list[ProcInfo], dict[int, list[ProcInfo]]]] = {
 
 
 def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
+    """Live members of group ``pgid`` in ``table`` (default: a fresh one)."""
     table = process_table() if table is None else table
     return [info for info in table if info.pgid == pgid and not info.zombie]
 
@@ -96,12 +100,14 @@ def group_exists(pgid: int) -> bool:
 
 
 def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to group ``pgid``; a group that is gone, or not ours, is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
 def signal_each(members: list[ProcInfo], sig: int) -> None:
-    """Signal snapshot members that are still the same process (start time checked)."""
+    """Signal snapshot members that are still the same process (start time checked, so a
+    reused pid is spared) and not zombies. Never raises."""
     for member in members:
         current = read_proc(member.pid)
         if current is None or current.start_ticks != member.start_ticks or current.zombie:

@@ -78,6 +78,7 @@ def find_victims(
 
     ``trust_orphan_groups``: also take the group of a leader that is gone. True right after
     the server died; False for old leftovers, where only the marked members are taken.
+    Never raises.
     """
     table = procfs.scan()
     me = os.getpid()
@@ -160,7 +161,8 @@ def _quietly(action, *args) -> None:  # type: ignore[no-untyped-def]
 
 
 def remove_tree(path: str) -> None:
-    """``shutil.rmtree`` without importing shutil (and what it drags in)."""
+    """``shutil.rmtree`` without importing shutil (and what it drags in). Never raises:
+    whatever cannot be removed stays."""
     for parent, dirs, files in os.walk(path, topdown=False):
         for name in files:
             _quietly(os.unlink, os.path.join(parent, name))
@@ -198,6 +200,8 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    """Run the sentinel (``argv``: program, TOKEN, INSTANCE_DIR, GRACE); returns the exit
+    status: 0 when nothing it had to end survived."""
     # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
     # and the server then starts a new sentinel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
