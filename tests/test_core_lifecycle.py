@@ -46,7 +46,8 @@ async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) 
     record = await manager.start("sleep", ["30"])
     assert record.status is Status.RUNNING
     stopped = await manager.stop(record.id)
-    assert (stopped.status, stopped.signal) == (Status.STOPPED, "SIGTERM")
+    assert stopped.record is record and (stopped.survivors, stopped.tree_gone) == ([], True)
+    assert (record.status, record.signal) == (Status.STOPPED, "SIGTERM")
     assert proc.read_proc(record.pid) is None  # reaped, not a zombie
 
 
@@ -54,7 +55,7 @@ async def test_stop_ended_process_returns_final_record(manager: ProcessManager) 
     record = await manager.start("sh", ["-c", "exit 4"])
     await manager.wait_ended(record.id)
     again = await manager.stop(record.id)
-    assert (again.status, again.exit_code) == (Status.CRASHED, 4)
+    assert (again.record.status, again.record.exit_code) == (Status.CRASHED, 4)
 
 
 async def test_force_stop_uses_sigkill(manager: ProcessManager) -> None:
@@ -78,6 +79,26 @@ async def test_sigterm_ignoring_child_is_escalated_to_sigkill(manager: ProcessMa
     elapsed = time.monotonic() - started
     assert (record.status, record.signal) == (Status.STOPPED, "SIGKILL")
     assert elapsed >= manager.settings.stop_grace * 0.9
+
+
+async def test_stop_continues_a_suspended_process_so_it_can_exit_cleanly(
+    manager: ProcessManager,
+) -> None:
+    """SIGCONT follows SIGTERM: a suspended process runs its SIGTERM handler within the grace
+    instead of being SIGKILLed after it."""
+    code = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    record = await manager.start(sys.executable, ["-c", code])
+    log = manager.log(record.id)
+    assert await eventually(lambda: log.last_line >= 1, 10)  # the handler is installed
+    os.killpg(record.pid, signal.SIGSTOP)
+    assert await eventually(lambda: proc.read_proc(record.pid).state == "T", 5)
+    started = time.monotonic()
+    await manager.stop(record.id)
+    assert time.monotonic() - started < manager.settings.stop_grace
+    assert (record.status, record.exit_code, record.signal) == (Status.STOPPED, 0, None)
 
 
 async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:

@@ -15,8 +15,6 @@ def store(tmp_path: Path, max_bytes: int = 1 << 20, max_line: int = 64) -> LogSt
     return LogStore(tmp_path / "log", max_bytes, max_line)
 
 
-
-
 def texts(lines) -> list[tuple[int, str, bytes]]:
     return [(line.number, line.stream, line.data) for line in lines]
 

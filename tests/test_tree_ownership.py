@@ -23,6 +23,17 @@ from process_mcp.core.trees import proc
 pytestmark = pytest.mark.anyio
 
 ESCAPEES = "setsid sleep 300 & (setsid sleep 301 &); wait"  # a setsid child, a daemon
+STUBBORN = "trap '' TERM; exec sleep 300"  # a sleep that ignores SIGTERM
+
+
+def ignores_sigterm(pid: int) -> bool:
+    """Whether ``pid`` is a process that ignores SIGTERM (from /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+    return bool(ignored & (1 << (signal.SIGTERM - 1))) and "sleep" in status.split()[1]
 
 
 def ppid_of(pid: int) -> int | None:
@@ -63,7 +74,8 @@ async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: Process
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
-    await manager.stop(record.id)
+    stopped = await manager.stop(record.id)
+    assert stopped.tree_gone
     assert record.status is Status.EXITED  # its status does not change
     assert manager.tree_pids(record.id) == []
 
@@ -83,6 +95,30 @@ async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> N
     await manager.wait_ended(record.id)
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     daemon = manager.tree_pids(record.id)[0]
+    await manager.shutdown()
+    assert proc.read_proc(daemon) is None
+
+
+async def test_stop_escalates_for_a_sigterm_ignoring_escapee(manager: ProcessManager) -> None:
+    record = await manager.start("sh", ["-c", f"setsid sh -c {STUBBORN!r} & wait"])
+    assert await eventually(lambda: len(manager.tree_pids(record.id)) == 2, 10)
+    [escapee] = [pid for pid in manager.tree_pids(record.id) if pid != record.pid]
+    assert await eventually(lambda: ignores_sigterm(escapee), 10)
+    started = time.monotonic()
+    stopped = await manager.stop(record.id)
+    assert time.monotonic() - started >= manager.settings.stop_grace * 0.9
+    assert (stopped.tree_gone, stopped.survivors) == (True, [])
+    assert proc.read_proc(escapee) is None
+    assert manager.tree_pids(record.id) == []
+
+
+async def test_shutdown_escalates_for_a_sigterm_ignoring_daemon(settings: Settings) -> None:
+    manager = ProcessManager(settings)
+    record = await manager.start("sh", ["-c", f"(setsid sh -c {STUBBORN!r} &)"])
+    await manager.wait_ended(record.id)
+    assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
+    [daemon] = manager.tree_pids(record.id)
+    assert await eventually(lambda: ignores_sigterm(daemon), 10)
     await manager.shutdown()
     assert proc.read_proc(daemon) is None
 
@@ -138,6 +174,22 @@ def test_200_running_children_end_within_5s_of_server_sigkill(no_leftover_proces
         server.proc.kill()
         assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
         assert time.monotonic() - started < 5
+    finally:
+        server.kill()
+
+
+def test_sentinel_escalates_for_sigterm_ignoring_children(no_leftover_processes: str) -> None:
+    server = RawServer(PROCESS_MCP_STOP_GRACE="0.5")
+    try:
+        server.initialize()
+        tree = f"setsid sh -c {STUBBORN!r} & trap '' TERM; sleep 301 & wait"
+        server.call_tool("start", {"command": "sh", "args": ["-c", tree]})
+        # the leader, the escapee, the sleep, the server, the sentinel
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 5, 10)
+        started = time.monotonic()
+        server.proc.kill()
+        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
+        assert time.monotonic() - started >= 0.45  # SIGTERM was tried for the grace first
     finally:
         server.kill()
 

@@ -11,7 +11,7 @@ from process_mcp.core.errors import (
     UnknownProcess,
 )
 from process_mcp.core.manager import ProcessManager
-from process_mcp.core.records import ProcessRecord, Status
+from process_mcp.core.records import ProcessRecord, Status, StopResult
 from process_mcp.core.settings import Settings
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "Settings",
     "StartFailed",
     "Status",
+    "StopResult",
     "UnknownProcess",
 ]

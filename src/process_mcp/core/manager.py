@@ -5,6 +5,7 @@ Lifetime of one process::
     start ──▶ running ──(leader reaped and both pipes at EOF, or the drain grace spent)──▶ ended
                  │                                                         stopped/exited/crashed
                  └── stop: SIGTERM to the group (+ escapees), grace, SIGKILL to what is left
+                           (trees/ending.py: the one sequence every way of ending uses)
 
 The manager keeps the records, their logs and the current :class:`~process_mcp.core.run.Run`
 of each; ``start`` and ``restart`` both begin a run through ``_launch``. The run publishes
@@ -16,7 +17,6 @@ process is still shutting down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
@@ -31,18 +31,17 @@ from process_mcp.core.ids import new_id
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
-from process_mcp.core.records import ProcessRecord
+from process_mcp.core.records import ProcessRecord, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
 from process_mcp.core.signals import SIGNALS, terminal_signals
 from process_mcp.core.spawn.stdin import InputReceipt
-from process_mcp.core.trees import proc
-from process_mcp.core.trees.ownership import Ownership, Snapshot
+from process_mcp.core.tasks import BackgroundTasks
+from process_mcp.core.trees import proc, stopping
+from process_mcp.core.trees.ownership import Ownership
 
 ExitListener = Callable[[ProcessRecord], None]
 OutputListener = Callable[[str], None]
-_TREE_POLL = 0.02
-_KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
 
 
 class ProcessManager:
@@ -57,7 +56,7 @@ class ProcessManager:
         self._exit_listeners: list[ExitListener] = []
         # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
         self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = BackgroundTasks()
         self._restarting: set[str] = set()
         self.facts = LiveFacts()
         self._output_listeners: dict[object, OutputListener] = {}
@@ -322,22 +321,35 @@ class ProcessManager:
                     f"or 'stop' or 'restart' process {other.id!r}"
                 )
 
-    async def stop(self, process_id: str, force: bool = False) -> ProcessRecord:
-        """End the process tree and answer once it has ended (an ended process: its record)."""
+    async def stop(self, process_id: str, force: bool = False) -> StopResult:
+        """End the process tree; answer once it has ended (an ended process: its leftovers).
+
+        Runs the shutdown sequence of ``trees/ending.py`` (``force``: SIGKILL at once). On
+        return the record is final unless the leader outlived SIGKILL (stuck in the kernel),
+        and the result's ``survivors`` lists what of the tree is still alive (empty: verified
+        gone, escapees included). Raises UnknownProcess for an unknown id.
+        """
         record = self.get(process_id)
         live = self._live.get(process_id)
         if live is None or live.ended.is_set():
-            await self._end_leftovers(record)  # a grandchild or daemon that outlived it
-            return record
+            # a grandchild or daemon that outlived it
+            return StopResult(record, await self._end_leftovers(record))
         # The leader may already have ended by itself while a grandchild holds its output
         # open: end that tree too, but keep the status it earned (exited/crashed).
         if live.exit_status is None:
             record.stop_requested = True
-        await self._terminate(live, force=force, grace=self.settings.stop_grace)
-        return record
+        grace = 0.0 if force else self.settings.stop_grace
+        survivors = await stopping.end_tree(
+            self.ownership, process_id, live.pgid, live.ended, grace
+        )
+        return StopResult(record, survivors)
 
     async def remove(self, process_id: str) -> ProcessRecord:
-        """Forget an ended process and delete its log."""
+        """Forget an ended process, end what it left running, and delete its log.
+
+        On return the id is unknown and no process of its tree runs (unless stuck in the
+        kernel). Raises UnknownProcess, or ProcessRunning while it runs.
+        """
         record = self.get(process_id)
         if record.running:
             raise ProcessRunning(
@@ -346,7 +358,6 @@ class ProcessManager:
             )
         live = self._live.pop(process_id, None)
         if live is not None:
-            proc.signal_group(live.pgid, signal.SIGKILL)
             live.release()
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
@@ -357,7 +368,11 @@ class ProcessManager:
         return record
 
     async def shutdown(self) -> None:
-        """Stop every process tree in parallel under one deadline, then delete our files."""
+        """Stop every process tree in parallel under one deadline, then delete our files.
+
+        On return nothing this server started runs (unless stuck in the kernel), the
+        sentinel is dismissed and the instance directory is gone. Raises nothing of its own.
+        """
         running = [
             (self._records[pid], live)
             for pid, live in self._live.items()
@@ -368,21 +383,12 @@ class ProcessManager:
                 record.stop_requested = True
             if live.timeout is not None:
                 live.timeout.cancel()
-        snapshot = self.ownership.snapshot()  # one scan of /proc for all trees
-        await asyncio.gather(
-            *(
-                self._terminate(
-                    live, force=False, grace=self.settings.stop_grace, snapshot=snapshot
-                )
-                for _, live in running
-            ),
-            # escapees of ended processes and adopted orphans, under the same deadline
-            self._end_members(self.ownership.strays(), self.settings.stop_grace),
-        )
+        trees = {live.process_id: (live.pgid, live.ended) for _, live in running}
+        await stopping.end_all(self.ownership, trees, self.settings.stop_grace)
         for live in list(self._live.values()):
             proc.signal_group(live.pgid, signal.SIGKILL)
             live.release()
-        await self._end_members(self.ownership.strays(), 0)  # forked during the shutdown
+        await stopping.end_all(self.ownership, {}, 0)  # what was forked during the shutdown
         await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
@@ -397,9 +403,7 @@ class ProcessManager:
 
     def _run_timed_out(self, run: Run) -> None:
         """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
-        task = asyncio.get_running_loop().create_task(self.stop(run.process_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.stop(run.process_id))
 
     def _run_ended(self, run: Run) -> None:
         self.facts.forget(run.pgid)
@@ -412,72 +416,8 @@ class ProcessManager:
         if self._live.get(run.process_id) is run:
             del self._live[run.process_id]
 
-    async def _terminate(
-        self,
-        live: Run,
-        *,
-        force: bool,
-        grace: float,
-        snapshot: Snapshot | None = None,
-    ) -> None:
-        """SIGTERM the group and its escapees, give them ``grace``, SIGKILL what remains.
-
-        Escapees are the descendants (snapshot taken *before* signalling) and every process
-        carrying this process's ownership mark (setsid'd, double-forked, re-parented).
-        """
-        snapshot = snapshot or self.ownership.snapshot()
-        members = snapshot.members(live.process_id, live.pgid)
-        try:
-            if not force:
-                proc.kill_tree(live.pgid, members, signal.SIGTERM)
-                proc.kill_tree(live.pgid, members, signal.SIGCONT)  # a stopped one cannot exit
-                if await self._tree_gone(live, members, grace):
-                    return
-            members = members + self.ownership.snapshot().members(live.process_id, live.pgid)
-            proc.kill_tree(live.pgid, members, signal.SIGKILL)
-            await self._tree_gone(live, members, _KILL_WAIT)
-        finally:
-            self.ownership.reap_orphans()
-
-    async def _end_leftovers(self, record: ProcessRecord) -> None:
-        """After the leader ended: end what of its tree still runs (SIGKILL, as before)."""
+    async def _end_leftovers(self, record: ProcessRecord) -> list[int]:
+        """After the leader ended: SIGKILL what of its tree still runs; returns survivors."""
         if record.pid is None:
-            return
-        members = self.ownership.snapshot().members(record.id, record.pid)
-        proc.signal_group(record.pid, signal.SIGKILL)
-        await self._end_members(members, 0)
-        if not proc.group_exists(record.pid):
-            self.ownership.release(record.pid)
-
-    async def _end_members(self, members: list[proc.ProcInfo], grace: float) -> None:
-        """SIGTERM+SIGCONT, ``grace``, SIGKILL: for processes outside any running proc."""
-        if not members:
-            return
-        loop = asyncio.get_running_loop()
-        if grace > 0:
-            proc.signal_each(members, signal.SIGTERM)
-            proc.signal_each(members, signal.SIGCONT)
-            deadline = loop.time() + grace
-            while proc.alive(members) and loop.time() < deadline:
-                await asyncio.sleep(_TREE_POLL)
-        deadline = loop.time() + _KILL_WAIT
-        while survivors := proc.alive(members):
-            proc.signal_each(survivors, signal.SIGKILL)
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(_TREE_POLL)
-        self.ownership.reap_orphans()
-
-    async def _tree_gone(self, live: Run, members: list[proc.ProcInfo], timeout: float) -> bool:
-        """Wait until the leader has ended and nothing of the group or snapshot lives."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(live.ended.wait(), timeout)
-        while live.ended.is_set():
-            if not proc.group_exists(live.pgid) and not proc.alive(members):
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(_TREE_POLL)
-        return False
+            return []
+        return await stopping.end_leftovers(self.ownership, record.id, record.pid)

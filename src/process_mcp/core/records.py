@@ -86,3 +86,19 @@ class ProcessRecord:
             "timedOut": self.timed_out,
             "restarts": self.restarts,
         }
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """What ``stop`` answers: the process's record, and what of its tree outlived SIGKILL.
+
+    ``survivors`` are the pids found alive by the last look of the shutdown sequence
+    (escapees included); empty means the whole tree is verified gone.
+    """
+
+    record: ProcessRecord
+    survivors: list[int]
+
+    @property
+    def tree_gone(self) -> bool:
+        return not self.survivors

@@ -74,10 +74,9 @@ async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
 
 
 async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
-    record = await manager.stop(args.id, force=args.force)
-    survivors = manager.tree_pids(args.id)  # verified afresh, escapees included
+    stopped = await manager.stop(args.id, force=args.force)  # verified: a last look of /proc
     return s.StopResult.model_validate(
-        {**record.public(), "treeGone": not survivors, "survivors": survivors}
+        {**stopped.record.public(), "treeGone": stopped.tree_gone, "survivors": stopped.survivors}
     )
 
 

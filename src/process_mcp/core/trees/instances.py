@@ -1,6 +1,7 @@
-"""What each server writes down so that the next one can end what a crash left running.
+"""The instance ledger: what each server writes down so that the next one can end what a
+crash left running. (Not the process records of ``core/records.py``: those live in memory.)
 
-Every server keeps ``STATE_DIR/<pid>-<random>/``. Besides the logs it holds:
+Every server keeps ``STATE_DIR/<pid>-<random>/``. Besides the logs it holds its ledger:
 
 ``server.json``      ``{"pid", "startTicks", "token"}``: who owns the directory (written
                      atomically before anything is started);
@@ -15,7 +16,7 @@ A clean exit deletes the directory, and so does the sentinel after a SIGKILL of 
 A directory still there whose server is dead (its pid gone, or now a process with another
 start time) is a leftover — the server and its sentinel died together (``kill -9`` of both,
 the OOM killer, a container's cgroup kill that spared the children). A starting server ends
-what is left of it: each recorded leader that is still the same process (start time
+what is left of it: each leader in the ledger that is still the same process (start time
 checked, so a reused pid is never touched) with its group and descendants, and every
 process carrying that server's ownership mark. Then it deletes the directory.
 """
@@ -34,15 +35,19 @@ from process_mcp.core.trees import proc, sentinel_program
 
 logger = logging.getLogger(__name__)
 SERVER_FILE = "server.json"
-RECORDS_FILE = "processes.jsonl"
+PROCESSES_FILE = "processes.jsonl"
 _INSTANCE_NAME = re.compile(r"^(\d+)-[0-9a-f]+$")
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
-class InstanceRecords:
-    """The records of this server's instance directory."""
+class InstanceLedger:
+    """This server's ledger: ``server.json`` and ``processes.jsonl`` of its instance directory."""
 
     def __init__(self, instance_dir: Path, token: str) -> None:
+        """Create the directory and write ``server.json`` atomically.
+
+        Raises OSError when the directory or the file cannot be written.
+        """
         self.directory = instance_dir
         instance_dir.mkdir(parents=True, exist_ok=True)
         me = proc.read_proc(os.getpid())
@@ -60,6 +65,8 @@ class InstanceRecords:
         command: str,
         args: list[str],
     ) -> None:
+        """Append one process's entry (one write). Never raises: a failure is logged, since
+        the sentinel and the ownership mark still find the process."""
         line = {
             "id": process_id,
             "pid": pid,
@@ -70,19 +77,30 @@ class InstanceRecords:
         }
         try:
             if self._fd is None:
-                self._fd = os.open(self.directory / RECORDS_FILE, _OPEN_FLAGS, 0o600)
+                self._fd = os.open(self.directory / PROCESSES_FILE, _OPEN_FLAGS, 0o600)
             os.write(self._fd, (json.dumps(line) + "\n").encode())
         except OSError as exc:  # never fail a start over it; the sentinel still knows
-            logger.warning("cannot record process %s in %s: %s", process_id, self.directory, exc)
+            logger.warning(
+                "cannot add process %s to the instance ledger in %s: %s",
+                process_id,
+                self.directory,
+                exc,
+            )
 
     def close(self) -> None:
+        """Close the ledger's file (idempotent)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
 def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
-    """End what dead servers left running and delete their directories. Returns those deleted."""
+    """End what dead servers left running and delete their directories.
+
+    Looks at every instance directory under ``state_dir`` but ``own_dir`` whose server is
+    gone; one whose leftovers survive SIGKILL is kept (with its ledger) for the next try.
+    Returns the directories deleted. Never raises: an unreadable state dir ends nothing.
+    """
     try:
         candidates = [path for path in state_dir.iterdir() if path.is_dir() and path != own_dir]
     except OSError:
@@ -100,7 +118,7 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
         elif _alive(owner.get("pid"), owner.get("startTicks")):
             continue  # its server is running
         elif not _end_processes(directory, owner, grace):
-            continue  # something survived SIGKILL: keep the records for the next try
+            continue  # something survived SIGKILL: keep the ledger for the next try
         shutil.rmtree(directory, ignore_errors=True)
         cleaned.append(directory)
     return cleaned
@@ -108,8 +126,8 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
 
 def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool:
     leaders: dict[int, tuple[int, int]] = {}
-    for record in _read_records(directory / RECORDS_FILE):
-        pgid, ticks = record.get("pgid"), record.get("startTicks")
+    for entry in _read_entries(directory / PROCESSES_FILE):
+        pgid, ticks = entry.get("pgid"), entry.get("startTicks")
         if (
             isinstance(pgid, int)
             and isinstance(ticks, list)
@@ -145,17 +163,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def _read_entries(path: Path) -> list[dict[str, Any]]:
+    """The ledger's process entries (JSON objects, one a line); [] when it cannot be read."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return []
-    records = []
+    entries = []
     for line in text.splitlines():
         try:
-            record = json.loads(line)
+            entry = json.loads(line)
         except ValueError:
             continue  # a line cut by the crash
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries

@@ -11,12 +11,12 @@ Four mechanisms, each covering what the previous ones miss:
    the outer one: both servers find them.
 2. **Subreaper** (``subreaper.py``): orphans re-parent to the server, which reaps them.
 3. **Sentinel** (``sentinel.py``): ends every tree when the server dies, even by SIGKILL.
-4. **Records** (``instances.py``): if server and sentinel die together, the next server
-   ends what they left.
+4. **Instance ledger** (``instances.py``): if server and sentinel die together, the next
+   server ends what they left.
 
 Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
 exec: on the start path a descriptor probe (amortised), one environment entry and two
-reads of the boot clock; the record and the line to the sentinel follow in a batch 20 ms
+reads of the boot clock; the ledger entry and the line to the sentinel follow in a batch 20 ms
 later (one write each per batch). A tree started in those 20 ms is still found by its mark.
 The leader's start time is not read from ``/proc/<pid>/stat``
 (reading it while the child is still exec'ing costs ~50 µs, 8% of a spawn) but bracketed
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from process_mcp.core.spawn import fdlimit
-from process_mcp.core.trees import instances, proc, sentinel_program, subreaper
+from process_mcp.core.trees import instances, proc, procfs, sentinel_program, subreaper
 from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
@@ -48,11 +48,13 @@ class Snapshot:
     marked: dict[str, list[proc.ProcInfo]]  # process id -> live processes carrying its mark
 
     def members(self, process_id: str, pgid: int) -> list[proc.ProcInfo]:
-        """Everything of one tree: its group, its marked processes, and their descendants."""
+        """Everything of one tree but its leader: its group, its marked processes, and their
+        descendants, as of this snapshot (none of them a zombie)."""
         roots = proc.group_members(pgid, self.table) + self.marked.get(process_id, [])
         return self._with_descendants(roots, pgid)
 
     def all_marked(self) -> list[proc.ProcInfo]:
+        """Every live process carrying one of our marks, with its descendants."""
         roots = [info for infos in self.marked.values() for info in infos]
         return self._with_descendants(roots)
 
@@ -74,6 +76,11 @@ class Ownership:
     """The server-wide part of tree ownership; the manager calls it around each spawn."""
 
     def __init__(self, instance_dir: Path, state_dir: Path, stop_grace: float) -> None:
+        """Become subreaper, raise the fd limit, end what dead servers left, open the ledger.
+
+        The sentinel starts with the first :meth:`adopt`. Raises OSError when the instance
+        directory cannot be written.
+        """
         self.token = secrets.token_hex(8)
         self.mark_name = sentinel_program.owner_var(self.token)
         self._needle = f"{self.mark_name}=".encode()
@@ -81,7 +88,7 @@ class Ownership:
         self.nofile = fdlimit.raise_soft_limit()
         self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
-        self.records = instances.InstanceRecords(instance_dir, self.token)
+        self.ledger = instances.InstanceLedger(instance_dir, self.token)
         self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
         self._leaders: set[int] = set()
         self._pending: dict[int, tuple[str, tuple[int, int], str, list[str]]] = {}
@@ -89,19 +96,24 @@ class Ownership:
         self.reaper = subreaper.OrphanReaper(self._known_children)
 
     def before_spawn(self, command: str) -> int:
-        """Refuse a start that would run out of descriptors; returns the start-time lower bound."""
+        """The lower bound of the next leader's start time (clock ticks since boot).
+
+        Raises StartFailed when the start would run the server out of descriptors.
+        """
         self._fd_budget.check(command)
         return sentinel_program.boot_ticks()
 
     def mark(self, env: dict[str, str], process_id: str) -> None:
+        """Put ``process_id``'s ownership mark into ``env`` (the child's environment)."""
         env[self.mark_name] = process_id
 
     def adopt(
         self, process_id: str, pid: int, command: str, args: list[str], earliest: int
     ) -> None:
-        """Record a freshly spawned leader (pgid == pid) and tell the sentinel.
+        """Enter a freshly spawned leader (pgid == pid) in the ledger and tell the sentinel.
 
-        ``earliest``: what :meth:`before_spawn` returned.
+        ``earliest``: what :meth:`before_spawn` returned. Both follow within ``BATCH_DELAY``
+        (:meth:`flush`); until then the tree is found by its mark. Never raises.
         """
         start_ticks = (earliest, sentinel_program.boot_ticks())
         self._leaders.add(pid)
@@ -112,27 +124,29 @@ class Ownership:
         self.reaper.ensure_running()
 
     def flush(self) -> None:
-        """Write the pending records and tell the sentinel (else done ``BATCH_DELAY`` after
+        """Write the pending ledger entries and tell the sentinel (else done ``BATCH_DELAY`` after
         the first start of a batch, off the start path: one write per batch, not per spawn)."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
         pending, self._pending = self._pending, {}
         for pid, (process_id, start_ticks, command, args) in pending.items():
-            self.records.add(process_id, pid, start_ticks, command, args)
+            self.ledger.add(process_id, pid, start_ticks, command, args)
             self.sentinel.register(pid, start_ticks)
         self.sentinel.flush()
 
     def leader_reaped(self, pid: int) -> None:
+        """Leader ``pid`` was reaped: it is no longer a known child (its tree may live on)."""
         self._leaders.discard(pid)
 
     def release(self, pid: int) -> None:
-        """The tree of leader ``pid`` is gone: the sentinel can forget it."""
+        """The tree of leader ``pid`` is gone: the sentinel forgets it. Never raises."""
         self._leaders.discard(pid)
         if self._pending.pop(pid, None) is None:
             self.sentinel.unregister(pid)
 
     def snapshot(self) -> Snapshot:
+        """One scan of ``/proc``: the table and who carries which of our marks. Never raises."""
         table = proc.process_table()
         marked: dict[str, list[proc.ProcInfo]] = {}
         me = os.getpid()
@@ -144,10 +158,12 @@ class Ownership:
                 marked.setdefault(process_id, []).append(info)
         return Snapshot(table, marked)
 
-    def strays(self) -> list[proc.ProcInfo]:
-        """Processes of ours outside every running tree: marked leftovers of ended processes
-        and adopted orphans (with their descendants)."""
-        snapshot = self.snapshot()
+    def strays(self, snapshot: Snapshot | None = None) -> list[proc.ProcInfo]:
+        """Every process of ours found by its mark or as an adopted orphan (with descendants):
+        what leaving no process behind must end besides the running trees' groups.
+
+        ``snapshot``: the table to look in (default: a fresh one). Never raises."""
+        snapshot = snapshot or self.snapshot()
         found = {info.pid: info for info in snapshot.all_marked()}
         for orphan in subreaper.adopted(self._known_children()):
             if not orphan.zombie:
@@ -157,16 +173,17 @@ class Ownership:
         return [info for info in found.values() if not info.zombie]
 
     def reap_orphans(self) -> int:
+        """Reap adopted orphans that have died (see ``subreaper.py``); returns how many."""
         return self.reaper.reap_now()
 
     async def close(self) -> None:
-        """Clean exit (every tree already ended): dismiss the sentinel, reap, close records."""
+        """Clean exit (every tree already ended): dismiss the sentinel, reap, close the ledger."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         self._pending.clear()
         self.reaper.close()
         await self.sentinel.close()
-        self.records.close()
+        self.ledger.close()
 
     def _known_children(self) -> set[int]:
         known = set(self._leaders)
@@ -175,15 +192,6 @@ class Ownership:
         return known
 
     def _mark_of(self, pid: int) -> str | None:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            return None
-        environ = b"\0" + environ
-        start = environ.find(b"\0" + self._needle)
-        if start < 0:
-            return None
-        start += 1 + len(self._needle)
-        end = environ.find(b"\0", start)
-        return environ[start : end if end >= 0 else len(environ)].decode(errors="replace")
+        """The process id in ``pid``'s ownership mark; None when it carries none of ours."""
+        value = procfs.environ_value(pid, self._needle)
+        return None if value is None else value.decode(errors="replace")

@@ -3,20 +3,24 @@
 A process group misses descendants that called ``setsid``; a parent/child walk misses
 double-forked orphans. Used together (snapshot the descendants *before* signalling, then
 signal the group and every snapshot member) they catch both. The host's process table is
-read straight from ``/proc/<pid>/stat``: one pass gives ppid, pgid and state for every
-process, where ``psutil.process_iter`` costs several times more for the same fields.
+read straight from ``/proc/<pid>/stat`` (parsed in ``procfs.py``): one pass gives ppid, pgid
+and state for every process, where ``psutil.process_iter`` costs several times more for the
+same fields.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from dataclasses import dataclass
+
+from process_mcp.core.trees import procfs
 
 
 @dataclass(frozen=True, slots=True)
 class ProcInfo:
+    """One line of the process table, as read at one moment."""
+
     pid: int
     ppid: int
     pgid: int
@@ -26,34 +30,22 @@ class ProcInfo:
 
     @property
     def zombie(self) -> bool:
-        return self.state in ("Z", "X")
+        """Dead but not yet reaped (or being reaped): counts as gone."""
+        return self.state in procfs.ZOMBIE_STATES
 
 
 def read_proc(pid: int) -> ProcInfo | None:
-    """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
+    """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone. Never raises."""
+    stat = procfs.read_stat(pid)
+    if stat is None:
         return None
-    # The command name may contain spaces and parentheses: fields start after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return ProcInfo(
-        pid=pid,
-        state=fields[0].decode(),
-        ppid=int(fields[1]),
-        pgid=int(fields[2]),
-        sid=int(fields[3]),
-        start_ticks=int(fields[19]),
-    )
+    state, ppid, pgid, sid, start_ticks = stat
+    return ProcInfo(pid, ppid, pgid, sid, state, start_ticks)
 
 
 def process_table() -> list[ProcInfo]:
-    table = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (info := read_proc(int(name))) is not None:
-            table.append(info)
-    return table
+    """Every process that could be read, in one pass over ``/proc``."""
+    return [info for pid in procfs.pids() if (info := read_proc(pid)) is not None]
 
 
 def descendants(root: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
@@ -85,28 +77,37 @@ _CHILDREN_CACHE: dict[int, tuple[list[ProcInfo], dict[int, list[ProcInfo]]]] = {
 
 
 def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
+    """Live members of group ``pgid`` in ``table`` (default: a fresh one)."""
     table = process_table() if table is None else table
     return [info for info in table if info.pgid == pgid and not info.zombie]
 
 
-def group_exists(pgid: int) -> bool:
-    """Cheap first check (one syscall); zombies still count, so confirm with the table."""
+def group_known(pgid: int) -> bool:
+    """One syscall: whether any process, zombies included, is in group ``pgid``."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return bool(group_members(pgid))
+        pass  # it exists, only not ours to signal
+    return True
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether group ``pgid`` has a live member: the cheap check first, since zombies still
+    count for it, then the table."""
+    return group_known(pgid) and bool(group_members(pgid))
 
 
 def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to group ``pgid``; a group that is gone, or not ours, is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
 def signal_each(members: list[ProcInfo], sig: int) -> None:
-    """Signal snapshot members that are still the same process (start time checked)."""
+    """Signal snapshot members that are still the same process (start time checked, so a
+    reused pid is spared) and not zombies. Never raises."""
     for member in members:
         current = read_proc(member.pid)
         if current is None or current.start_ticks != member.start_ticks or current.zombie:
@@ -123,8 +124,3 @@ def alive(members: list[ProcInfo]) -> list[ProcInfo]:
         if current and current.start_ticks == member.start_ticks and not current.zombie:
             survivors.append(member)
     return survivors
-
-
-def kill_tree(pgid: int, members: list[ProcInfo], sig: int = signal.SIGKILL) -> None:
-    signal_group(pgid, sig)
-    signal_each(members, sig)

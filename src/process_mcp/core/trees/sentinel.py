@@ -58,10 +58,15 @@ class Sentinel:
 
     @property
     def pid(self) -> int | None:
+        """The running sentinel's pid; None before the first register or after giving up."""
         return self._proc.pid if self._proc is not None else None
 
     def register(self, pid: int, start_ticks: tuple[int, int]) -> None:
-        """``start_ticks``: the (earliest, latest) start time the leader can have."""
+        """Tell the sentinel about leader ``pid`` (starting it on first use); never raises.
+
+        ``start_ticks``: the (earliest, latest) start time the leader can have. Sent with
+        the next batch (:meth:`flush`).
+        """
         self._leaders[pid] = start_ticks
         if self._proc is None and not self._closing and not self._given_up:
             self._spawn()  # sends every leader, this one included
@@ -69,11 +74,14 @@ class Sentinel:
             self._queue(f"+ {pid} {start_ticks[0]} {start_ticks[1]}\n".encode())
 
     def unregister(self, pid: int) -> None:
+        """Tell the sentinel to forget leader ``pid`` (its tree is gone); never raises."""
         if self._leaders.pop(pid, None) is not None:
             self._queue(f"- {pid}\n".encode())
 
     async def close(self) -> None:
-        """Clean exit: say ``bye`` (so it ends nothing), then wait briefly for it to exit."""
+        """Clean exit: say ``bye`` (so it ends nothing), then wait briefly for it to exit.
+
+        On return it has exited, or ``_CLOSE_WAIT`` has passed. Never raises."""
         self._closing = True
         if self._proc is None or self._exited is None:
             return

@@ -22,12 +22,17 @@ When stdin reaches EOF without ``bye`` the server died. The sentinel then ends:
   uses it as its pgid, so that group is still ours;
 * every descendant of those, by parent links.
 
-SIGTERM and SIGCONT first, SIGKILL to whatever is left after GRACE seconds, rescanning until
-nothing is left. Then it deletes INSTANCE_DIR (logs and records) unless something survived,
-in which case the next server's leftover cleanup gets another go at it.
+They are ended by the one shutdown sequence (``ending.py``: SIGTERM and SIGCONT, GRACE
+seconds, SIGKILL to whatever is left), rescanning at every look so that what they fork
+meanwhile is caught too. Then it deletes INSTANCE_DIR (logs and the instance ledger) unless
+something survived, in which case the next server's leftover cleanup gets another go at it.
 
 The server imports :func:`sweep` from this module too, for the leftovers of a server that
-died with its sentinel (see ``instances.py``).
+died with its sentinel (see ``instances.py``): one sweep for both.
+
+Run as a file, this program cannot import its package (no site, and ``-I`` keeps its folder
+off ``sys.path``), so it loads its two stdlib-only siblings, ``procfs.py`` and ``ending.py``,
+by their paths (``importlib.machinery``, ~1.5 ms, where ``importlib.util`` costs ~4.5).
 """
 
 from __future__ import annotations
@@ -37,45 +42,28 @@ import signal
 import sys
 import time
 
-OWNER_PREFIX = "PROCESS_MCP_OWNER_"
-_POLL = 0.02
-_KILL_PHASE = 3.0  # SIGKILL acts at once; only a process stuck in the kernel lasts this long
+if __package__:  # imported by the server
+    from process_mcp.core.trees import ending, procfs
+else:  # run as a file: load the siblings by path
+    from importlib.machinery import SourceFileLoader
 
-# pid -> (state, ppid, pgid, start_ticks)
-Table = dict[int, tuple[str, int, int, int]]
+    def _sibling(name: str):  # type: ignore[no-untyped-def]
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        module = type(sys)(name)
+        module.__file__ = path
+        SourceFileLoader(name, path).exec_module(module)
+        return module
+
+    ending = _sibling("ending")
+    procfs = _sibling("procfs")
+
+OWNER_PREFIX = "PROCESS_MCP_OWNER_"
+_KILL_PHASE = 3.0  # SIGKILL acts at once; only a process stuck in the kernel lasts this long
 
 
 def owner_var(token: str) -> str:
     """The environment variable that marks a process (and its descendants) as ours."""
     return f"{OWNER_PREFIX}{token}"
-
-
-def read_stat(pid: int) -> tuple[str, int, int, int] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19])
-
-
-def scan() -> Table:
-    table: Table = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (info := read_stat(int(name))) is not None:
-            table[int(name)] = info
-    return table
-
-
-def carries(pid: int, needle: bytes) -> bool:
-    """Whether ``pid``'s environment has an entry starting with ``needle`` (``NAME=``)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            environ = handle.read()
-    except OSError:
-        return False
-    return environ.startswith(needle) or b"\0" + needle in environ
 
 
 def boot_ticks() -> int:
@@ -90,23 +78,24 @@ def find_victims(
 
     ``trust_orphan_groups``: also take the group of a leader that is gone. True right after
     the server died; False for old leftovers, where only the marked members are taken.
+    Never raises.
     """
-    table = scan()
+    table = procfs.scan()
     me = os.getpid()
     groups = set()
     for leader, (earliest, latest) in leaders.items():
         current = table.get(leader)
-        if (current is not None and earliest <= current[3] <= latest) or (
+        if (current is not None and earliest <= current[procfs.START] <= latest) or (
             current is None and trust_orphan_groups
         ):
             groups.add(leader)
     children: dict[int, list[int]] = {}
     roots = []
-    for pid, (state, ppid, pgid, _) in table.items():
+    for pid, (state, ppid, pgid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-        if pid == me or state in ("Z", "X"):
+        if pid == me or state in procfs.ZOMBIE_STATES:
             continue
-        if pgid in groups or (needle is not None and carries(pid, needle)):
+        if pgid in groups or (needle is not None and procfs.environ_value(pid, needle) is not None):
             roots.append(pid)
     victims: dict[int, int] = {}
     stack = roots
@@ -114,19 +103,35 @@ def find_victims(
         pid = stack.pop()
         if pid in victims or pid == me:
             continue
-        state, _, _, start = table[pid]
-        if state not in ("Z", "X"):
-            victims[pid] = start
+        stat = table[pid]
+        if stat[procfs.STATE] not in procfs.ZOMBIE_STATES:
+            victims[pid] = stat[procfs.START]
         stack.extend(children.get(pid, ()))
     return victims
 
 
-def _signal(victims: dict[int, int], sig: int) -> None:
-    for pid, start in victims.items():
-        current = read_stat(pid)
-        if current is None or current[3] != start:
-            continue  # gone, or the pid now names another process
-        _quietly(os.kill, pid, sig)
+class _Victims:
+    """What a sweep ends (a target of ``ending.py``), found afresh at every look."""
+
+    def __init__(
+        self, needle: bytes | None, leaders: dict[int, tuple[int, int]], trust: bool
+    ) -> None:
+        self._args = (needle, leaders, trust)
+        self.found = find_victims(*self._args)
+
+    def signal(self, sig: int) -> None:
+        for pid, start in self.found.items():
+            current = procfs.read_stat(pid)
+            if current is None or current[procfs.START] != start:
+                continue  # gone, or the pid now names another process
+            _quietly(os.kill, pid, sig)
+
+    def survivors(self) -> list[int]:
+        self.found = find_victims(*self._args)
+        return sorted(self.found)
+
+    def look_again(self) -> None:
+        """Nothing to do: every look is a fresh scan."""
 
 
 def sweep(
@@ -135,25 +140,15 @@ def sweep(
     grace: float,
     trust_orphan_groups: bool,
 ) -> list[int]:
-    """End every victim: SIGTERM+SIGCONT, ``grace`` seconds, then SIGKILL. Returns survivors."""
-    victims = find_victims(needle, leaders, trust_orphan_groups)
-    if not victims:
+    """End every victim (see the module docstring) by the sequence of ``ending.py``.
+
+    Blocks for at most about ``grace`` + 3 s. Returns the pids that survived SIGKILL (stuck
+    in the kernel); empty means every victim is verified gone. Raises nothing of its own.
+    """
+    victims = _Victims(needle, leaders, trust_orphan_groups)
+    if not victims.found:
         return []
-    if grace > 0:
-        _signal(victims, signal.SIGTERM)
-        _signal(victims, signal.SIGCONT)
-        deadline = time.monotonic() + grace
-        while victims and time.monotonic() < deadline:
-            time.sleep(_POLL)
-            victims = find_victims(needle, leaders, trust_orphan_groups)
-    deadline = time.monotonic() + _KILL_PHASE
-    while victims:
-        _signal(victims, signal.SIGKILL)
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(_POLL)
-        victims = find_victims(needle, leaders, trust_orphan_groups)
-    return sorted(victims)
+    return ending.end_blocking(victims, grace, _KILL_PHASE)
 
 
 def _quietly(action, *args) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +161,8 @@ def _quietly(action, *args) -> None:  # type: ignore[no-untyped-def]
 
 
 def remove_tree(path: str) -> None:
-    """``shutil.rmtree`` without importing shutil (and what it drags in)."""
+    """``shutil.rmtree`` without importing shutil (and what it drags in). Never raises:
+    whatever cannot be removed stays."""
     for parent, dirs, files in os.walk(path, topdown=False):
         for name in files:
             _quietly(os.unlink, os.path.join(parent, name))
@@ -178,7 +174,7 @@ def remove_tree(path: str) -> None:
 def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
     """Follow the server's messages until EOF; end everything unless it said ``bye``.
 
-    Returns True when everything it had to end is gone.
+    Returns True when everything it had to end is gone (then INSTANCE_DIR is deleted too).
     """
     leaders: dict[int, tuple[int, int]] = {}
     for line in stream:
@@ -195,7 +191,7 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
     if survivors:
         print(
             f"process-mcp sentinel: could not end pids {survivors}; "
-            f"the next server start retries (records in {instance_dir})",
+            f"the next server start retries (instance ledger in {instance_dir})",
             file=sys.stderr,
         )
         return False
@@ -204,6 +200,8 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    """Run the sentinel (``argv``: program, TOKEN, INSTANCE_DIR, GRACE); returns the exit
+    status: 0 when nothing it had to end survived."""
     # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
     # and the server then starts a new sentinel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -97,13 +97,16 @@ class OrphanReaper:
         self._timer: asyncio.TimerHandle | None = None
 
     def ensure_running(self) -> None:
+        """Start the timer (idempotent); it reaps until :meth:`close`."""
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(REAP_INTERVAL, self._tick)
 
     def reap_now(self) -> int:
+        """Reap dead adopted orphans now; returns how many."""
         return reap_adopted(self._known())
 
     def close(self) -> None:
+        """Stop the timer and reap once more (idempotent)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

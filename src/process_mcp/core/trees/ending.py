@@ -1,0 +1,101 @@
+"""The one way a tree of processes is ended: SIGTERM+SIGCONT, grace, look again, SIGKILL, verify.
+
+Every path that ends processes runs this sequence: ``stop``, ``remove``, the server's
+shutdown (``stopping.py``), the sentinel after the server died and the next server's cleanup
+of a crash's leftovers (``sentinel_program.sweep``). They differ only in *what* they end (a
+target) and in how they wait between looks (an event-loop pause or ``time.sleep``):
+
+1. SIGTERM, then SIGCONT (a stopped process cannot act on SIGTERM), to every process of the
+   target — skipped when ``grace`` is 0 (a forced stop, or what is already dead-ended);
+2. wait up to ``grace`` for the target to be gone;
+3. look again (processes forked meanwhile join the target);
+4. SIGKILL to whatever lives, repeated after each look, for up to ``kill_wait``; only a
+   process stuck in the kernel (state D) outlasts that;
+5. return the survivors: empty means verified gone.
+
+Standard library only (``signal``, ``time``): the sentinel, run as ``python -I -S``, loads this
+file by its path and must stay up in milliseconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+POLL = 0.02  # seconds between looks when nothing tells us sooner
+
+TYPE_CHECKING = False  # typing costs the sentinel milliseconds to import; only checkers read this
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Protocol
+
+    class Target(Protocol):
+        """What is being ended; each method must be cheap enough to call every ``POLL``."""
+
+        def signal(self, sig: int) -> None:
+            """Send ``sig`` to every process of the target still alive (never raises)."""
+
+        def survivors(self) -> list[int]:
+            """Pids of the target still alive, sorted; empty once it is gone."""
+
+        def look_again(self) -> None:
+            """Add processes of the target that appeared since it was found."""
+
+    class PausingTarget(Target, Protocol):
+        async def pause(self, longest: float) -> None:
+            """Return after at most ``longest`` seconds, sooner if the target may be gone."""
+
+
+def steps(target: Target, grace: float, kill_wait: float) -> Generator[float, None, list[int]]:
+    """The sequence as a generator, so that a blocking and an async caller share it.
+
+    Each value yielded is the time left in the current phase: the caller waits at most that
+    long (less if it can tell sooner that something changed), then resumes it. Its return
+    value (``StopIteration.value``) is the survivors: empty when the target is verified gone.
+    Raises nothing of its own.
+    """
+    if grace > 0:
+        target.signal(signal.SIGTERM)
+        target.signal(signal.SIGCONT)
+        deadline = time.monotonic() + grace
+        while target.survivors() and (left := deadline - time.monotonic()) > 0:
+            yield left
+    target.look_again()
+    deadline = time.monotonic() + kill_wait
+    while survivors := target.survivors():
+        target.signal(signal.SIGKILL)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return survivors
+        yield left
+    return []
+
+
+def end_blocking(target: Target, grace: float, kill_wait: float) -> list[int]:
+    """Run the sequence, sleeping ``POLL`` between looks; returns the survivors (pids).
+
+    On return the target is gone, verified by a last look, unless survivors are returned;
+    it takes at most about ``grace + kill_wait`` seconds. Raises nothing of its own.
+    """
+    sequence = steps(target, grace, kill_wait)
+    while True:
+        try:
+            left = next(sequence)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        time.sleep(min(POLL, left))
+
+
+async def end(target: PausingTarget, grace: float, kill_wait: float) -> list[int]:
+    """Run the sequence on an event loop, waiting with ``target.pause``; returns survivors.
+
+    Same guarantees as :func:`end_blocking`; cancelling it stops the sequence where it is
+    (signals already sent stay sent).
+    """
+    sequence = steps(target, grace, kill_wait)
+    while True:
+        try:
+            left = next(sequence)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await target.pause(left)
