@@ -296,6 +296,8 @@ async def test_http_server_port_is_listed(manager: ProcessManager) -> None:
         int(m.group(1)) for line in texts(manager, record.id) if (m := port_line.search(line))
     )
     assert await eventually(lambda: port in manager.listening_ports(record.id), 10)
+    # logBytes counts stored lines: the port line may still be arriving
+    assert await eventually(lambda: (manager.live_facts(record.id) or {}).get("logBytes"), 10)
     facts = manager.live_facts(record.id)
     assert facts is not None
     assert port in facts["listeningPorts"]
