@@ -1,18 +1,4 @@
-"""The process manager: the one place that starts, watches, stops and forgets processes.
-
-Lifetime of one process::
-
-    start ──▶ running ──(leader reaped and both pipes at EOF, or the drain grace spent)──▶ ended
-                 │                                                         stopped/exited/crashed
-                 └── stop: SIGTERM to the group (+ escapees), grace, SIGKILL to what is left
-                           (trees/ending.py: the one sequence every way of ending uses)
-
-The manager keeps the records, their logs and the current :class:`~process_mcp.core.run.Run`
-of each; ``start`` and ``restart`` both begin a run through ``_launch``. The run publishes
-the terminal status only once output has been captured, so a client that sees ``exited``
-also sees the last line the child wrote, and ``stopped`` is never reported while the
-process is still shutting down.
-"""
+"""The process manager: the one place that starts, watches, stops and forgets processes."""
 
 from __future__ import annotations
 
@@ -21,48 +7,68 @@ import os
 import secrets
 import shutil
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.ids import new_id
+from process_mcp.core.listeners import ExitListener, Listeners, OutputListener
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import StartOptions
 from process_mcp.core.records import ProcessRecord, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
-from process_mcp.core.signals import SIGNALS, terminal_signals
 from process_mcp.core.spawn.stdin import InputReceipt
+from process_mcp.core.talk import send_group_signal, write_input
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.core.trees import proc, stopping
 from process_mcp.core.trees.ownership import Ownership
 
-ExitListener = Callable[[ProcessRecord], None]
-OutputListener = Callable[[str], None]
-
 
 class ProcessManager:
-    """Owns every managed process of one server instance. Not thread-safe: use from one loop."""
+    """Owns every managed process of one instance. Not thread-safe: use it from one loop.
+
+    Example::
+
+        manager = ProcessManager(Settings.from_env())
+        record = await manager.start("npm", ["run", "dev"], cwd="/path/to/project")
+        answer = await manager.read_log(record.id, LogQuery(last_lines=20))
+        stopped = await manager.stop(record.id)  # the whole tree, verified gone
+        await manager.shutdown()                 # every tree; the instance's files
+
+    Lifetime of one process::
+
+        start ─▶ running ─(leader reaped, pipes at EOF or drain grace spent)─▶ ended
+                    └─ stop: SIGTERM+SIGCONT to the tree, grace, SIGKILL (trees/ending.py)
+
+    Each record has a log and, while watched, a current :class:`Run`; ``start`` and
+    ``restart`` both begin one through ``_launch``. The run publishes the final status only
+    once output is captured, so ``exited`` comes with the last line the child wrote and
+    ``stopped`` is never reported while the tree is still shutting down.
+
+    The constructor has side effects on this process and the machine: it makes this process
+    a child subreaper (orphans of managed trees are re-parented here and reaped), raises
+    the soft open-file limit to the hard one, ends the leftovers of dead instances found in
+    the state dir (never a reused pid), and starts the sentinel that ends every managed
+    tree if this process dies, even by SIGKILL.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.instance_dir = Path(settings.state_dir) / f"{os.getpid()}-{secrets.token_hex(4)}"
         self._records: dict[str, ProcessRecord] = {}
-        self._live: dict[str, Run] = {}  # the current run of each record still watched
+        self._runs: dict[str, Run] = {}  # the current run of each record still watched
         self._logs: dict[str, LogStore] = {}
-        self._exit_listeners: list[ExitListener] = []
+        self.listeners = Listeners()
         # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
         self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
         self._tasks = BackgroundTasks()
         self._restarting: set[str] = set()
         self.facts = LiveFacts()
-        self._output_listeners: dict[object, OutputListener] = {}
-        self._records_listeners: list[Callable[[], None]] = []
         self._run_hooks = RunHooks(
-            output=self._run_output,
+            output=self.listeners.output,
             reaped=lambda run: self.ownership.leader_reaped(run.pgid),
             time_out=self._run_timed_out,
             ended=self._run_ended,
@@ -71,41 +77,37 @@ class ProcessManager:
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
-        """``listener(record)`` runs once per process, after its output has been captured."""
-        self._exit_listeners.append(listener)
+        """``listener(record)`` runs once per run, after its output has been captured."""
+        self.listeners.on_exit(listener)
 
     def add_output_listener(self, listener: OutputListener) -> Callable[[], None]:
-        """``listener(process_id)`` runs after each chunk of output reaches the log.
-
-        Lets waits and subscriptions react to output instead of polling the log. It runs on
-        the drain's hot path, so it must be cheap and must not raise. Returns a callable
-        that removes the listener (idempotent).
-        """
-        token = object()
-        self._output_listeners[token] = listener
-
-        def remove() -> None:
-            self._output_listeners.pop(token, None)
-
-        return remove
+        """``listener(process_id)`` runs after each chunk of output reaches the log (cheap,
+        must not raise); returns a callable that removes it."""
+        return self.listeners.on_output(listener)
 
     def add_records_listener(self, listener: Callable[[], None]) -> None:
         """``listener()`` runs when a record is added (start) or forgotten (remove)."""
-        self._records_listeners.append(listener)
+        self.listeners.on_records(listener)
 
     def get(self, process_id: str) -> ProcessRecord:
+        """The live record (mutated as the process runs). Raises UnknownProcess, naming the
+        known ids."""
         try:
             return self._records[process_id]
         except KeyError:
             raise UnknownProcess(process_id, list(self._records)) from None
 
     def find(self, process_id: str) -> ProcessRecord | None:
+        """The record, or None for an unknown id; never raises."""
         return self._records.get(process_id)
 
     def records(self) -> list[ProcessRecord]:
+        """Every record, running or ended, in start order (a new list)."""
         return list(self._records.values())
 
     def log(self, process_id: str) -> LogStore:
+        """The process's log store, for counters and snapshots; read lines with
+        :meth:`read_log`. Raises UnknownProcess."""
         self.get(process_id)
         return self._logs[process_id]
 
@@ -124,9 +126,9 @@ class ProcessManager:
     async def wait_ended(self, process_id: str) -> ProcessRecord:
         """Wait until the process has ended and its output is captured."""
         record = self.get(process_id)
-        live = self._live.get(process_id)
-        if live is not None and not live.ended.is_set():
-            await live.ended.wait()
+        run = self._runs.get(process_id)
+        if run is not None and not run.ended.is_set():
+            await run.ended.wait()
         return record
 
     def tree_pids(self, process_id: str) -> list[int]:
@@ -134,12 +136,9 @@ class ProcessManager:
         record = self.find(process_id)  # removed meanwhile by a concurrent call: nothing left
         if record is None or record.pid is None:
             return []
-        members = self.ownership.snapshot().members(process_id, record.pid)
-        leader = proc.read_proc(record.pid)
-        live = self._live.get(process_id)
-        if leader and not leader.zombie and live is not None and live.exit_status is None:
-            members.append(leader)
-        return sorted(info.pid for info in members)
+        run = self._runs.get(process_id)
+        leader_unreaped = run is not None and run.exit_status is None
+        return self.ownership.tree_pids(process_id, record.pid, leader_unreaped)
 
     # ---------------------------------------------------------------- control
     async def start(
@@ -180,45 +179,24 @@ class ProcessManager:
         self._launch(record, log)
         self._records[record.id] = record
         self._logs[record.id] = log
-        self._records_changed()
+        self.listeners.records_changed()
         return record
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
-        """Write ``text`` to the process's stdin (then end the input when ``eof``)."""
+        """Write ``text`` to the process's stdin (then end the input when ``eof``).
+
+        On return the bytes are written or queued (never blocking). Raises UnknownProcess,
+        or InvalidRequest when it has no input (stdin 'null'), has ended, or input ended."""
         record = self.get(process_id)
-        if not record.options.accepts_input:
-            raise InvalidRequest(
-                f"process {process_id!r} was started with stdin 'null', so it has no input to "
-                "write to; start it again with stdin: 'pipe' (or pty: true) to send input"
-            )
-        live = self._live.get(process_id)
-        if not record.running or live is None or live.stdin is None:
-            raise InvalidRequest(
-                f"process {process_id!r} has ended (status {record.status.value}), so nothing "
-                f"reads its input; call 'restart' with id {process_id!r} to run it again"
-            )
-        if record.options.pty:
-            record.signals_sent.update(terminal_signals(text))
-        try:
-            live.stdin.write(text.encode(), eof=eof)
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"process {process_id!r}: {exc}") from None
-        return live.stdin.receipt()
+        return write_input(record, self._runs.get(process_id), text, eof)
 
     async def send_signal(self, process_id: str, name: str) -> ProcessRecord:
-        """Send signal ``name`` (one of SIGNALS) to the process group of a running process."""
+        """Send signal ``name`` (one of SIGNALS) to the process group of a running process.
+
+        On return it is sent, and an end by it counts as ours (``stopped``). Raises
+        UnknownProcess, or InvalidRequest for another signal or an ended process."""
         record = self.get(process_id)
-        if name not in SIGNALS:
-            raise InvalidRequest(f"signal {name!r} is not allowed; use one of {', '.join(SIGNALS)}")
-        live = self._live.get(process_id)
-        if not record.running or live is None:
-            raise InvalidRequest(
-                f"process {process_id!r} has already ended (status {record.status.value}); "
-                "there is nothing to signal"
-            )
-        number = SIGNALS[name]
-        record.signals_sent.add(number)
-        proc.signal_group(live.pgid, number)
+        send_group_signal(record, self._runs.get(process_id), name)
         return record
 
     async def restart(self, process_id: str) -> ProcessRecord:
@@ -248,13 +226,13 @@ class ProcessManager:
         process_id = record.id
         if self._records.get(process_id) is not record:  # removed while it was stopping
             raise UnknownProcess(process_id, list(self._records))
-        old = self._live.get(process_id)
+        old = self._runs.get(process_id)
         if old is not None and old.exit_status is None:
             raise ProcessRunning(
                 f"process {process_id!r} (pid {record.pid}) did not end after SIGKILL (stuck in "
                 "the kernel?); it cannot be restarted until it has ended"
             )
-        self._live.pop(process_id, None)
+        self._runs.pop(process_id, None)
         if old is not None:  # a grandchild may still hold the old pipes
             proc.signal_group(old.pgid, signal.SIGKILL)
             old.release()
@@ -279,7 +257,7 @@ class ProcessManager:
             drain_grace=self.settings.exit_drain_grace,
             hooks=self._run_hooks,
         )
-        self._live[record.id] = run
+        self._runs[record.id] = run
         self.facts.track(run.pgid)
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
@@ -288,15 +266,7 @@ class ProcessManager:
         facts = self._tree_facts(process_id)
         if facts is None:
             return None
-        last = record.last_output_at or 0.0
-        return {
-            "cpuPercent": facts.cpu_percent,
-            "memoryBytes": facts.memory_bytes,
-            "processCount": facts.process_count,
-            "listeningPorts": facts.listening_ports,
-            "idleSeconds": round(max(time.monotonic() - last, 0.0), 3),
-            "logBytes": self._logs[process_id].size,
-        }
+        return facts.describe(record.last_output_at, self._logs[process_id].size)
 
     def listening_ports(self, process_id: str) -> list[int]:
         """TCP ports its tree listens on (empty once it has ended); at most 1 s old."""
@@ -305,10 +275,10 @@ class ProcessManager:
 
     def _tree_facts(self, process_id: str) -> TreeFacts | None:
         """The running tree's sampled facts; None once the process has ended."""
-        live = self._live.get(process_id)
-        if not self.get(process_id).running or live is None:
+        run = self._runs.get(process_id)
+        if not self.get(process_id).running or run is None:
             return None
-        return self.facts.tree_facts(live.pgid)
+        return self.facts.tree_facts(run.pgid)
 
     def _check_label(self, label: str | None, exclude: str | None = None) -> None:
         if label is None:
@@ -330,18 +300,16 @@ class ProcessManager:
         gone, escapees included). Raises UnknownProcess for an unknown id.
         """
         record = self.get(process_id)
-        live = self._live.get(process_id)
-        if live is None or live.ended.is_set():
+        run = self._runs.get(process_id)
+        if run is None or run.ended.is_set():
             # a grandchild or daemon that outlived it
             return StopResult(record, await self._end_leftovers(record))
         # The leader may already have ended by itself while a grandchild holds its output
         # open: end that tree too, but keep the status it earned (exited/crashed).
-        if live.exit_status is None:
+        if run.exit_status is None:
             record.stop_requested = True
         grace = 0.0 if force else self.settings.stop_grace
-        survivors = await stopping.end_tree(
-            self.ownership, process_id, live.pgid, live.ended, grace
-        )
+        survivors = await stopping.end_tree(self.ownership, process_id, run.pgid, run.ended, grace)
         return StopResult(record, survivors)
 
     async def remove(self, process_id: str) -> ProcessRecord:
@@ -356,15 +324,15 @@ class ProcessManager:
                 f"process {process_id!r} (pid {record.pid}) is still running; "
                 "call 'stop' first, then 'remove'"
             )
-        live = self._live.pop(process_id, None)
-        if live is not None:
-            live.release()
+        run = self._runs.pop(process_id, None)
+        if run is not None:
+            run.release()
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
             self.ownership.release(record.pid)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
-        self._records_changed()
+        self.listeners.records_changed()
         return record
 
     async def shutdown(self) -> None:
@@ -374,33 +342,23 @@ class ProcessManager:
         sentinel is dismissed and the instance directory is gone. Raises nothing of its own.
         """
         running = [
-            (self._records[pid], live)
-            for pid, live in self._live.items()
-            if not live.ended.is_set()
+            (self._records[pid], run) for pid, run in self._runs.items() if not run.ended.is_set()
         ]
-        for record, live in running:
-            if live.exit_status is None:  # see stop(): an earned status is kept
+        for record, run in running:
+            if run.exit_status is None:  # see stop(): an earned status is kept
                 record.stop_requested = True
-            if live.timeout is not None:
-                live.timeout.cancel()
-        trees = {live.process_id: (live.pgid, live.ended) for _, live in running}
+            if run.timeout is not None:
+                run.timeout.cancel()
+        trees = {run.process_id: (run.pgid, run.ended) for _, run in running}
         await stopping.end_all(self.ownership, trees, self.settings.stop_grace)
-        for live in list(self._live.values()):
-            proc.signal_group(live.pgid, signal.SIGKILL)
-            live.release()
+        for run in list(self._runs.values()):
+            proc.signal_group(run.pgid, signal.SIGKILL)
+            run.release()
         await stopping.end_all(self.ownership, {}, 0)  # what was forked during the shutdown
         await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
-    def _records_changed(self) -> None:
-        for listener in list(self._records_listeners):
-            listener()
-
-    def _run_output(self, process_id: str) -> None:
-        for listener in list(self._output_listeners.values()):
-            listener(process_id)
-
     def _run_timed_out(self, run: Run) -> None:
         """The run lasted its ``timeoutSeconds``: stop it as ``stop`` would."""
         self._tasks.spawn(self.stop(run.process_id))
@@ -409,12 +367,11 @@ class ProcessManager:
         self.facts.forget(run.pgid)
         if not proc.group_exists(run.pgid):
             self.ownership.release(run.pgid)
-        for listener in self._exit_listeners:
-            listener(run.record)
+        self.listeners.exited(run.record)
 
     def _run_closed(self, run: Run) -> None:
-        if self._live.get(run.process_id) is run:
-            del self._live[run.process_id]
+        if self._runs.get(run.process_id) is run:
+            del self._runs[run.process_id]
 
     async def _end_leftovers(self, record: ProcessRecord) -> list[int]:
         """After the leader ended: SIGKILL what of its tree still runs; returns survivors."""

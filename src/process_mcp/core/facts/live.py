@@ -37,6 +37,19 @@ class TreeFacts:
     process_count: int
     listening_ports: list[int]
 
+    def describe(self, last_output_at: float | None, log_bytes: int) -> dict[str, object]:
+        """The live facts of SPEC §7.5, camelCase; idle time counts from ``last_output_at``
+        (``time.monotonic()``), or from the epoch of that clock when nothing was written."""
+        idle = max(time.monotonic() - (last_output_at or 0.0), 0.0)
+        return {
+            "cpuPercent": self.cpu_percent,
+            "memoryBytes": self.memory_bytes,
+            "processCount": self.process_count,
+            "listeningPorts": self.listening_ports,
+            "idleSeconds": round(idle, 3),
+            "logBytes": log_bytes,
+        }
+
 
 def _same(current: proc.ProcInfo | None, start_ticks: int | None) -> bool:
     """Alive (not a zombie) and, when ``start_ticks`` is given, not a reused pid."""

@@ -158,6 +158,15 @@ class Ownership:
                 marked.setdefault(process_id, []).append(info)
         return Snapshot(table, marked)
 
+    def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:
+        """Live pids of one tree, sorted: its group, marked escapees and descendants, plus
+        the leader itself while it is not yet reaped (and not a zombie). One /proc scan."""
+        members = self.snapshot().members(process_id, leader)
+        info = proc.read_proc(leader)
+        if leader_unreaped and info and not info.zombie:
+            members.append(info)
+        return sorted({member.pid for member in members})
+
     def strays(self, snapshot: Snapshot | None = None) -> list[proc.ProcInfo]:
         """Every process of ours found by its mark or as an adopted orphan (with descendants):
         what leaving no process behind must end besides the running trees' groups.
