@@ -124,7 +124,9 @@ class Agent:
 
 
 async def dev_server(agent: Agent, tools: dict[str, Any]) -> None:
-    started = await agent.ok("start", {"command": "python3", "args": ["devserver.py"], "label": "web"})
+    started = await agent.ok(
+        "start", {"command": "python3", "args": ["devserver.py"], "label": "web"}
+    )
     ready = await agent.ok("wait", {"id": started["id"], "pattern": "ready on"})
     assert ready["met"], ready
     await agent.ok("stop", {"id": started["id"]})
@@ -225,7 +227,7 @@ async def main(verbose: bool) -> None:
             tasks = [
                 ("dev server ready → stop", dev_server(agent, tools)),
                 ("failing build → error lines", failing_build(agent, tools)),
-                ("watcher → only new output ×3", watcher(agent, tools, project)),
+                ("watcher → only new output, 3 times", watcher(agent, tools, project)),
                 ("crash at start → why", crash_at_start(agent, tools)),
                 ("prompt → answer it", prompt(agent, tools)),
                 ("end of session → nothing left", end_of_session(agent, tools)),
@@ -235,7 +237,9 @@ async def main(verbose: bool) -> None:
                 began = time.monotonic()
                 with anyio.fail_after(60):
                     await task
-                rows.append([name, agent.calls - calls, agent.bytes - spent, time.monotonic() - began])
+                rows.append(
+                    [name, agent.calls - calls, agent.bytes - spent, time.monotonic() - began]
+                )
             rows.append(["total", agent.calls, agent.bytes, sum(r[3] for r in rows)])
         print(f"workflow benchmark over stdio, SDK client ({machine()})")
         print(table(["task", "calls", "answer bytes", "seconds"], rows))
