@@ -82,9 +82,7 @@ def test_garbage_lines_on_stdin_do_not_kill_the_server() -> None:
         reply = server.request("no/such/method", {})
         assert "error" in reply
         assert server.call_tool("list", {})["structuredContent"] == {"processes": []}
-        assert json.loads(server.call_tool("list", {})["content"][0]["text"]) == {
-            "processes": []
-        }
+        assert json.loads(server.call_tool("list", {})["content"][0]["text"]) == {"processes": []}
     finally:
         server.close_stdin()
         assert server.wait() == 0

@@ -40,7 +40,15 @@ async def test_answer_fields_and_seed_calls() -> None:
         }
         assert log["status"] == "exited"
         # Slim (SPEC §8): fields at their default are left out, not sent as false/0/null.
-        assert set(log) == {"id", "status", "lines", "firstLine", "lastLine", "nextCursor", "totalLines"}
+        assert set(log) == {
+            "id",
+            "status",
+            "lines",
+            "firstLine",
+            "lastLine",
+            "nextCursor",
+            "totalLines",
+        }
         assert (await client.ok("get-log", {"id": pid, "lastLines": 1}))["lines"] == ["c"]
 
 
