@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import eventually
 
-from process_mcp.core import InvalidRequest, ProcessManager, StartFailed
+from process_mcp.core import InvalidRequest, ProcessManager, ProcessRecord, StartFailed
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
@@ -19,6 +19,7 @@ from process_mcp.core.options import RestartChanges, StartOptions
 from process_mcp.core.spawn.launch import join_cwd
 from process_mcp.core.waiting import TAIL_LINES, WaitCondition, wait_for, wait_for_exits
 from process_mcp.server import answers
+from process_mcp.server import schemas as s
 
 pytestmark = pytest.mark.anyio
 
@@ -220,3 +221,19 @@ def test_grep_answers_fit_max_bytes_with_their_prefixes(tmp_path: Path) -> None:
         listing = answers.grep_listing(answer, separate=context > 0)
         assert answer.truncated and sum(len(line.encode()) + 1 for line in listing) <= 1000
         assert listing[-1].startswith(("9999:", "10000-"))  # the newest kept
+
+
+def test_the_hand_built_list_item_is_the_slim_shape() -> None:
+    shape = answers.Shape(s.ListedProcess)
+    base = {"id": "a", "pid": 1, "label": None, "command": "x", "startedAt": "t"}
+    for extra in [
+        {"status": "running", "exitCode": None, "signal": None, "listeningPorts": []},
+        {"status": "running", "exitCode": None, "signal": None, "listeningPorts": [80]},
+        {"status": "crashed", "exitCode": 2, "signal": None, "listeningPorts": [], "label": "w"},
+        {"status": "stopped", "exitCode": None, "signal": "SIGTERM", "listeningPorts": []},
+    ]:
+        merged = {**base, **extra}
+        order = ProcessRecord("a", "x", [], "/", {}, False).summary([])  # the real key order
+        summary = {key: merged[key] for key in order}
+        assert answers.listed_item(summary) == shape(summary)
+        assert list(answers.listed_item(summary)) == list(shape(summary))  # same order

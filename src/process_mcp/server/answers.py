@@ -178,8 +178,27 @@ def grep_listing(answer: LogAnswer, separate: bool) -> list[str]:
 
 
 def listed(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """``list``: one slim line of facts per process (``ProcessManager.summaries``)."""
-    return {"processes": [_listed(summary) for summary in summaries]}
+    """``list``: one slim line of facts per process (``ProcessManager.summaries``).
+
+    Built by hand rather than by ``Shape``, for speed (300 processes must answer in a few
+    milliseconds); ``listed_item`` gives the same result as ``Shape(ListedProcess)``."""
+    return {"processes": [listed_item(summary) for summary in summaries]}
+
+
+def listed_item(summary: dict[str, Any]) -> dict[str, Any]:
+    """``Shape(ListedProcess)(summary)``, written out."""
+    status = summary["status"]
+    item = {"id": summary["id"], "pid": summary["pid"], "status": status}
+    if summary["label"] is not None:
+        item["label"] = summary["label"]
+    item["command"] = summary["command"]
+    if status in ENDED:
+        item["exitCode"] = summary["exitCode"]
+        item["signal"] = summary["signal"]
+    item["startedAt"] = summary["startedAt"]
+    if summary["listeningPorts"]:
+        item["listeningPorts"] = summary["listeningPorts"]
+    return item
 
 
 def pid(process_id: str, record: ProcessRecord | None) -> dict[str, Any]:
