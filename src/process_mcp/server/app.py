@@ -46,10 +46,11 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def success_result(data: dict[str, Any]) -> CallToolResult:
-    """``structuredContent`` plus the same data as compact JSON text (fewer tokens)."""
+def success_result(data: dict[str, Any]) -> dict[str, Any]:
+    """``structuredContent`` plus the same data as compact JSON text (fewer tokens), in
+    wire form (``sdk.tool_result``): a big ``list`` answer is not walked by pydantic twice."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    return sdk.tool_result(text, data)
 
 
 def describe_validation_error(tool: str, exc: ValidationError, accepted: list[str]) -> str:
@@ -121,7 +122,9 @@ class ProcessMcpServer:
             tools=[declare_events(spec.as_tool()) for spec in self.tools.values()]
         )
 
-    async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+    async def _call_tool(
+        self, ctx: Any, params: CallToolRequestParams
+    ) -> CallToolResult | dict[str, Any]:
         self._meet(ctx)
         data = await self._dispatch(ctx, params)
         if isinstance(data, CallToolResult):

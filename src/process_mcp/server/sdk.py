@@ -16,6 +16,10 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
   keyword emits a deprecation warning (logging is deprecated at 2026-07-28), and log
   messages are written raw to handshake-era connections only: at 2026-07-28 a server may
   not send unsolicited ``notifications/message``;
+* a tool handler may return the result's wire form (a dict) instead of a
+  ``CallToolResult``: the runner then copies it instead of walking it with pydantic, which
+  for a ``list`` of hundreds of processes is a millisecond saved (it is still checked
+  against the protocol's result shape once);
 * roots (deprecated at 2026-07-28, still what handshake-era clients use to say where the
   project is): there is no "client initialised" hook, so ``notifications/initialized`` and
   ``notifications/roots/list_changed`` get handlers through ``add_notification_handler``
@@ -101,6 +105,16 @@ class SessionHolder:
             )
         except Exception as exc:  # the client may be gone; the process record still holds it
             logger.debug("process/exit not delivered: %r", exc)
+
+
+def tool_result(text: str, structured: dict[str, Any]) -> dict[str, Any]:
+    """A successful ``tools/call`` result in wire form: ``text`` and ``structuredContent``.
+    ``resultType`` is required at 2026-07-28; the runner's sieve drops it for older eras."""
+    return {
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": structured,
+        "resultType": "complete",
+    }
 
 
 def client_key(ctx: Any) -> str:
