@@ -18,7 +18,7 @@ from process_mcp.core.listeners import ExitListener, Listeners, OutputListener
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.options import RestartChanges, StartOptions
-from process_mcp.core.records import ProcessRecord, StopResult
+from process_mcp.core.records import ProcessRecord, Status, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
 from process_mcp.core.spawn.launch import join_cwd
@@ -112,11 +112,11 @@ class ProcessManager:
         """One line of facts per record, in start order (see ``ProcessRecord.summary``),
         with the listening ports the background port watch last saw (at most about a
         second old). Reads only memory: no ``/proc`` read per process."""
-        runs = self._runs
+        runs, ports, running = self._runs, self.ports.table(), Status.RUNNING
         return [
             record.summary(
-                self.ports.ports(run.pgid)
-                if record.running and (run := runs.get(record.id)) is not None
+                list(ports.get(run.pgid, ()))
+                if record.status is running and (run := runs.get(record.id)) is not None
                 else []
             )
             for record in self._records.values()

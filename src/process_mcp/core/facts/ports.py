@@ -59,6 +59,11 @@ class PortWatch:
         """The tree's ports as last seen (a new list; empty when none or untracked)."""
         return list(self._ports.get(leader, ()))
 
+    def table(self) -> dict[int, list[int]]:
+        """Leader → ports of every tree listening on something, as last seen (read-only:
+        for callers that look up many trees at once)."""
+        return self._ports
+
     def track(self, leader: int) -> None:
         """Watch a new tree; starts the background refresh if needed (needs a running loop)."""
         self._leaders.add(leader)
