@@ -186,14 +186,14 @@ async def wait_for(
             met, reason = False, "exited"  # it held, but the process is gone: not met now
         count = tail_lines if tail_lines is not None else (0 if met else TAIL_LINES)
         tail = await tail_text(manager, process_id, count)
-        store = manager.find(process_id) and manager.log(process_id)
+        cursor = manager.log(process_id).last_line if manager.find(process_id) else 0
         return WaitOutcome(
             record=record,
             met=met,
             reason=reason,
             elapsed=round(loop.time() - started, 3),
             tail=tail,
-            cursor=store.last_line if store else 0,
+            cursor=cursor,
             matched_line=line[1] if line is not None else None,
             matched_line_number=line[0] if line is not None else None,
         )
@@ -294,7 +294,7 @@ async def wait_for_exits(
         while True:
             ended = [record for record in records if not record.running]
             running = [record for record in records if record.running]
-            if ended if not every else not running:
+            if (not running) if every else bool(ended):
                 return ExitsOutcome(True, "exited", round(loop.time() - started, 3), ended, running)
             now = loop.time()
             if now >= deadline:
