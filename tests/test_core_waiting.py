@@ -27,7 +27,11 @@ def test_cleaning_removes_escapes_and_keeps_the_final_carriage_return_state(
 
 
 async def test_pattern_found_deep_in_a_long_log(manager) -> None:
-    script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
+    # it keeps running: a pattern met by a process that has ended is not met (SPEC §8)
+    script = (
+        "import sys, time; print('\\n'.join(f'noise {i}' for i in range(30000)));"
+        " print('NEEDLE here'); sys.stdout.flush(); time.sleep(60)"
+    )
     record = await manager.start(sys.executable, ["-c", script])
     needle = WaitCondition(pattern=LinePattern.compile("NEEDLE"))
     outcome = await wait_for(manager, record.id, needle, 20)
