@@ -321,7 +321,8 @@ class History:
         The run number is 1 + the highest this supervisor recorded for ``process_id``. The
         returned run's ``log_dir`` is where its log store must write: a new folder, or with
         ``share_log_of`` (a run id) that run's folder, for a store kept across restarts
-        (unless the disk cap dropped it: then a new folder). The folder itself is not created (the log store makes it on first output)."""
+        (unless the disk cap dropped it: then a new folder). The folder itself is not
+        created (the log store makes it on first output)."""
         with self._db(write=True) as conn:
             if conn is None:
                 return None
