@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -391,3 +392,24 @@ def test_two_processes_migrate_a_new_file_once(tmp_path: Path) -> None:
     assert [w.returncode for w in writers] == [0, 0], outputs
     with History(path) as history:
         assert len(history.runs(limit=100)) == 10
+
+
+def test_one_history_is_safe_to_share_between_threads(history: History) -> None:
+    def work(name: str) -> None:
+        for i in range(50):
+            run = start(history, f"{name}{i}", label=name)
+            end(history, run)
+            history.stats("npm", ["test"], "/project")
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert history.stats("npm", ["test"], "/project") == {
+        "runs": 200,
+        "failures": 0,
+        "medianSeconds": pytest.approx(0, abs=1),
+    }
+    assert {len(history.runs(name, limit=100)) for name in "abcd"} == {50}
