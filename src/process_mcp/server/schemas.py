@@ -282,6 +282,15 @@ class ProcessInfo(ToolOutput):
     restarts: int = Field(0, description="How many times 'restart' started it again.")
 
 
+class StartResult(ProcessInfo):
+    history: dict[str, int | float | None] | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="Earlier runs of the same command, args and cwd (this server's and "
+        "earlier ones'): {runs, failures (crashed), medianSeconds}. Absent on a first run.",
+    )
+
+
 class ListedProcess(ProcessInfo):
     listening_ports: list[int] = Field(
         default_factory=list, description="TCP ports its process tree listens on (running only)."

@@ -9,7 +9,7 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
-from process_mcp.core import InvalidRequest, ProcessManager, Status
+from process_mcp.core import InvalidRequest, ProcessManager, Status, UnknownProcess
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery
 from process_mcp.core.options import StartOptions
@@ -54,7 +54,7 @@ def _info(record: Any) -> s.ProcessInfo:
     return s.ProcessInfo.model_validate(record.public())
 
 
-async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
+async def start(manager: ProcessManager, args: s.StartInput) -> s.StartResult:
     options = StartOptions(
         shell=args.shell,
         stdin=args.stdin,
@@ -70,7 +70,7 @@ async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
         notify_on_exit=args.notify_on_exit,
         options=options,
     )
-    return _info(record)
+    return s.StartResult.model_validate({**record.public(), "history": record.history})
 
 
 async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
@@ -83,16 +83,19 @@ async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
 async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult:
     record = manager.find(args.id)
     if record is None:
-        return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
+        try:  # a process of an earlier server: its record from the history
+            return s.StatusResult.model_validate((await manager.past(args.id)).public())
+        except UnknownProcess:
+            return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
     return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
 
 
 async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
-    record = manager.get(args.id)
+    record = manager.find(args.id) or await manager.past(args.id)  # live, else history
     answer = await manager.read_log(args.id, _log_query(args))  # the grep runs off the loop
     return s.LogResult(
-        id=record.id,
-        status=record.status.value,
+        id=args.id,
+        status=str(record.status),
         lines=answer.lines,
         first_line=answer.numbers[0] if answer.numbers else None,
         last_line=answer.numbers[-1] if answer.numbers else None,
@@ -104,7 +107,7 @@ async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s
         cut_lines=answer.cut_lines,
         pending_lines=answer.pending_lines,
         missed_lines=answer.missed_lines,
-        notice=_log_notice(answer),
+        notice=_log_notice(answer, getattr(record, "log_dropped_bytes", None)),
     )
 
 
@@ -123,8 +126,13 @@ def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
     )
 
 
-def _log_notice(answer: LogAnswer) -> str | None:
+def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None:
     notes = []
+    if log_dropped is not None:
+        notes.append(
+            f"this run's log ({log_dropped} bytes) was deleted by 'remove' or to keep logs "
+            "within PROCESS_MCP_DISK_CAP; its record is kept"
+        )
     if answer.missed_lines:
         notes.append(
             f"{answer.missed_lines} lines after 'since' were dropped by the log size cap "
@@ -238,7 +246,7 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
             "timeoutSeconds stops it after that long; label names it in 'list'. "
             "Output goes to a log read with 'get-log'. Returns the process record.",
             s.StartInput,
-            s.ProcessInfo,
+            s.StartResult,
             start,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True),
         ),

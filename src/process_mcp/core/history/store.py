@@ -418,6 +418,51 @@ class History:
                     (measured, ended_at, log_id),
                 )
 
+    def forget(self, run_id: int) -> None:
+        """Erase run ``run_id`` as if never started: for a start recorded before the spawn,
+        when the spawn then failed. Its log row goes too unless another run shares it (a
+        failed restart): then that log is droppable again, as it was before."""
+        with self._db(write=True) as conn:
+            if conn is None:
+                return
+            row = conn.execute("SELECT log_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            (log_id,) = row
+            (others,) = conn.execute(
+                "SELECT COUNT(*) FROM runs WHERE log_id = ?", (log_id,)
+            ).fetchone()
+            if not others:
+                conn.execute("DELETE FROM logs WHERE id = ?", (log_id,))
+                return
+            conn.execute(
+                "UPDATE logs SET ended_at = (SELECT COALESCE(MAX(ended_at), ?) FROM runs"
+                " WHERE log_id = ?) WHERE id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM runs WHERE log_id = ? AND status = 'running')",
+                (utc_now(), log_id, log_id, log_id),
+            )
+
+    def drop_log(self, run_id: int) -> Run | None:
+        """Record that run ``run_id``'s log folder was deleted on purpose (``remove``):
+        every run of that log keeps its record, marked with the bytes dropped, as the disk
+        cap marks them. Deletes the folder if it is still there. Returns the run as now
+        recorded (None when disabled or unknown). Touches the filesystem."""
+        found = self.get(run_id)
+        if found is None or found.log_id is None or found.log_dropped:
+            return found
+        size = max(found.log_bytes, folder_bytes(found.log_dir) if found.log_dir else 0)
+        if found.log_dir is not None:
+            shutil.rmtree(found.log_dir, ignore_errors=True)
+        with self._db(write=True) as conn:
+            assert conn is not None
+            conn.execute(
+                "UPDATE logs SET dropped_at = ?, dropped_bytes = ?, bytes = 0,"
+                " ended_at = COALESCE(ended_at, ?) WHERE id = ?",
+                (utc_now(), size, utc_now(), found.log_id),
+            )
+            return self._select(conn, "WHERE runs.id = ?", (run_id,))[0]
+
     def running_supervisors(self) -> list[str]:
         """Supervisor instances that have runs still marked ``running`` (a cheap, indexed
         query): the caller checks which are dead and calls :meth:`mark_interrupted`."""
