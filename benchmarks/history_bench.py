@@ -1,13 +1,19 @@
 """Cost of the history database's calls with many runs recorded (SPEC §11).
 
-    uv run python benchmarks/history_bench.py [RUNS]
+    uv run python benchmarks/history_bench.py [RUNS] [STARTS]
 
 Records RUNS runs (default 10000) of 50 commands, then times each query. Prints p50 and
 p99/max in milliseconds. A p99 of a write includes SQLite's periodic WAL checkpoint.
+
+Then times ``ProcessManager.start`` of ``true`` STARTS times (default 200, one at a time,
+each waited for) with the history on, and off (its database made unopenable, so the
+manager goes on without it), in one process: the cost the history adds to a start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import statistics
 import sys
 import tempfile
@@ -15,7 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from process_mcp.core.history import History
+from process_mcp.core import ProcessManager, Settings
+from process_mcp.core.history import DB_NAME, History
 
 
 def report(name: str, times: list[float]) -> None:
@@ -69,5 +76,29 @@ def main() -> None:
         print(f"database size {size / 1e6:.1f} MB ({size / count:.0f} bytes per run)")
 
 
+async def start_latency(state: Path, starts: int) -> list[float]:
+    manager = ProcessManager(Settings(state_dir=state))
+    times = []
+    try:
+        for i in range(starts):
+            begin = time.perf_counter()
+            record = await manager.start("true", [str(i % 5)])
+            times.append(time.perf_counter() - begin)
+            await manager.wait_ended(record.id)
+    finally:
+        await manager.shutdown()
+    return times
+
+
+def compare_starts(starts: int) -> None:
+    logging.disable(logging.WARNING)  # the disabled history's one warning
+    with tempfile.TemporaryDirectory() as on, tempfile.TemporaryDirectory() as off:
+        (Path(off) / DB_NAME).mkdir()  # a folder where the database should be: disabled
+        for name, state in [("on", on), ("off", off)] * 3:
+            times = asyncio.run(start_latency(Path(state), starts))
+            report(f"start with history {name}", times)
+
+
 if __name__ == "__main__":
     main()
+    compare_starts(int(sys.argv[2]) if len(sys.argv) > 2 else 200)

@@ -15,8 +15,8 @@ from conftest import eventually, tagged_processes, wait_until
 from support import RawServer
 from test_tree_ownership import sentinel_of
 
-from process_mcp.core import ProcessManager, Settings, Status, UnknownProcess
-from process_mcp.core.history import DB_NAME, RUNS_DIR
+from process_mcp.core import ProcessManager, Settings, StartFailed, Status, UnknownProcess
+from process_mcp.core.history import DB_NAME, RUNS_DIR, History
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.options import StartOptions
 
@@ -269,3 +269,23 @@ def test_disk_cap_from_the_environment_is_said_in_get_log(
     finally:
         for server in servers:
             server.kill()
+
+
+async def test_a_failed_restart_leaves_no_run_and_the_log_droppable(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    manager = ProcessManager(settings)
+    try:
+        record = await manager.start("sh", ["-c", "echo once"], cwd=str(folder))
+        await manager.wait_ended(record.id)
+        folder.rmdir()
+        with pytest.raises(StartFailed, match="does not exist"):
+            await manager.restart(record.id)
+        await manager.recorder.close()  # every queued write done
+        with History.in_state_dir(settings.state_dir) as history:
+            assert [(run.run, run.status) for run in history.runs("sh")] == [(1, "exited")]
+            assert [run.process_id for run in history.enforce_cap(0)] == [record.id]
+    finally:
+        await manager.shutdown()

@@ -22,7 +22,6 @@ from process_mcp.core.options import StartOptions
 from process_mcp.core.records import ProcessRecord, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
-from process_mcp.core.spawn import launch
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.talk import send_group_signal, write_input
 from process_mcp.core.tasks import BackgroundTasks
@@ -71,7 +70,6 @@ class ProcessManager:
         self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
         self._tasks = BackgroundTasks()
         self._restarting: set[str] = set()
-        self._starting: set[str] = set()  # ids taken by starts awaiting the history
         self.facts = LiveFacts()
         self._run_hooks = RunHooks(
             output=self.listeners.output,
@@ -180,29 +178,25 @@ class ProcessManager:
         options.check()
         self._check_label(options.label)
         record = ProcessRecord(
-            id=new_id(self._records.keys() | self._starting),
+            id=new_id(self._records),
             command=command,
             args=list(args or []),
-            cwd=launch.resolve_cwd(cwd),
+            cwd=cwd or "",  # resolved by start_run
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
         )
-        self._starting.add(record.id)
-        try:
-            async with self.recorder.recording(record) as begun:  # where its log goes
-                self._check_label(options.label)  # taken while the start was recorded?
-                record.history = begun.stats
-                # A log creates no file before the child writes: a failed start leaves none.
-                log = LogStore(
-                    begun.log_dir, self.settings.log_max_bytes, self.settings.max_line_bytes
-                )
-                self._launch(record, log)
-        finally:
-            self._starting.discard(record.id)
+        # A log creates no file before the child writes: a failed start leaves none.
+        log = LogStore(
+            self.recorder.log_dir(record.id),
+            self.settings.log_max_bytes,
+            self.settings.max_line_bytes,
+        )
+        self._launch(record, log)
         self._records[record.id] = record
         self._logs[record.id] = log
         self.listeners.records_changed()
+        record.history = await self.recorder.started(record, log)  # recorded; earlier runs
         return record
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
@@ -241,7 +235,7 @@ class ProcessManager:
         try:
             if record.running:
                 await self.stop(process_id)
-            async with self.recorder.recording(record, self._logs[process_id]):
+            async with self.recorder.restarting(record, self._logs[process_id]):
                 return self._start_again(record)
         finally:
             self._restarting.discard(process_id)

@@ -1,15 +1,17 @@
 """The process manager's link to the history: what it records, where logs go, what it reads.
 
-The manager calls a :class:`Recorder` at five moments — a run begins (``begin``, then
-``launched`` or ``failed``), a run ends (``ended``), a process is removed (``removed``),
-the manager shuts down (``close``) — and asks it about ids it no longer knows (``past``,
-``read``). Everything lives in the core, so any owner of a manager (the MCP server, a
-supervisor) keeps the same memory.
+The manager calls a :class:`Recorder` at a few moments — a process started (``log_dir``
+before the spawn, ``started`` after it), a restart (``restarting`` around its spawn), a
+run ended (``ended``), a process removed (``removed``), shutdown (``close``) — and asks it
+about ids it no longer knows (``past``, ``read``). It lives in the core, so any owner of a
+manager (the MCP server, a supervisor) keeps the same memory.
 
 Ordering. Every call that touches the database runs on one worker thread, in the order the
-manager made them: a restart's new run is recorded after the end of the run before it,
-and a start never waits behind a log being read (reads use other threads). The event loop
-only waits for what it needs an answer to: ``begin`` (the log folder) and ``past``.
+manager made them, so a run's end is always recorded after its start, and a restart's new
+run after the end of the one before. Reading a log uses other threads, so no write waits
+behind it. A start never waits for the database before spawning: its log folder is named
+here, and only its answer waits (at most ``STATS_WAIT``) for the stats of earlier runs. A
+restart waits for its record (the database says which folder the log continues in).
 
 Logs. With the history enabled each run's log store writes in ``STATE_DIR/runs/<...>/``
 (the runs of one process share one folder, so restarts keep numbering), which outlives
@@ -46,15 +48,15 @@ from process_mcp.core.trees import instances
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+STATS_WAIT = 1.0  # seconds a start's answer waits for the stats of earlier runs
 
 
 @dataclass(frozen=True, slots=True)
 class Begun:
-    """A run recorded before its spawn: where its log goes, and the earlier runs' stats."""
+    """A restart recorded before its spawn: where its log goes."""
 
-    run: Run | None  # None when the history is disabled
+    run: Run | None  # None when the history is disabled or the write failed
     log_dir: Path
-    stats: dict[str, Any] | None = None
 
 
 class Recorder:
@@ -79,10 +81,13 @@ class Recorder:
         self.disk_cap = disk_cap
         self._logs = logs
         self._fallback = fallback_logs
-        self._current: dict[str, Run] = {}  # the latest run of each live process id
-        self._running: set[str] = set()
+        self._running: set[str] = set()  # live ids whose current run is recorded running
         self._complained = False
         self._worker: ThreadPoolExecutor | None = None
+        # Worker thread only: the current run of each live id, and the run a restart
+        # replaced until it is known to have started.
+        self._runs: dict[str, Run] = {}
+        self._previous: dict[int, Run | None] = {}
         if self.history.enabled:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="process-mcp-history")
             self._submit(self._mark_dead, is_gone)
@@ -108,73 +113,69 @@ class Recorder:
         return self._worker is not None
 
     # ---------------------------------------------------------------- runs
-    async def begin(self, record: ProcessRecord, log: LogStore | None = None) -> Begun:
-        """Record that ``record`` (its ``cwd`` resolved) is about to run: a first run when
-        ``log`` is None (with the stats of earlier runs of the same command, args and cwd),
-        else a restart continuing ``log`` (moved to a new folder if the disk cap dropped
-        its old one). Returns where its log must be written. Call
-        ``launched`` or ``failed`` next, before awaiting anything else."""
+    def log_dir(self, process_id: str) -> Path:
+        """Where the log of a new process goes: a folder of its own in the history's runs
+        folder (``<supervisor>-<id>``), or in the instance folder when disabled. Decided
+        here, without the database, so that a start never waits for it before spawning."""
         if self._worker is None:
-            directory = log.directory if log is not None else self._fallback / record.id
-            return Begun(None, directory)
-        previous = self._current.get(record.id) if log is not None else None
-        share = None if previous is None else previous.id
-        job = self._submit(self._record_start, record, share, log is None)
-        run, stats = await asyncio.wrap_future(job) or (None, None)
-        if run is None or run.log_dir is None:  # the write failed: go on without it
-            directory = log.directory if log is not None else self._fallback / record.id
-            return Begun(None, directory)
-        if log is not None and log.directory != run.log_dir:  # the cap dropped the old log
-            log.drop_stored(run.log_dir)
-        return Begun(run, run.log_dir, stats)
+            return self._fallback / process_id
+        return self.history.runs_dir / f"{self.supervisor}-{process_id}"
+
+    async def started(self, record: ProcessRecord, log: LogStore) -> dict[str, Any] | None:
+        """``record``'s first run has been spawned, writing ``log``: queue its record, then
+        answer the stats of earlier runs of the same command, args and cwd (None when
+        there were none, or when the database takes over ``STATS_WAIT`` to say). The
+        record is queued before the first await, so its end is always recorded after it."""
+        if self._worker is None:
+            return None
+        command, args, cwd = record.command, list(record.args), record.cwd
+        self._submit(self._record_start, record.id, self._fields(record), log.directory.name)
+        self._running.add(record.id)
+        stats = self._submit(self._stats, record.id, command, args, cwd)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(stats), STATS_WAIT)
+        except TimeoutError:
+            return None
 
     @asynccontextmanager
-    async def recording(
-        self, record: ProcessRecord, log: LogStore | None = None
-    ) -> AsyncIterator[Begun]:
-        """``begin``, then ``launched`` when the block ends normally (it must spawn the run
-        without awaiting), ``failed`` when it raises."""
-        begun = await self.begin(record, log)
+    async def restarting(self, record: ProcessRecord, log: LogStore) -> AsyncIterator[Begun]:
+        """Record a restart of ``record`` before its spawn, continuing ``log`` (moved to a
+        new folder if the disk cap dropped its old one), so that the run numbers and the
+        shared folder come from the database. The block must spawn it without awaiting;
+        if it raises, the new run is erased from the history."""
+        if self._worker is None:
+            yield Begun(None, log.directory)
+            return
+        job = self._submit(self._record_start, record.id, self._fields(record), None)
+        run = await asyncio.wrap_future(job)
+        if run is not None and run.log_dir is not None and log.directory != run.log_dir:
+            log.drop_stored(run.log_dir)
         try:
-            yield begun
+            yield Begun(run, log.directory)
         except BaseException:
-            self.failed(begun)
+            self._submit(self._forget, record.id)
             raise
-        self.launched(record, begun)
-
-    def launched(self, record: ProcessRecord, begun: Begun) -> None:
-        """The run of ``begun`` has started."""
-        if begun.run is not None:
-            self._current[record.id] = begun.run
-            self._running.add(record.id)
-
-    def failed(self, begun: Begun) -> None:
-        """The spawn after ``begin`` failed: the run is erased from the history."""
-        if begun.run is not None:
-            self._submit(self.history.forget, begun.run.id)
+        self._running.add(record.id)
 
     def ended(self, record: ProcessRecord) -> None:
         """``record``'s current run has ended (its final state set, its output captured):
         record it, then apply the disk cap. Returns at once; the work is queued."""
-        run = self._current.get(record.id)
-        if run is None or record.id not in self._running:
+        if record.id not in self._running:
             return
         self._running.discard(record.id)
         log = self._logs.get(record.id)
         facts = None if log is None else LogFacts.of(log)
         live = sum(self._logs[pid].size for pid in self._running if pid in self._logs)
         end = (record.status.value, record.exit_code, record.signal, record.ended_at)
-        job = self._submit(self._record_end, run.id, end, facts, live)
+        job = self._submit(self._record_end, record.id, end, facts, live)
         loop = asyncio.get_running_loop()
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._forget_dropped, done))
 
     def removed(self, process_id: str) -> None:
         """``process_id`` was removed and its log deleted: the records stay, their log
         marked dropped."""
-        run = self._current.pop(process_id, None)
         self._running.discard(process_id)
-        if run is not None:
-            self._submit(self.history.drop_log, run.id)
+        self._submit(self._drop, process_id)
 
     # ---------------------------------------------------------------- reading
     async def past(self, process_id: str) -> Run | None:
@@ -205,7 +206,11 @@ class Recorder:
 
     # ---------------------------------------------------------------- worker
     def _submit(self, call: Callable[..., T], *args: Any) -> Future[T | None]:
-        assert self._worker is not None
+        """Queue ``call`` on the worker; once closed, a future already done with None."""
+        if self._worker is None:
+            done: Future[T | None] = Future()
+            done.set_result(None)
+            return done
         return self._worker.submit(self._guarded, call, *args)
 
     def _guarded(self, call: Callable[..., T], *args: Any) -> T | None:
@@ -233,34 +238,71 @@ class Recorder:
                 )
         self.history.enforce_cap(self.disk_cap)
 
+    @staticmethod
+    def _fields(record: ProcessRecord) -> dict[str, Any]:
+        """What ``record_start`` needs, copied now (the record changes as it runs)."""
+        return {
+            "command": record.command,
+            "args": list(record.args),
+            "cwd": record.cwd,
+            "label": record.options.label,
+        }
+
     def _record_start(
-        self, record: ProcessRecord, share: int | None, want_stats: bool
-    ) -> tuple[Run | None, dict[str, Any] | None]:
+        self, process_id: str, fields: dict[str, Any], name: str | None
+    ) -> Run | None:
+        """Worker: a first run in folder ``name``, or (None) a restart sharing the log."""
+        # Popped first: if this write fails, the run before must not receive this run's end.
+        previous = self._runs.pop(process_id, None) if name is None else None
         run = self.history.record_start(
-            record.id,
-            command=record.command,
-            args=record.args,
-            cwd=record.cwd,
-            label=record.options.label,
+            process_id,
             supervisor=self.supervisor,
-            share_log_of=share,
+            share_log_of=None if previous is None else previous.id,
+            log_dir=name,
+            **fields,
         )
-        if run is None or not want_stats:
-            return run, None
-        return run, self.history.stats(record.command, record.args, record.cwd, exclude=run.id)
+        if run is not None:
+            self._runs[process_id] = run
+            self._previous[run.id] = previous
+        return run
+
+    def _stats(
+        self, process_id: str, command: str, args: list[str], cwd: str
+    ) -> dict[str, Any] | None:
+        run = self._runs.get(process_id)
+        return self.history.stats(command, args, cwd, exclude=None if run is None else run.id)
+
+    def _forget(self, process_id: str) -> None:
+        """Worker: the restart just recorded did not start; the run before is current."""
+        run = self._runs.pop(process_id, None)
+        if run is not None:
+            previous = self._previous.pop(run.id, None)
+            if previous is not None:
+                self._runs[process_id] = previous
+            self.history.forget(run.id)
 
     def _record_end(
         self,
-        run_id: int,
+        process_id: str,
         end: tuple[str, int | None, str | None, str | None],
         facts: LogFacts | None,
         live_bytes: int,
     ) -> list[Run]:
+        run = self._runs.get(process_id)
+        if run is None:  # its start could not be recorded
+            return []
+        self._previous.pop(run.id, None)
         status, exit_code, signal, ended_at = end
         self.history.record_end(
-            run_id, status=status, exit_code=exit_code, signal=signal, ended_at=ended_at, log=facts
+            run.id, status=status, exit_code=exit_code, signal=signal, ended_at=ended_at, log=facts
         )
         return self.history.enforce_cap(self.disk_cap, live_bytes)
+
+    def _drop(self, process_id: str) -> None:
+        run = self._runs.pop(process_id, None)
+        if run is not None:
+            self._previous.pop(run.id, None)
+            self.history.drop_log(run.id)
 
     def _forget_dropped(self, done: Future[list[Run] | None]) -> None:
         """On the loop: a live store whose folder the cap deleted forgets its lines."""

@@ -315,14 +315,17 @@ class History:
         supervisor: str,
         started_at: str | None = None,
         share_log_of: int | None = None,
+        log_dir: str | None = None,
     ) -> Run | None:
         """Record that ``process_id`` started (again); None when disabled.
 
         The run number is 1 + the highest this supervisor recorded for ``process_id``. The
         returned run's ``log_dir`` is where its log store must write: a new folder, or with
         ``share_log_of`` (a run id) that run's folder, for a store kept across restarts
-        (unless the disk cap dropped it: then a new folder). The folder itself is not
-        created (the log store makes it on first output)."""
+        (unless the disk cap dropped it: then a new folder). ``log_dir`` names a new folder
+        (under ``runs_dir``; unique, or the write fails) when the caller chose it, e.g. to
+        spawn before recording. The folder itself is not created (the log store makes it
+        on first output)."""
         with self._db(write=True) as conn:
             if conn is None:
                 return None
@@ -340,9 +343,8 @@ class History:
                 log_id = found[0] if found else None
             if log_id is None:
                 log_id = conn.execute("INSERT INTO logs DEFAULT VALUES").lastrowid
-                conn.execute(
-                    "UPDATE logs SET dir = ? WHERE id = ?", (f"{log_id:06d}-{process_id}", log_id)
-                )
+                name = log_dir or f"{log_id:06d}-{process_id}"
+                conn.execute("UPDATE logs SET dir = ? WHERE id = ?", (name, log_id))
             else:  # running again: not droppable until this run ends
                 conn.execute("UPDATE logs SET ended_at = NULL WHERE id = ?", (log_id,))
             run_id = conn.execute(
