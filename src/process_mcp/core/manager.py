@@ -22,6 +22,7 @@ from process_mcp.core.options import StartOptions
 from process_mcp.core.records import ProcessRecord, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
+from process_mcp.core.spawn import launch
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.talk import send_group_signal, write_input
 from process_mcp.core.tasks import BackgroundTasks
@@ -181,22 +182,18 @@ class ProcessManager:
             id=new_id(self._records),
             command=command,
             args=list(args or []),
-            cwd=cwd or "",  # resolved by start_run
+            cwd=launch.resolve_cwd(cwd),  # the history's stats need it before the spawn
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
         )
-        # A log creates no file before the child writes: a failed start leaves none.
-        log = LogStore(
-            self.recorder.log_dir(record.id),
-            self.settings.log_max_bytes,
-            self.settings.max_line_bytes,
-        )
-        self._launch(record, log)
-        self._records[record.id] = record
-        self._logs[record.id] = log
-        self.listeners.records_changed()
-        record.history = await self.recorder.started(record, log)  # recorded; earlier runs
+        async with self.recorder.starting(record) as log_dir:  # then sets record.history
+            # A log creates no file before the child writes: a failed start leaves none.
+            log = LogStore(log_dir, self.settings.log_max_bytes, self.settings.max_line_bytes)
+            self._launch(record, log)
+            self._records[record.id] = record
+            self._logs[record.id] = log
+            self.listeners.records_changed()
         return record
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:

@@ -1,7 +1,7 @@
 """The process manager's link to the history: what it records, where logs go, what it reads.
 
-The manager calls a :class:`Recorder` at a few moments — a process started (``log_dir``
-before the spawn, ``started`` after it), a restart (``restarting`` around its spawn), a
+The manager calls a :class:`Recorder` at a few moments — a first spawn (``starting``
+around it), a restart (``restarting`` around its spawn), a
 run ended (``ended``), a process removed (``removed``), shutdown (``close``) — and asks it
 about ids it no longer knows (``past``, ``read``). It lives in the core, so any owner of a
 manager (the MCP server, a supervisor) keeps the same memory.
@@ -10,8 +10,9 @@ Ordering. Every call that touches the database runs on one worker thread, in the
 manager made them, so a run's end is always recorded after its start, and a restart's new
 run after the end of the one before. Reading a log uses other threads, so no write waits
 behind it. A start never waits for the database before spawning: its log folder is named
-here, and only its answer waits (at most ``STATS_WAIT``) for the stats of earlier runs. A
-restart waits for its record (the database says which folder the log continues in).
+here, and only its answer waits (at most ``STATS_WAIT``) for the stats of earlier runs,
+read while it spawns. A restart waits for its record (the database says which folder its
+log continues in).
 
 Logs. With the history enabled each run's log store writes in ``STATE_DIR/runs/<...>/``
 (the runs of one process share one folder, so restarts keep numbering), which outlives
@@ -30,6 +31,7 @@ refuse a start or lose a process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -121,21 +123,27 @@ class Recorder:
             return self._fallback / process_id
         return self.history.runs_dir / f"{self.supervisor}-{process_id}"
 
-    async def started(self, record: ProcessRecord, log: LogStore) -> dict[str, Any] | None:
-        """``record``'s first run has been spawned, writing ``log``: queue its record, then
-        answer the stats of earlier runs of the same command, args and cwd (None when
-        there were none, or when the database takes over ``STATS_WAIT`` to say). The
-        record is queued before the first await, so its end is always recorded after it."""
+    @asynccontextmanager
+    async def starting(self, record: ProcessRecord) -> AsyncIterator[Path]:
+        """Around the first spawn of ``record`` (its ``cwd`` resolved): yields where its
+        log goes (see ``log_dir``); the block must spawn it without awaiting. Then the run
+        is recorded (queued) and ``record.history`` set to the stats of earlier runs of the
+        same command, args and cwd (None when there were none, or when the database takes
+        over ``STATS_WAIT`` to say). The stats are asked for before the spawn, so they are
+        read while it runs and count only earlier runs. If the block raises, nothing is
+        recorded."""
+        directory = self.log_dir(record.id)
         if self._worker is None:
-            return None
-        command, args, cwd = record.command, list(record.args), record.cwd
-        self._submit(self._record_start, record.id, self._fields(record), log.directory.name)
+            yield directory
+            return
+        stats = self._submit(self.history.stats, record.command, list(record.args), record.cwd)
+        yield directory
+        self._submit(self._record_start, record.id, self._fields(record), directory.name)
         self._running.add(record.id)
-        stats = self._submit(self._stats, record.id, command, args, cwd)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(stats), STATS_WAIT)
-        except TimeoutError:
-            return None
+        if not stats.done():  # usually done: it was read while the child was spawned
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(stats)), STATS_WAIT)
+        record.history = stats.result() if stats.done() else None
 
     @asynccontextmanager
     async def restarting(self, record: ProcessRecord, log: LogStore) -> AsyncIterator[Begun]:
@@ -265,12 +273,6 @@ class Recorder:
             self._runs[process_id] = run
             self._previous[run.id] = previous
         return run
-
-    def _stats(
-        self, process_id: str, command: str, args: list[str], cwd: str
-    ) -> dict[str, Any] | None:
-        run = self._runs.get(process_id)
-        return self.history.stats(command, args, cwd, exclude=None if run is None else run.id)
 
     def _forget(self, process_id: str) -> None:
         """Worker: the restart just recorded did not start; the run before is current."""
