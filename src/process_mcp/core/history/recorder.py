@@ -36,7 +36,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,14 +50,6 @@ from process_mcp.core.trees import instances
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 STATS_WAIT = 1.0  # seconds a start's answer waits for the stats of earlier runs
-
-
-@dataclass(frozen=True, slots=True)
-class Begun:
-    """A restart recorded before its spawn: where its log goes."""
-
-    run: Run | None  # None when the history is disabled or the write failed
-    log_dir: Path
 
 
 class Recorder:
@@ -138,7 +129,7 @@ class Recorder:
             return
         stats = self._submit(self.history.stats, record.command, list(record.args), record.cwd)
         yield directory
-        self._submit(self._record_start, record.id, self._fields(record), directory.name)
+        self._submit(self._record_start, record.id, self._fields(record), directory.name, False)
         self._running.add(record.id)
         if not stats.done():  # usually done: it was read while the child was spawned
             with contextlib.suppress(TimeoutError):
@@ -146,20 +137,21 @@ class Recorder:
         record.history = stats.result() if stats.done() else None
 
     @asynccontextmanager
-    async def restarting(self, record: ProcessRecord, log: LogStore) -> AsyncIterator[Begun]:
+    async def restarting(self, record: ProcessRecord, log: LogStore) -> AsyncIterator[None]:
         """Record a restart of ``record`` before its spawn, continuing ``log`` (moved to a
         new folder if the disk cap dropped its old one), so that the run numbers and the
         shared folder come from the database. The block must spawn it without awaiting;
-        if it raises, the new run is erased from the history."""
+        if it raises (or the wait is cancelled), the new run is erased from the history."""
         if self._worker is None:
-            yield Begun(None, log.directory)
+            yield
             return
-        job = self._submit(self._record_start, record.id, self._fields(record), None)
-        run = await asyncio.wrap_future(job)
-        if run is not None and run.log_dir is not None and log.directory != run.log_dir:
-            log.drop_stored(run.log_dir)
+        fields = self._fields(record)
+        job = self._submit(self._record_start, record.id, fields, log.directory.name, True)
         try:
-            yield Begun(run, log.directory)
+            run = await asyncio.shield(asyncio.wrap_future(job))
+            if run is not None and run.log_dir is not None and log.directory != run.log_dir:
+                log.drop_stored(run.log_dir)
+            yield
         except BaseException:
             self._submit(self._forget, record.id)
             raise
@@ -257,16 +249,17 @@ class Recorder:
         }
 
     def _record_start(
-        self, process_id: str, fields: dict[str, Any], name: str | None
+        self, process_id: str, fields: dict[str, Any], name: str, again: bool
     ) -> Run | None:
-        """Worker: a first run in folder ``name``, or (None) a restart sharing the log."""
+        """Worker: a run writing in folder ``name``; ``again`` (a restart) shares the log
+        of the run before, or adopts ``name`` if that run was never recorded."""
         # Popped first: if this write fails, the run before must not receive this run's end.
-        previous = self._runs.pop(process_id, None) if name is None else None
+        previous = self._runs.pop(process_id, None) if again else None
         run = self.history.record_start(
             process_id,
             supervisor=self.supervisor,
             share_log_of=None if previous is None else previous.id,
-            log_dir=name,
+            log_dir=name if previous is None else None,
             **fields,
         )
         if run is not None:
