@@ -224,7 +224,7 @@ def test_next_server_ends_leftovers_of_a_crash_but_not_a_reused_pid(
         leftovers = 3  # sh, the setsid sleep, the daemon
         count = lambda: len(tagged_processes(no_leftover_processes))  # noqa: E731
         assert wait_until(lambda: count() == leftovers + 3, 10)  # + server, sentinel, bystander
-        [instance] = list(state.iterdir())
+        [instance] = list(state.glob(f"{first.proc.pid}-*"))  # beside it: the history
         assert wait_until((instance / "processes.jsonl").exists, 5)
         # Server and sentinel die together: freeze the sentinel, kill the server, kill it.
         sentinel = sentinel_of(first.proc.pid)

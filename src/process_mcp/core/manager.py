@@ -13,6 +13,8 @@ from pathlib import Path
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.facts.ports import PortWatch
+from process_mcp.core.history import Run as PastRun
+from process_mcp.core.history.recorder import Recorder
 from process_mcp.core.ids import new_id
 from process_mcp.core.listeners import ExitListener, Listeners, OutputListener
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
@@ -21,6 +23,7 @@ from process_mcp.core.options import RestartChanges, StartOptions
 from process_mcp.core.records import ProcessRecord, Status, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
+from process_mcp.core.spawn import launch
 from process_mcp.core.spawn.launch import join_cwd
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.talk import send_group_signal, write_input
@@ -54,7 +57,9 @@ class ProcessManager:
     a child subreaper (orphans of managed trees are re-parented here and reaped), raises
     the soft open-file limit to the hard one, ends the leftovers of dead instances found in
     the state dir (never a reused pid), and starts the sentinel that ends every managed
-    tree if this process dies, even by SIGKILL.
+    tree if this process dies, even by SIGKILL. It opens the history (``core/history``),
+    where every run is recorded and its log kept, and marks the runs of dead instances
+    ``interrupted``; ids of earlier instances stay readable through :meth:`past`.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -77,6 +82,7 @@ class ProcessManager:
             ended=self._run_ended,
             closed=self._run_closed,
         )
+        self.recorder = Recorder.of_instance(settings, self.instance_dir, self._logs)
 
     # ---------------------------------------------------------------- queries
     def add_exit_listener(self, listener: ExitListener) -> None:
@@ -143,9 +149,21 @@ class ProcessManager:
         query then reads that snapshot in a worker thread, so a long grep never blocks the
         loop and output keeps being drained meanwhile. On return the answer reflects the
         log as it was at the call. Raises UnknownProcess (listing the known ids) for an
-        unknown ``process_id``."""
-        snapshot = self.log(process_id).snapshot()
+        unknown ``process_id``; an id of an earlier instance is read from the history
+        (see :meth:`past`)."""
+        if process_id not in self._logs:
+            return await self.recorder.read(await self.past(process_id), query)
+        snapshot = self._logs[process_id].snapshot()
         return await asyncio.to_thread(run_query, snapshot, query)
+
+    async def past(self, process_id: str) -> PastRun:
+        """The newest run of ``process_id`` recorded by an earlier instance (one that shut
+        down or died): its final record, ``interrupted`` if that instance died while it ran.
+        Raises UnknownProcess (listing the live ids) when the history has none."""
+        found = await self.recorder.past(process_id)
+        if found is None:
+            raise UnknownProcess(process_id, list(self._records))
+        return found
 
     async def wait_ended(self, process_id: str) -> ProcessRecord:
         """Wait until the process has ended and its output is captured."""
@@ -184,7 +202,6 @@ class ProcessManager:
         drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
         (bad options, label in use) or StartFailed (cwd, env, program, descriptors), and
         then leaves no record, no log and no process."""
-        args = list(args or [])
         options = options or StartOptions()
         options.check()
         self._check_label(options.label)
@@ -192,21 +209,19 @@ class ProcessManager:
             id=new_id(self._records),
             command=command,
             args=args,
-            cwd=join_cwd(cwd, default_cwd),  # checked and made absolute by start_run
+            # checked and absolute before the spawn: the history's stats need it
+            cwd=launch.resolve_cwd(join_cwd(cwd, default_cwd)),
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
         )
-        # A log creates no file before the child writes: a failed start leaves none.
-        log = LogStore(
-            self.instance_dir / "logs" / record.id,
-            self.settings.log_max_bytes,
-            self.settings.max_line_bytes,
-        )
-        self._launch(record, log)
-        self._records[record.id] = record
-        self._logs[record.id] = log
-        self.listeners.records_changed()
+        async with self.recorder.starting(record) as log_dir:  # then sets record.history
+            # A log creates no file before the child writes: a failed start leaves none.
+            log = LogStore(log_dir, self.settings.log_max_bytes, self.settings.max_line_bytes)
+            self._launch(record, log)
+            self._records[record.id] = record
+            self._logs[record.id] = log
+            self.listeners.records_changed()
         return record
 
     async def start_or_reuse(
@@ -279,7 +294,8 @@ class ProcessManager:
         try:
             if record.running:
                 await self.stop(process_id)
-            return self._start_again(record, changes, options, default_cwd)
+            async with self.recorder.restarting(record, self._logs[process_id]):
+                return self._start_again(record, changes, options, default_cwd)
         finally:
             self._restarting.discard(process_id)
 
@@ -412,6 +428,7 @@ class ProcessManager:
             self.ownership.release(record.pid)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
+        self.recorder.removed(process_id)  # its records stay, their log marked dropped
         self.listeners.records_changed()
         return record
 
@@ -419,7 +436,8 @@ class ProcessManager:
         """Stop every process tree in parallel under one deadline, then delete our files.
 
         On return nothing this server started runs (unless stuck in the kernel), the
-        sentinel is dismissed and the instance directory is gone. Raises nothing of its own.
+        sentinel is dismissed, every end is recorded in the history (whose logs stay) and
+        the instance directory is gone. Raises nothing of its own.
         """
         running = [
             (self._records[pid], run) for pid, run in self._runs.items() if not run.ended.is_set()
@@ -437,6 +455,7 @@ class ProcessManager:
         await stopping.end_all(self.ownership, {}, 0)  # what was forked during the shutdown
         await self.ports.close()
         await self.ownership.close()
+        await self.recorder.close()  # every end recorded; the history's logs stay
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
     # ------------------------------------------------------------- internals
@@ -449,6 +468,7 @@ class ProcessManager:
         self.ports.forget(run.pgid)
         if not proc.group_exists(run.pgid):
             self.ownership.release(run.pgid)
+        self.recorder.ended(run.record)
         self.listeners.exited(run.record)
 
     def _run_closed(self, run: Run) -> None:

@@ -18,6 +18,7 @@ class Status(enum.StrEnum):
     STOPPED = "stopped"
     EXITED = "exited"
     CRASHED = "crashed"
+    INTERRUPTED = "interrupted"  # a past run whose server died while it ran (history only)
     NOT_EXISTS = "not-exists"
 
 
@@ -47,6 +48,9 @@ class ProcessRecord:
     options: StartOptions = field(default_factory=StartOptions)
     timed_out: bool = False
     restarts: int = 0
+    # Earlier runs of the same command, args and cwd, as the history knew at start:
+    # ``{runs, failures, medianSeconds}``, or None. Only ``start``'s answer shows it.
+    history: dict[str, Any] | None = None
     # Private: signals sent through ``signal`` during this run (an end by one of them is
     # ours, so not a crash), and when the process last wrote output (time.monotonic()).
     signals_sent: set[int] = field(default_factory=set)

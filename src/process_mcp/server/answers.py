@@ -17,12 +17,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from process_mcp.core import ProcessRecord, StopResult
+from process_mcp.core.history import Run as PastRun
 from process_mcp.core.logs.query import LogAnswer
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.waiting import ExitsOutcome, WaitOutcome
 from process_mcp.server import schemas as s
 
-ENDED = frozenset({"stopped", "exited", "crashed"})
+ENDED = frozenset({"stopped", "exited", "crashed", "interrupted"})
 EXIT_FIELDS = ("exitCode", "signal")
 
 
@@ -49,7 +50,7 @@ class Shape:
         }
 
 
-_started = Shape(s.ProcessInfo)
+_started = Shape(s.StartResult)
 _stopped = Shape(s.StopResult)
 _status = Shape(s.StatusResult)
 _log = Shape(s.LogResult)
@@ -82,9 +83,9 @@ def _exit(record: ProcessRecord) -> dict[str, Any]:
     return {"exitCode": record.exit_code, "signal": record.signal}
 
 
-def started(record: ProcessRecord, reused: bool = False) -> dict[str, Any]:
+def started(record: ProcessRecord, reused: bool = False, history: bool = False) -> dict[str, Any]:
     """``start``/``restart``: the seed's fields and the options that differ from the
-    defaults (plus ``restarts``, ``reused``)."""
+    defaults (plus ``restarts``, ``reused``; with ``history``, ``start``'s earlier runs)."""
     return _started(
         {
             **_basics(record),
@@ -95,6 +96,7 @@ def started(record: ProcessRecord, reused: bool = False) -> dict[str, Any]:
             **_options(record),
             "restarts": record.restarts,
             "reused": reused,
+            "history": record.history if history else None,
         }
     )
 
@@ -137,16 +139,26 @@ def status(
     )
 
 
+def past(run: PastRun) -> dict[str, Any]:
+    """``get-status`` of a process an earlier server ran: its final record, from history."""
+    facts = run.public()
+    return _status({key: facts.get(key) for key in _PAST_FIELDS if key in facts})
+
+
+_PAST_FIELDS = ("id", "pid", "status", "command", "args", "cwd", "exitCode", "signal")
+_PAST_FIELDS += ("startedAt", "endedAt", "label")
+
+
 def log(
-    record: ProcessRecord, answer: LogAnswer, notice: str | None, context: int | None
+    record: ProcessRecord | PastRun, answer: LogAnswer, notice: str | None, context: int | None
 ) -> dict[str, Any]:
     """``get-log``: the lines (in ``grep -n -C`` form when ``context`` is given: the query
     had a grep with that many context lines) and what was left out."""
     lines = answer.lines if context is None else grep_listing(answer, context > 0)
     return _log(
         {
-            "id": record.id,
-            "status": record.status.value,
+            "id": getattr(record, "process_id", record.id),  # a past run: its process id
+            "status": str(record.status),
             "lines": lines,
             "nextCursor": answer.next_cursor,
             "firstLine": answer.numbers[0] if answer.numbers else None,

@@ -234,6 +234,14 @@ class StopResult(ToolOutput):
     survivors: list[int] = []
 
 
+class StartResult(ProcessInfo):
+    history: dict[str, int | float | None] | None = Field(
+        None,
+        description="Earlier runs of the same command, args and cwd: {runs, failures "
+        "(crashed), medianSeconds}. Absent on a first run.",
+    )
+
+
 class StatusResult(ToolOutput):
     id: str
     status: StatusName

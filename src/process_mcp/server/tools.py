@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp_types import Tool, ToolAnnotations
 
-from process_mcp.core import InvalidRequest, ProcessManager
+from process_mcp.core import InvalidRequest, ProcessManager, UnknownProcess
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
 from process_mcp.core.options import RestartChanges, StartOptions
@@ -62,8 +62,9 @@ async def start(manager: ProcessManager, args: s.StartInput) -> dict[str, Any]:
     call = (args.command, args.args, args.cwd, args.env, args.notify_on_exit, options)
     if args.reuse:
         record, reused = await manager.start_or_reuse(*call, default_cwd=current_folder.get())
-        return answers.started(record, reused)
-    return answers.started(await manager.start(*call, default_cwd=current_folder.get()))
+        return answers.started(record, reused, history=True)
+    record = await manager.start(*call, default_cwd=current_folder.get())
+    return answers.started(record, history=True)
 
 
 async def stop(manager: ProcessManager, args: s.StopInput) -> dict[str, Any]:
@@ -72,12 +73,16 @@ async def stop(manager: ProcessManager, args: s.StopInput) -> dict[str, Any]:
 
 async def get_status(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
     record = manager.find(args.id)
-    facts = manager.live_facts(args.id) if record is not None else None
-    return answers.status(args.id, record, facts)
+    if record is None:
+        try:  # a process of an earlier server: its record from the history
+            return answers.past(await manager.past(args.id))
+        except UnknownProcess:
+            return answers.status(args.id, None, None)
+    return answers.status(args.id, record, manager.live_facts(record.id))
 
 
 async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any]:
-    record = manager.get(args.id)
+    record = manager.find(args.id) or await manager.past(args.id)  # live, else history
     query = LogQuery(
         last_lines=args.last_lines,
         since=args.since,
@@ -90,11 +95,17 @@ async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any
     )
     answer = await manager.read_log(args.id, query)  # the grep runs off the loop
     context = None if args.grep is None else args.context
-    return answers.log(record, answer, _log_notice(answer), context)
+    notice = _log_notice(answer, getattr(record, "log_dropped_bytes", None))
+    return answers.log(record, answer, notice, context)
 
 
-def _log_notice(answer: LogAnswer) -> str | None:
+def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None:
     notes = []
+    if log_dropped is not None:
+        notes.append(
+            f"this run's log ({log_dropped} bytes) was deleted by 'remove' or to keep logs "
+            "within PROCESS_MCP_DISK_CAP; its record is kept"
+        )
     if answer.missed_lines:
         notes.append(
             f"{answer.missed_lines} lines after 'since' were dropped by the log size cap "
@@ -209,7 +220,7 @@ def _specs(grace: str) -> list[ToolSpec]:
             "Runs in the client's project folder unless cwd says otherwise. stdin is "
             "/dev/null (prompts read EOF) unless stdin: 'pipe' or pty: true (then send-input).",
             s.StartInput,
-            s.ProcessInfo,
+            s.StartResult,
             start,
             ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True),
         ),

@@ -297,3 +297,17 @@ class LogStore:
         self.close()
         self._segments.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def drop_stored(self, directory: Path | None = None) -> None:
+        """Forget every stored line as the size cap forgets old segments (numbers never
+        shift; ``dropped_bytes`` and ``dropped_lines`` count them) and delete the files;
+        lines written next go to ``directory`` (default: the same folder). For the history's
+        disk cap, which deletes the whole log of an ended run. Raises nothing."""
+        self.close()
+        for segment in self._segments:
+            self.dropped_bytes += segment.size
+            self.dropped_lines += segment.lines
+        self._segments.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        if directory is not None:
+            self.directory = directory

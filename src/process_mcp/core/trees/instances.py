@@ -124,6 +124,21 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
     return cleaned
 
 
+def server_gone(state_dir: Path, name: str) -> bool:
+    """Whether the server of instance ``name`` (its directory's name) is gone for good: its
+    directory was deleted (a clean exit, or its sentinel after a crash), or its server is
+    no longer the process that wrote ``server.json``. A directory without ``server.json``
+    (being created) counts as alive while the pid in its name runs. Never raises."""
+    directory = state_dir / name
+    match = _INSTANCE_NAME.match(name)
+    if match is None or not directory.is_dir():
+        return True
+    owner = _read_json(directory / SERVER_FILE)
+    if owner is None:
+        return proc.read_proc(int(match.group(1))) is None
+    return not _alive(owner.get("pid"), owner.get("startTicks"))
+
+
 def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool:
     leaders: dict[int, tuple[int, int]] = {}
     for entry in _read_entries(directory / PROCESSES_FILE):
