@@ -274,11 +274,16 @@ class HttpSession:
     """One raw streamable-HTTP session (sync), for requests the SDK client will not send:
     garbage bodies, foreign Host/Origin headers, thousands of abandoned sessions."""
 
-    def __init__(self, url: str, token: str, initialize: bool = True) -> None:
+    def __init__(
+        self, url: str, token: str, initialize: bool = True, http: Any | None = None
+    ) -> None:
+        """``http``: an ``httpx2.Client`` to share (thousands of sessions, few sockets);
+        by default the session has its own, closed by :meth:`close`."""
         import httpx2
 
         self.url, self.token = url, token
-        self.http = httpx2.Client(timeout=30)
+        self._own_http = http is None
+        self.http = http if http is not None else httpx2.Client(timeout=30)
         self.id: str | None = None
         self._next = 0
         self.initialize_result: dict[str, Any] | None = None
@@ -343,4 +348,5 @@ class HttpSession:
         return self.http.delete(self.url, headers=self.headers()).status_code
 
     def close(self) -> None:
-        self.http.close()
+        if self._own_http:
+            self.http.close()
