@@ -140,3 +140,55 @@ def test_capabilities_over_http_equal_those_over_stdio() -> None:
     finally:
         stdio.kill()
         server.close()
+
+
+async def test_a_listening_http_client_still_hears_notifications() -> None:
+    """Skipping sessions without a stream must not skip one that has it: the SDK client
+    holds its GET stream open and hears list_changed, the log message and process/exit."""
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.extension import NotificationBinding
+    from mcp.client.streamable_http import streamable_http_client
+    from support import ExitParams
+
+    server = HttpServer(TOKEN)
+    heard: list[str] = []
+    exits: list[ExitParams] = []
+
+    async def on_message(message: Any) -> None:
+        heard.append(getattr(getattr(message, "root", message), "method", str(message)))
+
+    async def on_exit(params: ExitParams) -> None:
+        exits.append(params)
+
+    try:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http,
+            streamable_http_client(server.url, http_client=http) as (read, write),
+            ClientSession(
+                read,
+                write,
+                message_handler=on_message,
+                notification_bindings=[
+                    NotificationBinding(
+                        method="process/exit", params_type=ExitParams, handler=on_exit
+                    )
+                ],
+            ) as session,
+        ):
+            await session.initialize()
+            # The client opens its GET stream on its own after initialize: until then
+            # nothing unsolicited can reach it, so start until an exit is heard.
+            started: list[str] = []
+            with anyio.fail_after(15):
+                while not exits:
+                    args = {"command": "true", "notifyOnExit": True}
+                    result = await session.call_tool("start", args)
+                    assert result.structured_content is not None
+                    started.append(result.structured_content["id"])
+                    await eventually(lambda: exits, 1)
+            assert exits[0].id in started
+            wanted = {"notifications/resources/list_changed", "notifications/message"}
+            assert await eventually(lambda: wanted <= set(heard), 10), heard
+    finally:
+        server.close()

@@ -120,3 +120,16 @@ def test_http_valid_bodies_still_reach_the_sdk(http_session: HttpSession) -> Non
     )
     assert stale.status_code == 404
     assert http_session.request("ping")["result"] == {}
+
+
+def test_http_call_before_initialize_is_told_not_initialized(http_session: HttpSession) -> None:
+    stranger = HttpSession(http_session.url, http_session.token, initialize=False)
+    try:
+        response = stranger.post({"jsonrpc": "2.0", "id": "early", "method": "tools/list"})
+        assert response.status_code == 400
+        reply = response.json()
+        assert reply["id"] == "early"
+        assert "not initialized" in reply["error"]["message"]
+        assert "initialize" in reply["error"]["message"]
+    finally:
+        stranger.close()

@@ -8,7 +8,8 @@ the SDK's app, outermost first:
   plus the names given to ``--allow-remote`` when bound beyond loopback
   (:func:`security_settings`);
 * :class:`MalformedGuard`: a body that is not JSON-RPC gets a JSON-RPC error with the
-  request's id (the SDK would answer ``id: null`` with a pydantic dump).
+  request's id (the SDK would answer ``id: null`` with a pydantic dump), and so does a
+  request sent before ``initialize`` ("not initialized").
 
 The socket is bound by :func:`bind` before anything else starts, so an address in use or
 out of range is a one-line start-up error, not a traceback from inside uvicorn.
@@ -26,10 +27,12 @@ from typing import Any
 
 import uvicorn
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
-from mcp_types import jsonrpc_message_adapter
+from mcp_types import INVALID_REQUEST, JSONRPCRequest, jsonrpc_message_adapter
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from process_mcp.server import malformed
+from process_mcp.server.sdk import NOT_INITIALIZED
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,7 +59,7 @@ def security_settings(host: str, remote_names: list[str]) -> TransportSecuritySe
     this address, is refused (421/403) whatever the bind address."""
     bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
     names = dict.fromkeys([*LOOPBACK_NAMES, *remote_names])
-    if not ipaddress_is_any(host):
+    if not _is_unspecified(host):
         names[bound] = None
     hosts = [pattern for name in names for pattern in (name, f"{name}:*")]
     origins = [
@@ -70,7 +73,7 @@ def security_settings(host: str, remote_names: list[str]) -> TransportSecuritySe
     )
 
 
-def ipaddress_is_any(host: str) -> bool:
+def _is_unspecified(host: str) -> bool:
     """``0.0.0.0`` / ``::``: no client can use it as a Host name."""
     try:
         return ipaddress.ip_address(host.strip("[]")).is_unspecified
@@ -166,7 +169,7 @@ class MalformedGuard:
                 break
         if complete:
             body = b"".join(m.get("body", b"") for m in received)
-            reply = _reply_for(body)
+            reply = _reply_for(body, scope)
             if reply is not None:
                 for message in _json_response(400, reply, []):
                     await send(message)
@@ -178,19 +181,37 @@ class MalformedGuard:
         await self._app(scope, replay, send)
 
 
-def _is_json(scope: Scope) -> bool:
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
     for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            return bytes(value).lower().startswith(b"application/json")
-    return False
+        if name == wanted:
+            return bytes(value)
+    return None
 
 
-def _reply_for(body: bytes) -> dict[str, Any] | None:
+def _is_json(scope: Scope) -> bool:
+    return (_header(scope, b"content-type") or b"").lower().startswith(b"application/json")
+
+
+def _reply_for(body: bytes, scope: Scope) -> dict[str, Any] | None:
+    """The error answer to ``body``, or None to let the SDK serve it.
+
+    Besides malformed bodies: a handshake-era request other than ``initialize`` with no
+    session (the client skipped ``initialize``) is told so with its id, where the SDK
+    would say "Missing session ID" to ``id: null``."""
     try:
-        jsonrpc_message_adapter.validate_json(body, by_name=False)
+        message = jsonrpc_message_adapter.validate_json(body, by_name=False)
     except ValidationError as exc:
         reply = malformed.reply_for(exc)
         return reply.model_dump(by_alias=True, mode="json", exclude_unset=True) if reply else None
+    version = (_header(scope, b"mcp-protocol-version") or b"").decode("latin-1")
+    if (
+        isinstance(message, JSONRPCRequest)
+        and message.method not in ("initialize", "ping")
+        and _header(scope, b"mcp-session-id") is None
+        and (not version or version in HANDSHAKE_PROTOCOL_VERSIONS)
+    ):
+        error = {"code": INVALID_REQUEST, "message": NOT_INITIALIZED}
+        return {"jsonrpc": "2.0", "id": message.id, "error": error}
     return None
 
 
