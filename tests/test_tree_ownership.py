@@ -330,7 +330,8 @@ async def test_a_server_run_by_a_server_is_owned_by_both(
         outer.initialize()
         inner_argv = ["-m", "process_mcp", "--transport", "http", "--port", "0"]
         inner = outer.call_tool(
-            "start", {"command": sys.executable, "args": [*inner_argv, "--token", "t0k"]}
+            "start",
+            {"command": sys.executable, "args": inner_argv, "env": {"PROCESS_MCP_TOKEN": "t0k"}},
         )["structuredContent"]
 
         def inner_url() -> str | None:

@@ -94,6 +94,8 @@ class ProcessMcpServer:
             on_subscribe_resource=self.resources.subscribe,
             on_unsubscribe_resource=self.resources.unsubscribe,
         )
+        self.watch = sdk.SessionWatch(self.server)
+        self.watch.on_end(self.forget)
         sdk.enable_subscriptions(self.server, self.bus)
         sdk.enable_logging(self.server, self.messages.set_level)
         sdk.enable_roots(self.server, self._on_initialized, self.folders.on_roots_changed)
@@ -102,8 +104,23 @@ class ProcessMcpServer:
     async def run_stdio(self) -> None:
         await sdk.run_stdio(self.server)
 
-    def http_app(self, host: str) -> Any:
-        return sdk.http_app(self.server, host)
+    def http_app(self, security: sdk.TransportSecuritySettings, session_idle: float) -> Any:
+        return sdk.http_app(self.server, security, session_idle)
+
+    def forget(self, client: str) -> None:
+        """Client ``client``'s session ended (closed, expired): forget everything kept for
+        it, so abandoned sessions cost neither memory nor time."""
+        self.sessions.forget(client)
+        self.events.forget(client)
+        self.messages.forget(client)
+        self.resources.forget(client)
+
+    def remembered_clients(self) -> set[str]:
+        """Every client key some per-session structure still holds."""
+        held = self.events.clients() | self.messages.clients() | self.resources.clients()
+        if self.sessions.session is not None:
+            held.add(sdk.session_key(self.sessions.session))
+        return held
 
     def _meet(self, ctx: Any) -> None:
         """Every request: remember who is asking, for notifications and ``events``."""

@@ -61,6 +61,13 @@ class ExitEvents:
         """Start a client's cursor at its first request: it hears of exits from then on."""
         self._cursors.setdefault(client, self._seq)
 
+    def forget(self, client: str) -> None:
+        """The client's session ended: drop its cursor."""
+        self._cursors.pop(client, None)
+
+    def clients(self) -> set[str]:
+        return set(self._cursors)
+
     def take(self, client: str) -> list[dict[str, Any]]:
         """The events this client has not been given yet; they count as given."""
         cursor = self._cursors.get(client, 0)

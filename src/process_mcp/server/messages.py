@@ -69,10 +69,19 @@ class ExitMessages:
         self._levels[sdk.client_key(ctx)] = params.level
         return EmptyResult()
 
+    def forget(self, client: str) -> None:
+        """The client's session ended: drop its session and level."""
+        self._sessions.pop(client, None)
+        self._levels.pop(client, None)
+
+    def clients(self) -> set[str]:
+        return set(self._sessions) | set(self._levels)
+
     def on_exit(self, record: ProcessRecord) -> None:
-        data = exit_data(record)
+        data: dict[str, Any] | None = None
         for key, session in list(self._sessions.items()):
             wanted = self._levels.get(key, DEFAULT_LEVEL)
-            if LEVELS.index("info") < LEVELS.index(wanted):
+            if LEVELS.index("info") < LEVELS.index(wanted) or not sdk.can_notify(session):
                 continue
+            data = data or exit_data(record)
             self._tasks.spawn(sdk.send_log(session, "info", data, LOGGER_NAME))

@@ -125,6 +125,21 @@ class ProcessResources:
         if session is not None and sdk.is_handshake_era(session):
             self._peers[sdk.client_key(ctx)] = session
 
+    def forget(self, client: str) -> None:
+        """The client's session ended: drop it from the peers and every subscription."""
+        self._peers.pop(client, None)
+        for uri in list(self._subscribers):
+            subscribers = self._subscribers[uri]
+            subscribers.pop(client, None)
+            if not subscribers:
+                del self._subscribers[uri]
+
+    def clients(self) -> set[str]:
+        keys = set(self._peers)
+        for subscribers in self._subscribers.values():
+            keys |= set(subscribers)
+        return keys
+
     # --------------------------------------------------------------- handlers
     async def list_resources(
         self, ctx: Any, params: PaginatedRequestParams | None
@@ -240,7 +255,8 @@ class ProcessResources:
         if self._subscribers:  # O(processes): only when someone subscribed
             self._forget_removed()
         for session in list(self._peers.values()):
-            self._tasks.spawn(sdk.send_resource_list_changed(session))
+            if sdk.can_notify(session):
+                self._tasks.spawn(sdk.send_resource_list_changed(session))
         self.bus.post_resources_list_changed()
 
     def _forget_removed(self) -> None:
@@ -252,5 +268,6 @@ class ProcessResources:
 
     def _send_updated(self, uri: str) -> None:
         for session in list(self._subscribers.get(uri, {}).values()):
-            self._tasks.spawn(sdk.send_resource_updated(session, uri))
+            if sdk.can_notify(session):
+                self._tasks.spawn(sdk.send_resource_updated(session, uri))
         self.bus.post_resource_updated(uri)

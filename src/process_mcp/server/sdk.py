@@ -25,6 +25,18 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
   ``notifications/roots/list_changed`` get handlers through ``add_notification_handler``
   (the constructor keyword warns), and ``roots/list`` is sent as a raw typed request with
   a read timeout, since a client may declare roots and never answer.
+* ``initialize`` answers are built from ``create_initialization_options()`` with no
+  arguments on streamable HTTP, so :class:`Server` makes our capabilities (``listChanged``,
+  ``experimental``) its defaults: both transports advertise the same ones;
+* a session's end (DELETE, idle timeout, stdin EOF) is only visible as the close of its
+  ``Connection.exit_stack``; :class:`SessionWatch` hooks it so every per-session
+  structure is forgotten, and records which HTTP transport carries the session so
+  :func:`can_notify` can skip sessions with no open stream (the SDK would only drop the
+  notification after paying for it);
+* a request before ``initialize`` gets a bare "Invalid request parameters" from the
+  runner: :class:`SessionWatch` answers "not initialized" first;
+* a line that is not valid JSON-RPC reaches the dispatcher as an exception, which it
+  drops: :func:`run_stdio` answers it (:mod:`process_mcp.server.malformed`).
 """
 
 from __future__ import annotations
@@ -34,10 +46,15 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import anyio
 import mcp_types as types
-from mcp.server.lowlevel import NotificationOptions, Server
+from mcp import MCPError
+from mcp.server.lowlevel import NotificationOptions
+from mcp.server.lowlevel import Server as _SdkServer
+from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import GET_STREAM_KEY
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -45,12 +62,15 @@ from mcp.server.subscriptions import (
     ResourceUpdated,
     ServerEvent,
 )
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.message import SessionMessage
 from mcp_types import Notification, NotificationParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
 
 from process_mcp.core.tasks import BackgroundTasks
+from process_mcp.server import malformed
 
 try:  # the deprecation category moved between 2.x releases; never let it fail a tool
     from mcp.shared.exceptions import MCPDeprecationWarning
@@ -65,6 +85,99 @@ EXPERIMENTAL_CAPABILITIES: dict[str, dict[str, Any]] = {
     "process/exit": {"description": "Sent once when a process started with notifyOnExit ends."},
     "io.github.process-mcp/notifications": {"methods": ["process/exit"]},
 }
+
+
+NOT_INITIALIZED = (
+    "not initialized: send 'initialize' first (then 'notifications/initialized'); "
+    "only 'ping' is answered before that"
+)
+
+
+class Server(_SdkServer[Any]):
+    """The SDK's low-level server, advertising our capabilities on every transport."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(resources_changed=True),
+            experimental_capabilities or EXPERIMENTAL_CAPABILITIES,
+            extensions,
+        )
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        return super().get_capabilities(
+            notification_options,
+            experimental_capabilities or EXPERIMENTAL_CAPABILITIES,
+            extensions,
+            protocol_version=protocol_version,
+        )
+
+
+_WATCHED = "process-mcp/watched"  # Connection.state key: end hook installed; its transport
+
+
+class SessionWatch:
+    """Server middleware: "not initialized" before ``initialize``, and a call of every
+    ``on_end`` listener with the client key when a streamable-HTTP session ends.
+
+    The end hook is installed at a session's first request, so a session is forgotten
+    however it ends: DELETE, idle timeout, or the server shutting down. Stdio's one
+    client (no session id) is never forgotten: it lives as long as the server.
+    """
+
+    def __init__(self, server: _SdkServer[Any]) -> None:
+        self._server = server
+        self._listeners: list[Callable[[str], None]] = []
+        server.middleware.append(self)
+
+    def on_end(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
+
+    async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is not None and ctx.request_id is not None:
+            if (
+                not connection.initialize_accepted
+                and ctx.method not in ("initialize", "ping")
+                and self._server.get_request_handler(ctx.method) is not None
+            ):
+                raise MCPError(code=types.INVALID_REQUEST, message=NOT_INITIALIZED)
+            if connection.session_id is not None and _WATCHED not in connection.state:
+                manager = getattr(self._server, "_session_manager", None)
+                instances = getattr(manager, "_server_instances", {})
+                connection.state[_WATCHED] = instances.get(connection.session_id)
+                connection.exit_stack.callback(self._ended, str(connection.session_id))
+        return await call_next(ctx)
+
+    def _ended(self, key: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(key)
+            except Exception:  # one listener's bug must not keep the rest from forgetting
+                logger.exception("forgetting session %s failed", key)
+
+
+def can_notify(session: Any) -> bool:
+    """Whether an unsolicited notification can reach ``session`` now: always on stdio;
+    on streamable HTTP only while the client holds its GET stream open (otherwise the SDK
+    drops it, after the cost of building and routing it, times every idle session)."""
+    connection = getattr(session, "_connection", None)
+    if connection is None or connection.session_id is None:
+        return True
+    transport = connection.state.get(_WATCHED)
+    streams = getattr(transport, "_request_streams", None)
+    return streams is None or GET_STREAM_KEY in streams
 
 
 class ProcessExitParams(NotificationParams):
@@ -91,6 +204,11 @@ class SessionHolder:
         session = getattr(ctx, "session", None)
         if session is not None:
             self.session = session
+
+    def forget(self, key: str) -> None:
+        """The session of client ``key`` ended: stop holding it."""
+        if self.session is not None and session_key(self.session) == key:
+            self.session = None
 
     async def send_process_exit(self, params: dict[str, Any]) -> None:
         if self.session is None:
@@ -119,7 +237,10 @@ def tool_result(text: str, structured: dict[str, Any]) -> dict[str, Any]:
 
 def client_key(ctx: Any) -> str:
     """Who is asking: the transport session id (streamable HTTP), else the one stdio client."""
-    session = getattr(ctx, "session", None)
+    return session_key(getattr(ctx, "session", None))
+
+
+def session_key(session: Any) -> str:
     connection = getattr(session, "_connection", None)
     return str(getattr(connection, "session_id", None) or "default")
 
@@ -215,7 +336,7 @@ class ListenBus(InMemorySubscriptionBus):
         self._tasks.spawn(self.publish(event))
 
 
-def enable_subscriptions(server: Server[Any], bus: ListenBus) -> None:
+def enable_subscriptions(server: Server, bus: ListenBus) -> None:
     """Serve ``subscriptions/listen`` (2026-07-28) from ``bus``."""
     server.add_request_handler(
         "subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(bus)
@@ -255,25 +376,74 @@ async def list_root_uris(session: ServerSession, timeout: float) -> list[str]:
 
 
 def enable_logging(
-    server: Server[Any], on_set_level: Callable[[Any, types.SetLevelRequestParams], Awaitable[Any]]
+    server: Server, on_set_level: Callable[[Any, types.SetLevelRequestParams], Awaitable[Any]]
 ) -> None:
     """Serve ``logging/setLevel``, which also advertises the ``logging`` capability."""
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, on_set_level)
 
 
-async def run_stdio(server: Server[Any]) -> None:
-    """Serve ``server`` on stdin/stdout until stdin closes, advertising ``process/exit``."""
-    options = server.create_initialization_options(
-        NotificationOptions(resources_changed=True),
-        experimental_capabilities=EXPERIMENTAL_CAPABILITIES,
-    )
+async def run_stdio(server: Server) -> None:
+    """Serve ``server`` on stdin/stdout until stdin closes, answering malformed lines."""
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, options)
+        answering = _AnsweringReadStream(read_stream, write_stream)
+        await server.run(answering, write_stream, server.create_initialization_options())
 
 
-def http_app(server: Server[Any], host: str) -> Any:
-    """The SDK's streamable-HTTP ASGI app (with its DNS-rebinding protection on loopback)."""
-    return server.streamable_http_app(host=host)
+class _AnsweringReadStream:
+    """The stdio read stream, minus lines that are not JSON-RPC: each of those is
+    answered on ``write_stream`` (:func:`malformed.reply_for`) instead of being handed
+    to the dispatcher, which would drop it and leave the client waiting."""
+
+    def __init__(self, inner: Any, write_stream: Any) -> None:
+        self._inner = inner
+        self._write = write_stream
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, Exception):
+                return item
+            reply = malformed.reply_for(item)
+            if reply is None:
+                return item
+            try:
+                await self._write.send(SessionMessage(reply))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return item
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __aiter__(self) -> _AnsweringReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> _AnsweringReadStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def http_app(
+    server: Server, security: TransportSecuritySettings, session_idle_timeout: float
+) -> Any:
+    """The SDK's streamable-HTTP ASGI app, with our Host/Origin checks and session expiry."""
+    return server.streamable_http_app(
+        transport_security=security, session_idle_timeout=session_idle_timeout
+    )
 
 
 __all__ = [
@@ -281,6 +451,8 @@ __all__ = [
     "ProcessExitNotification",
     "Server",
     "SessionHolder",
+    "SessionWatch",
+    "TransportSecuritySettings",
     "run_stdio",
     "types",
 ]

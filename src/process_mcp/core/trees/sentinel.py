@@ -36,15 +36,11 @@ class Sentinel:
     """Keeps one sentinel process informed of every managed leader (pid, start ticks)."""
 
     def __init__(self, token: str, instance_dir: Path, grace: float) -> None:
-        self._argv = [
-            sys.executable,
-            "-I",
-            "-S",
-            str(PROGRAM),
-            token,
-            str(instance_dir),
-            f"{grace:g}",
-        ]
+        # The token goes down the pipe, first line: a command line is readable by every
+        # local user, and the token finds (and so lets anyone read the environment of)
+        # every managed process.
+        self._token = token
+        self._argv = [sys.executable, "-I", "-S", str(PROGRAM), str(instance_dir), f"{grace:g}"]
         self._leaders: dict[int, tuple[int, int]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None
@@ -120,7 +116,8 @@ class Sentinel:
         self._batch.clear()  # superseded by the full list sent below
         self._exited = exited = asyncio.Event()
         watch_exit(proc.pid, lambda status: self._died(proc, exited, status))
-        self._send(b"".join(f"+ {p} {lo} {hi}\n".encode() for p, (lo, hi) in self._leaders.items()))
+        leaders = b"".join(f"+ {p} {lo} {hi}\n".encode() for p, (lo, hi) in self._leaders.items())
+        self._send(f"{self._token}\n".encode() + leaders)
 
     def _queue(self, data: bytes) -> None:
         self._batch += data

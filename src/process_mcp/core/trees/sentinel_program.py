@@ -2,9 +2,11 @@
 
 Why a separate process: SIGKILL of the server cannot be caught, so whatever ends the managed
 trees then must live outside it. The server starts this file once, as
-``python -I -S sentinel_program.py TOKEN INSTANCE_DIR GRACE`` (no site, no package import:
+``python -I -S sentinel_program.py INSTANCE_DIR GRACE`` (no site, no package import:
 it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
-server's process group spares it. The server writes one line per event to its stdin:
+server's process group spares it. The server writes the ownership TOKEN as the first line
+of its stdin (never on the command line, which every local user can read), then one line
+per event:
 
 ``+ PID LO HI``         a managed leader (pgid == pid) and the range its start time lies in
                       (``/proc`` clock ticks since boot, read around the spawn);
@@ -200,13 +202,16 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """Run the sentinel (``argv``: program, TOKEN, INSTANCE_DIR, GRACE); returns the exit
-    status: 0 when nothing it had to end survived."""
+    """Run the sentinel (``argv``: program, INSTANCE_DIR, GRACE; the TOKEN is the first
+    line of stdin); returns the exit status: 0 when nothing it had to end survived."""
     # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
     # and the server then starts a new sentinel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    token, instance_dir, grace = argv[1], argv[2], float(argv[3])
+    instance_dir, grace = argv[1], float(argv[2])
+    token = sys.stdin.buffer.readline().strip().decode("ascii", "replace")
+    if not token:  # the server died before its first line: the next server's leftover
+        return 0  # cleanup ends what it had started (its server.json holds the token)
     return 0 if watch(sys.stdin.buffer, token, instance_dir, grace) else 1
 
 
