@@ -4,7 +4,9 @@ is still alive afterwards: no test may leave a process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import signal
 import time
@@ -119,6 +121,43 @@ def isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("PROCESS_MCP_STATE_DIR", str(state))
     return state
+
+
+def lock_holder(runtime_dir: Path) -> int | None:
+    """The pid of the supervisor holding ``runtime_dir``'s lock, None when it is free."""
+    lock = runtime_dir / "supervisor.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        try:
+            return int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return -1
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def isolated_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each test has its own supervisor runtime folder (socket and lock), so a supervisor it
+    starts is of this test only and exits soon after its last client; a test whose runtime
+    folder is still locked at the end fails (a supervisor left behind)."""
+    runtime = tmp_path / "run"
+    monkeypatch.setenv("PROCESS_MCP_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_IDLE", "0.5")
+    yield runtime
+    if wait_until(lambda: lock_holder(runtime) is None, timeout=10):
+        return
+    holder = lock_holder(runtime)
+    if holder and holder > 0:
+        with contextlib.suppress(OSError):
+            os.kill(holder, signal.SIGKILL)
+    pytest.fail(f"test left a supervisor running: pid {holder} holds {runtime}")
 
 
 @pytest.fixture

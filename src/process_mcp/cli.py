@@ -316,6 +316,11 @@ async def _serve_http(app: ProcessMcpServer, config: Config, sock: socket.socket
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["supervisor"]:  # the per-user supervisor: no MCP import on this path
+        from process_mcp.supervisor.__main__ import main as supervisor_main
+
+        sys.exit(supervisor_main(args[1:]))
     env_token = os.environ.pop(TOKEN_VAR, None)  # read once; no child may inherit it
     try:
         config = _configure(_parse(argv), env_token)

@@ -192,9 +192,11 @@ class ProcessManager:
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
         default_cwd: str | None = None,
+        base_env: dict[str, str] | None = None,
     ) -> ProcessRecord:
         """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``,
-        with the server's environment overlaid with ``env``. No ``cwd``: ``default_cwd``
+        with ``base_env`` (default: the server's environment) overlaid with ``env``;
+        restarts reuse both. No ``cwd``: ``default_cwd``
         (the caller's default folder), else the server's working directory; a relative
         ``cwd`` resolves against ``default_cwd`` (else the server's).
 
@@ -208,12 +210,13 @@ class ProcessManager:
         record = ProcessRecord(
             id=new_id(self._records),
             command=command,
-            args=args,
+            args=list(args or []),
             # checked and absolute before the spawn: the history's stats need it
             cwd=launch.resolve_cwd(join_cwd(cwd, default_cwd)),
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
+            base_env=None if base_env is None else dict(base_env),
         )
         async with self.recorder.starting(record) as log_dir:  # then sets record.history
             # A log creates no file before the child writes: a failed start leaves none.

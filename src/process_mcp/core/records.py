@@ -58,6 +58,8 @@ class ProcessRecord:
     _line: tuple[list[str], str, StartOptions, str] | None = field(
         default=None, repr=False, compare=False
     )
+    # Private: the environment ``env`` overlays (None: the manager's own), kept for restart.
+    base_env: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
