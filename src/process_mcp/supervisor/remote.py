@@ -384,7 +384,8 @@ class RemoteManager:
         tail_lines: int | None = None,
     ) -> WaitOutcome:
         """``core.waiting.wait_for`` run by the supervisor (same ``tail_lines`` rule);
-        progress comes back as events. Cancelling the awaiting task cancels the wait there (the process runs on)."""
+        progress comes back as events. Cancelling the awaiting task cancels the wait there
+        (the process runs on)."""
         token = None
         if progress is not None:
             token = str(next(self._tokens))
