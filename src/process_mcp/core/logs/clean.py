@@ -18,6 +18,7 @@ _ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)
 # A stored line (tag kept in group 1) that contains a carriage return.
 _CR_LINE = re.compile(rb"(?m)^(.)([^\n]*\r[^\n]*)$")
 _TAGS = re.compile(r"\n[^\n]")
+_TAGS_BYTES = re.compile(rb"\n[^\n]")
 _STDOUT_LINE_START = "\n" + STDOUT_TAG.decode()
 
 
@@ -55,3 +56,10 @@ def strip_tags(tagged: str, mixed: bool = True) -> str:
     if not mixed:
         return tagged.replace(_STDOUT_LINE_START, "\n")
     return _TAGS.sub("\n", tagged)
+
+
+def strip_tags_bytes(tagged: bytes, mixed: bool = True) -> bytes:
+    """:func:`strip_tags` for a block kept as bytes (what RE2 searches)."""
+    if not mixed:
+        return tagged.replace(b"\n" + STDOUT_TAG, b"\n")
+    return _TAGS_BYTES.sub(b"\n", tagged)

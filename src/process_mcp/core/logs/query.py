@@ -256,7 +256,7 @@ def _forward(
             return last  # a step of a longer search: a block boundary, no splitting cost
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
-        if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):
+        if tag in tags and (query.pattern is None or query.pattern.search_text(text)):
             budget.push_newer(line.number, text, query.pattern is not None)
     return snapshot.last_line
 

@@ -17,24 +17,39 @@ search as a plain iterator of matching lines.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from process_mcp.core.logs.blocks import Block, LogSnapshot
-from process_mcp.core.logs.clean import clean_block, decode_tagged, strip_tags
+from process_mcp.core.logs.clean import clean_block, decode_tagged, strip_tags, strip_tags_bytes
 from process_mcp.core.logs.format import ALL_TAGS, STREAM_SELECT
-from process_mcp.core.logs.pattern import LinePattern
+from process_mcp.core.logs.pattern import LinePattern, Searcher
 
 # A candidate line costs ~1.5 µs, a whole-block search ~5 ns per byte: prefilter while
 # candidates are rarer than one per this many bytes.
 PREFILTER_BYTES_PER_CANDIDATE = 400
 PREFILTER_SAMPLE = 64 * 1024  # candidates are first counted in this much of the block
+NEWLINE = ord("\n")
 
 
 class TextBlock:
-    """A block of stored lines, cleaned (unless raw); decoded lazily, line access lazily."""
+    """A block of stored lines, cleaned (unless raw); decoded lazily, line access lazily.
 
-    __slots__ = ("_body", "_known", "_lines", "_tagged", "_tags", "count", "data", "first", "mixed")
+    Searches run on bytes (RE2 takes them as they are): ``searchable`` is the block as
+    valid UTF-8, the block itself when it is ASCII. Only the lines an answer returns are
+    decoded."""
+
+    __slots__ = (
+        "_body",
+        "_known",
+        "_lines",
+        "_searchable",
+        "_tagged",
+        "_tags",
+        "count",
+        "data",
+        "first",
+        "mixed",
+    )
 
     def __init__(self, block: Block, raw: bool) -> None:
         self.first = block.first
@@ -42,7 +57,8 @@ class TextBlock:
         self.mixed = block.mixed
         self.data = block.data if raw else clean_block(block.data)
         self._tagged: str | None = None
-        self._body: str | None = None
+        self._searchable: bytes | None = None
+        self._body: bytes | None = None
         self._lines: list[str] | None = None
         self._tags: list[str] | None = None
         self._known: dict[int, tuple[str, str]] = {}
@@ -55,10 +71,22 @@ class TextBlock:
         return self._tagged
 
     @property
-    def body(self) -> str:
-        """The block as text without tags, every line reading ``\\n<text>``."""
+    def searchable(self) -> bytes:
+        """The block as valid UTF-8 bytes, every line reading ``\\n<tag><text>``: invalid
+        bytes become U+FFFD, as in the text an answer shows, so a pattern sees what the
+        agent sees. An ASCII block is taken as it is (one C-level check)."""
+        if self._searchable is None:
+            data = self.data
+            if not data.isascii():
+                data = data.decode("utf-8", errors="replace").encode()
+            self._searchable = b"\n" + data
+        return self._searchable
+
+    @property
+    def body(self) -> bytes:
+        """``searchable`` without tags, every line reading ``\\n<text>``."""
         if self._body is None:
-            self._body = strip_tags(self.tagged, self.mixed)
+            self._body = strip_tags_bytes(self.searchable, self.mixed)
         return self._body
 
     def line(self, index: int) -> str:
@@ -66,7 +94,7 @@ class TextBlock:
         if index in self._known:
             return self._known[index][1]
         if self._lines is None:
-            self._lines = self.body[1:-1].split("\n")
+            self._lines = strip_tags(self.tagged, self.mixed)[1:-1].split("\n")
         return self._lines[index]
 
     def tag(self, index: int) -> str:
@@ -82,12 +110,13 @@ class TextBlock:
         return len(tags) == len(ALL_TAGS) or self.tag(index) in tags
 
     def matches(self, pattern: LinePattern) -> Iterator[int]:
-        """Indexes of lines whose text ``pattern.regex`` finds a match in, each once, oldest
-        first, whichever of the search strategies the block gets. Raises nothing."""
+        """Indexes of lines whose text ``pattern`` finds a match in (each line searched on
+        its own), each once, oldest first, whichever of the search strategies the block
+        gets. Raises nothing."""
         if pattern.literals is not None:
             positions = self._candidates(pattern.literals)
             if positions is not None:
-                return self._prefiltered(pattern.regex, positions)
+                return self._prefiltered(pattern, positions)
         if pattern.tag_safe:
             return self._searched_tagged(pattern.regex)
         if pattern.line_start is not None:
@@ -111,7 +140,7 @@ class TextBlock:
         positions.sort()
         return positions
 
-    def _prefiltered(self, regex: re.Pattern[str], positions: list[int]) -> Iterator[int]:
+    def _prefiltered(self, pattern: LinePattern, positions: list[int]) -> Iterator[int]:
         data = self.data
         newlines, counted_to, line_end = 0, 0, -1
         for pos in positions:
@@ -121,71 +150,82 @@ class TextBlock:
             line_end = data.find(b"\n", pos)
             newlines += data.count(b"\n", counted_to, start)
             counted_to = start
-            text = data[start + 1 : line_end].decode("utf-8", errors="replace")
-            if regex.search(text):
-                self._known[newlines] = (chr(data[start]), text)
+            line = data[start + 1 : line_end]
+            if pattern.search_line(line):
+                self._known[newlines] = (chr(data[start]), line.decode(errors="replace"))
                 yield newlines
 
-    def _searched_tagged(self, regex: re.Pattern[str]) -> Iterator[int]:
+    def _found(self, index: int, tag: int, line: bytes) -> None:
+        self._known[index] = (chr(tag), line.decode())
+
+    def _searched_tagged(self, regex: Searcher) -> Iterator[int]:
         """Search the text with its tags left in (saves a pass over the block): only a
         pattern that never looks behind a position qualifies, and a match that used a tag
         character is weeded out by checking its line alone."""
-        text, pos, counted_to, newlines = self.tagged, 1, 0, 0
+        text, pos, counted_to, newlines = self.searchable, 1, 0, 0
         while True:
             found = regex.search(text, pos)
             if found is None:
                 return
-            start = found.start()
-            newlines += text.count("\n", counted_to, start)
+            start = found.start()  # type: ignore[attr-defined]
+            newlines += text.count(b"\n", counted_to, start)
             counted_to = start
             index = newlines - 1
             if index >= self.count:
                 return
-            line_start = text.rfind("\n", 0, start + 1 if text[start] != "\n" else start)
-            line_end = start if text[start] == "\n" else text.find("\n", start)
+            at_newline = text[start] == NEWLINE
+            line_start = text.rfind(b"\n", 0, start if at_newline else start + 1)
+            line_end = start if at_newline else text.find(b"\n", start)
             line = text[line_start + 2 : line_end]
             if regex.search(line):
-                self._known[index] = (text[line_start + 1], line)
+                self._found(index, text[line_start + 1], line)
                 yield index
             pos = line_end + 1
 
-    def _searched_line_starts(
-        self, line_start: re.Pattern[str], regex: re.Pattern[str]
-    ) -> Iterator[int]:
+    def _searched_line_starts(self, line_start: Searcher, regex: Searcher) -> Iterator[int]:
         """Search the tagged text for ``\\n<tag>rest``: each match starts at the newline
         before its line; the line alone is then checked with the user's pattern."""
-        text, pos, counted_to, newlines = self.tagged, 0, 0, 0
+        text, pos, counted_to, newlines = self.searchable, 0, 0, 0
         while True:
             found = line_start.search(text, pos)
             if found is None:
                 return
-            start = found.start()
-            newlines += text.count("\n", counted_to, start)
+            start = found.start()  # type: ignore[attr-defined]
+            newlines += text.count(b"\n", counted_to, start)
             counted_to = start
             index = newlines  # the newline at ``start`` opens line ``index``
             if index >= self.count:
                 return
-            line_end = text.find("\n", start + 1)
+            line_end = text.find(b"\n", start + 1)
             line = text[start + 2 : line_end]
             if regex.search(line):
-                self._known[index] = (text[start + 1], line)
+                self._found(index, text[start + 1], line)
                 yield index
             pos = line_end
 
-    def _searched(self, regex: re.Pattern[str]) -> Iterator[int]:
+    def _searched(self, regex: Searcher) -> Iterator[int]:
+        """Search the text without tags; a match that ran past its line's end (a class
+        like ``[^x]`` or ``\\s`` takes a newline) counts only if the line alone matches."""
         body, pos, counted_to, newlines = self.body, 1, 0, 0
         while True:
             found = regex.search(body, pos)
             if found is None:
                 return
-            start = found.start()
-            newlines += body.count("\n", counted_to, start)
+            start = found.start()  # type: ignore[attr-defined]
+            newlines += body.count(b"\n", counted_to, start)
             counted_to = start
             index = newlines - 1  # the body starts with a newline of its own
             if index >= self.count:
                 return
-            yield index
-            line_end = start if body[start] == "\n" else body.find("\n", start)
+            at_newline = body[start] == NEWLINE
+            line_end = start if at_newline else body.find(b"\n", start)
+            if (
+                found.end() <= line_end
+                or regex.search(  # type: ignore[attr-defined]
+                    body[body.rfind(b"\n", 0, line_end) + 1 : line_end]
+                )
+            ):
+                yield index
             pos = line_end + 1
 
 
