@@ -50,7 +50,7 @@ class Probe:
 class Usage:
     cpu_usec: int | None
     memory_bytes: int | None  # memory.current, with the memory controller only
-    processes: int
+    pids: list[int]
 
 
 def _unescape(field: str) -> str:
@@ -134,12 +134,22 @@ def write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path | str) -> str | None:
+    """The file's text, stripped; None if it cannot be read (raw reads: a text-mode
+    ``open`` costs twice as much, and cgroup files are read on every list)."""
     try:
-        with open(path) as handle:
-            return handle.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode().strip()
 
 
 def _keyed(path: Path, key: str) -> int | None:
@@ -157,21 +167,28 @@ def populated(cgroup: Path) -> bool:
     return _keyed(cgroup / "cgroup.events", "populated") == 1
 
 
-def members(cgroup: Path) -> list[int]:
-    """Every pid in ``cgroup`` and its descendant cgroups (a job may make sub-cgroups)."""
-    pids: list[int] = []
-    for directory, _subdirs, _files in os.walk(cgroup):
-        pids.extend(int(pid) for pid in (_read(Path(directory) / "cgroup.procs") or "").split())
+def members(cgroup: Path | str) -> list[int]:
+    """Every pid in ``cgroup`` and its descendant cgroups (a job may make sub-cgroups),
+    once each (the kernel may list a pid twice if it moved or was reused meanwhile).
+    Zombies are not listed."""
+    text = _read(f"{cgroup}/cgroup.procs") or ""
+    pids = list(dict.fromkeys(int(pid) for pid in text.split()))
+    try:
+        subdirs = [entry.path for entry in os.scandir(cgroup) if entry.is_dir()]
+    except OSError:
+        subdirs = []
+    for subdir in subdirs:
+        pids.extend(members(subdir))
     return pids
 
 
 def usage(cgroup: Path) -> Usage:
     """CPU time (cpu.stat, always there), memory (memory.current, with the memory
-    controller only) and the number of processes of ``cgroup``, subtree included."""
+    controller only) and the processes of ``cgroup``, subtree included."""
     return Usage(
         cpu_usec=_keyed(cgroup / "cpu.stat", "usage_usec"),
         memory_bytes=int(value) if (value := _read(cgroup / "memory.current")) else None,
-        processes=len(members(cgroup)),
+        pids=members(cgroup),
     )
 
 
