@@ -1,6 +1,6 @@
 """Facts for every managed tree with 1000 processes: from the cgroup files vs today's /proc.
 
-    uv run python benchmarks/cgroup_facts.py [--processes 1000] [--rounds 20]
+    uv run python benchmarks/cgroup_facts.py [--processes 1000] [--rounds 10]
 
 Two shapes, each with ``--processes`` sleeping processes: one process per tree, and ten
 trees of many processes. Each tree runs in its own job cgroup (placed by the compiled
@@ -11,9 +11,10 @@ launcher, else ``sh``). One "list" is the facts of every tree:
   through psutil;
 * /proc: members only — the part a cgroup replaces: the process table, and the parent and
   group walk per tree;
-* cgroup — membership and count from ``cgroup.procs``, CPU time from ``cpu.stat``
-  (``memory.current`` where the memory controller is on; RSS per member otherwise, from
-  ``/proc/<pid>/statm``), no host scan.
+* cgroup: members only — ``cgroup.procs`` of each tree (and a look for sub-cgroups);
+* cgroup: members, CPU time, memory — membership and count from ``cgroup.procs``, CPU
+  time from ``cpu.stat``, ``memory.current`` where the memory controller is on (RSS per
+  member otherwise, from ``/proc/<pid>/statm``); no host scan.
 
 Times are per list (all trees), median and p90 over ``--rounds``. Needs a writable cgroup
 v2 subtree; everything is killed and removed at the end.
@@ -60,10 +61,10 @@ def start(layout: Layout, helper: Path | None, trees: int, per_tree: int) -> dic
     return jobs
 
 
-def cgroup_list(jobs: dict[int, Path]) -> int:
+def cgroup_list(jobs: dict[int, Path], memory: bool) -> int:
     counted = 0
     for job in jobs.values():
-        used = cgroups.usage(job)
+        used = cgroups.usage(job, memory=memory)
         if used.memory_bytes is None:
             rss = 0
             for pid in used.pids:
@@ -87,12 +88,13 @@ def proc_members(facts: LiveFacts, jobs: dict[int, Path]) -> int:
     return sum(len(facts.members(leader)) for leader in jobs)
 
 
-def measure(rounds: int, jobs: dict[int, Path]) -> dict[str, list[float]]:
+def measure(rounds: int, jobs: dict[int, Path], memory: bool) -> dict[str, list[float]]:
     facts = LiveFacts()
     methods = {
         "/proc (today): members, CPU %, RSS, ports": lambda: proc_list(facts, jobs),
         "/proc: members only": lambda: proc_members(facts, jobs),
-        "cgroup: members, CPU time, memory": lambda: cgroup_list(jobs),
+        "cgroup: members only": lambda: sum(len(cgroups.members(j)) for j in jobs.values()),
+        "cgroup: members, CPU time, memory": lambda: cgroup_list(jobs, memory),
     }
     samples: dict[str, list[float]] = {name: [] for name in methods}
     proc_list(facts, jobs)  # warm-up: psutil objects exist, as on a long-running server
@@ -119,7 +121,9 @@ def main() -> None:
             layout = Layout.create(probe, f"facts-{os.getpid()}")
             try:
                 jobs = start(layout, helper, trees, per_tree)
-                for name, values in measure(args.rounds, jobs).items():
+                for name, values in measure(
+                    args.rounds, jobs, "memory" in layout.controllers
+                ).items():
                     rows.append(
                         [
                             f"{trees} trees x {per_tree}",

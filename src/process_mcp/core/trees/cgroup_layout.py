@@ -99,6 +99,10 @@ class Layout:
         cgroups.remove(path)
         return True
 
+    def usage(self, key: str) -> cgroups.Usage:
+        """Processes, CPU time and (with the memory controller) memory of one job."""
+        return cgroups.usage(self.job(key), memory="memory" in self.controllers)
+
     def kill_all(self) -> None:
         """SIGKILL every managed tree at once (what the sentinel does on the server's death)."""
         cgroups.kill(self.jobs)

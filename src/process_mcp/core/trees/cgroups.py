@@ -152,7 +152,7 @@ def _read(path: Path | str) -> str | None:
     return b"".join(chunks).decode().strip()
 
 
-def _keyed(path: Path, key: str) -> int | None:
+def _keyed(path: Path | str, key: str) -> int | None:
     """The value of ``key`` in a flat-keyed file (cgroup.events, cpu.stat)."""
     for line in (_read(path) or "").splitlines():
         name, _, value = line.partition(" ")
@@ -182,12 +182,14 @@ def members(cgroup: Path | str) -> list[int]:
     return pids
 
 
-def usage(cgroup: Path) -> Usage:
-    """CPU time (cpu.stat, always there), memory (memory.current, with the memory
-    controller only) and the processes of ``cgroup``, subtree included."""
+def usage(cgroup: Path, *, memory: bool = True) -> Usage:
+    """CPU time (cpu.stat, always there), memory (memory.current, only where the memory
+    controller is on: pass ``memory=False`` when it is known to be off, which saves a
+    failing open per call) and the processes of ``cgroup``, subtree included."""
+    value = _read(f"{cgroup}/memory.current") if memory else None
     return Usage(
-        cpu_usec=_keyed(cgroup / "cpu.stat", "usage_usec"),
-        memory_bytes=int(value) if (value := _read(cgroup / "memory.current")) else None,
+        cpu_usec=_keyed(f"{cgroup}/cpu.stat", "usage_usec"),
+        memory_bytes=int(value) if value else None,
         pids=members(cgroup),
     )
 
