@@ -63,16 +63,18 @@ def clone_spawn(helper: Path, argv: list[str], cgroup: Path) -> tuple[subprocess
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         launcher = _popen(
-            [str(helper), "clone", str(cgroup), str(write_end), argv[0], *argv],
-            pass_fds=(write_end,),
+            cgroup_join.clone_argv(helper, argv, cgroup, write_end), pass_fds=(write_end,)
         )
     finally:
         os.close(write_end)
-    with os.fdopen(read_end, "rb") as report:
-        pid_text, err_text = report.read().split()
-    if int(err_text):
-        raise OSError(abs(int(err_text)), f"clone launcher: {os.strerror(abs(int(err_text)))}")
-    return launcher, int(pid_text)
+    try:
+        pid, error = cgroup_join.read_report(read_end)
+    finally:
+        os.close(read_end)
+    if error is not None:
+        os.waitpid(pid, 0)
+        raise error
+    return launcher, pid
 
 
 def measure(kind: str, layout: Layout | None, helper: Path | None, key: str) -> tuple[float, float]:

@@ -353,3 +353,51 @@ async def test_the_watcher_tells_the_loop_when_a_tree_is_gone(
     finally:
         proc.kill()
         proc.wait()
+
+
+@needs_cgroups
+def test_clone_mode_starts_the_command_inside_as_our_own_child(
+    layout: Layout, helper: Path | None
+) -> None:
+    if helper is None:
+        pytest.skip("no C compiler here")
+    job = layout.create_job("cloned")
+
+    def clone(argv: list[str]) -> tuple[subprocess.Popen[bytes], int, OSError | None]:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            launcher = subprocess.Popen(
+                cgroup_join.clone_argv(helper, argv, job, write_end),
+                pass_fds=(write_end,),
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        try:
+            pid, error = cgroup_join.read_report(read_end)
+        finally:
+            os.close(read_end)
+        return launcher, pid, error
+
+    launcher, pid, error = clone(["sh", "-c", 'cat /proc/self/cgroup; echo "$$"; exec sleep 300'])
+    assert error is None and launcher.wait(timeout=10) == 0
+    assert launcher.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].isdigit():  # the cgroup lines, then the shell's pid
+        line = launcher.stdout.readline().decode().strip()
+        assert line, f"output ended early: {lines}"
+        lines.append(line)
+    assert any(line.startswith("0::") and line.endswith("/jobs/cloned") for line in lines)
+    assert int(lines[-1]) == pid
+    assert os.getpgid(pid) == pid and os.getsid(pid) == pid
+    assert cgroups.members(job) == [pid]
+    os.kill(pid, signal.SIGTERM)
+    reaped, status = os.waitpid(pid, 0)  # our child, not the launcher's
+    assert reaped == pid and os.WTERMSIG(status) == signal.SIGTERM
+    launcher.stdout.close()
+
+    launcher, pid, error = clone(["/nonexistent/prog"])
+    assert isinstance(error, FileNotFoundError)
+    assert os.waitpid(pid, 0)[0] == pid and launcher.wait(timeout=10) == 0
+    launcher.stdout.close()  # type: ignore[union-attr]

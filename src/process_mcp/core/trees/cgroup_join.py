@@ -1,22 +1,27 @@
 """Placing a command in its cgroup before it runs, with a plain ``Popen`` and no
 ``preexec_fn`` (which forces a full ``fork()`` and is not thread-safe).
 
-The command is wrapped: a launcher moves itself into the job's cgroup (one write of ``0``
-to its ``cgroup.procs``) and then execs the command, keeping the pid. Every instruction of
-the command, and so every fork, runs inside the cgroup. The launcher is
+:func:`wrap` (what the server uses): a launcher moves itself into the job's cgroup (one
+write of ``0`` to its ``cgroup.procs``) and then execs the command, keeping the pid, so
+Popen's child is the command as before. Every instruction of the command, hence every fork,
+runs inside the cgroup. The launcher is ``cgroup_exec.c``, compiled with the machine's
+``cc`` at first use into the state directory (static where libc.a exists), or else
+``/bin/sh`` (``echo 0 > "$0/cgroup.procs" || exit 125; exec "$@"``). Either exits 125
+with a message on stderr if the cgroup cannot be joined, so that failure is told apart
+from the command's own codes; the compiled one also takes the program path apart from
+``argv[0]`` (``Popen(executable=...)``) and exits 127 (not found) or 126 (other exec
+failure) with a message.
 
-* ``cgroup_exec.c``, compiled with the machine's ``cc`` at first use into the state
-  directory (static where libc.a exists): ~0.4 ms over a plain spawn;
-* otherwise ``/bin/sh`` (``echo 0 > "$0/cgroup.procs" && exec "$@"``): ~0.6 ms more.
+Measured (``benchmarks/cgroup_spawn.py``, 2 cores): the supervisor is blocked no longer
+than for a plain spawn (Popen returns once the launcher is exec'd: 0.35-0.44 ms vs 0.42).
+The move itself waits for a kernel RCU grace period when spawns are spaced out, so the
+command starts ~15 ms later then (back-to-back: +0.4 ms compiled, +1 ms sh); that wait is
+in the launcher, never in the supervisor.
 
-Either exits 125 with a message on stderr if the cgroup cannot be joined, so that failure
-is told apart from the command's own codes. The compiled launcher also takes the program
-path separately from ``argv[0]``, as ``Popen(executable=...)`` does; it exits 127 (not
-found) or 126 (any other exec failure) with a message on stderr.
-
-The move itself can stall for a kernel RCU grace period (10-20 ms here when spawns are
-spaced out) while migrating; that stall is in the launcher, after ``Popen`` has returned,
-so the supervisor is never blocked by it. See ``benchmarks/cgroup_spawn.py``.
+:func:`clone_argv` / :func:`read_report` (measured, not used yet): the compiled launcher
+``clone3(CLONE_INTO_CGROUP | CLONE_PARENT)``s the command straight into the cgroup, so
+there is no move and no wait (+0.8 ms end to end, spaced or not), but the command is then
+a *sibling* of Popen's child: its pid comes back on a pipe and it is reaped by pid.
 """
 
 from __future__ import annotations
@@ -99,6 +104,33 @@ def wrap(
         return [str(helper), "join", str(cgroup), executable or argv[0], *argv]
     command = [executable, *argv[1:]] if executable else argv
     return ["/bin/sh", "-c", SH_JOIN, str(cgroup), *command]
+
+
+def clone_argv(
+    helper: Path, argv: list[str], cgroup: Path, report_fd: int, executable: str | None = None
+) -> list[str]:
+    """The compiled launcher's clone mode, for ``Popen(..., pass_fds=(report_fd,))`` with
+    ``start_new_session`` (the command calls ``setsid`` itself: pgid == its pid). Its
+    Popen'd process exits 0 at once; the command is the caller's own child (CLONE_PARENT),
+    whose pid :func:`read_report` returns. Kernels without CLONE_INTO_CGROUP (before 5.7)
+    or a seccomp filter refusing it make it fall back to a move before exec."""
+    return [str(helper), "clone", str(cgroup), str(report_fd), executable or argv[0], *argv]
+
+
+def read_report(read_fd: int) -> tuple[int, OSError | None]:
+    """The command's pid from the clone launcher's report, and the error that ended it
+    before it ran, if any (the errno of a failed exec; of a failed join, then with
+    ``filename`` ``"cgroup"``): it is our child either way and must be reaped. Blocks
+    until the command has exec'd or failed (close the write end first). Raises ``OSError``
+    if the launcher exited without a report (it could not clone: see its stderr)."""
+    with os.fdopen(read_fd, "rb", closefd=False) as report:
+        line = report.readline().split()
+    if len(line) != 2:
+        raise OSError(0, "the cgroup launcher exited without a report (see its stderr)")
+    pid, code = int(line[0]), int(line[1])
+    if code < 0:
+        return pid, OSError(-code, os.strerror(-code), "cgroup")
+    return pid, OSError(code, os.strerror(code)) if code else None
 
 
 def python_wrap(argv: list[str], cgroup: Path, python: str) -> list[str]:
