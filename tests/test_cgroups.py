@@ -75,14 +75,14 @@ def pidfds(pids: list[int]) -> list[int]:
 
 MOUNTINFO = r"""25 1 0:23 / / rw - ext4 /dev/root rw
 31 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
-40 25 0:26 /user.slice /srv/with\040space rw - cgroup2 cgroup2 rw
+40 25 0:26 /user.slice /srv/with\040space/é rw - cgroup2 cgroup2 rw
 41 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
 """
 
 
 def test_find_mount_takes_the_mount_whose_root_holds_our_cgroup() -> None:
     found = cgroups.find_mount(MOUNTINFO, "/user.slice/app.scope")
-    assert found == (Path("/srv/with space"), "app.scope")  # longest root, unescaped
+    assert found == (Path("/srv/with space/é"), "app.scope")  # longest root, unescaped
     assert cgroups.find_mount(MOUNTINFO, "/system.slice/x") == (
         Path("/sys/fs/cgroup/unified"),
         "system.slice/x",

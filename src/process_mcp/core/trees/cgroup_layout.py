@@ -47,6 +47,7 @@ class Layout:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.jobs = base / "jobs"
+        self.controllers: tuple[str, ...] = ()  # enabled for each job (cpu, memory, pids)
 
     @classmethod
     def create(cls, probe: Probe, name: str) -> Layout:
@@ -71,8 +72,6 @@ class Layout:
             os.mkdir(layout.jobs)
         layout.controllers = _enable(layout.base, layout.jobs)
         return layout
-
-    controllers: tuple[str, ...] = ()
 
     def job(self, key: str) -> Path:
         return self.jobs / job_name(key)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import time
@@ -55,7 +56,7 @@ class Usage:
 
 def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as octal (``\\040``)."""
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match[1], 8)), field)
 
 
 def find_mount(mountinfo: str, cgroup_path: str) -> tuple[Path, str] | None:
@@ -277,7 +278,7 @@ def _wait_for(cgroup: Path, key: str, value: int, timeout: float) -> bool:
 
 def wait_empty(cgroup: Path, timeout: float) -> bool:
     """Block until nothing is left in ``cgroup`` (``populated 0``); False on timeout.
-    Blocks the calling thread: from the event loop use :func:`wait_empty_async`."""
+    Blocks the calling thread: from the event loop use ``cgroup_watch.wait_empty_async``."""
     return _wait_for(cgroup, "populated", 0, timeout)
 
 
