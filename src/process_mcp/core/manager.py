@@ -131,6 +131,11 @@ class ProcessManager:
             await run.ended.wait()
         return record
 
+    @property
+    def containment(self) -> str:
+        """How every tree of this server is held: ``"cgroup"`` or ``"group"`` (SPEC §12)."""
+        return self.ownership.containment
+
     def tree_pids(self, process_id: str) -> list[int]:
         """Live pids of the process's whole tree (group, marked escapees, descendants)."""
         record = self.find(process_id)  # removed meanwhile by a concurrent call: nothing left
@@ -330,6 +335,7 @@ class ProcessManager:
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
             self.ownership.release(record.pid)
+        self.ownership.forget(process_id)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
         self.listeners.records_changed()

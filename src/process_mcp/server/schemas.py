@@ -317,6 +317,11 @@ class StatusResult(ToolOutput):
     timeout_seconds: float | None = None
     timed_out: bool | None = None
     restarts: int | None = None
+    containment: Literal["cgroup", "group"] | None = Field(
+        None,
+        description="'cgroup': the tree has its own cgroup (nothing forked in it escapes a "
+        "stop); 'group': process group plus ownership mark (cgroups not writable here).",
+    )
     cpu_percent: float | None = Field(
         None, description="CPU use of the whole tree since the previous call, % of one core."
     )

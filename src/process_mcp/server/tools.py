@@ -84,7 +84,10 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult
     record = manager.find(args.id)
     if record is None:
         return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
-    return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
+    facts = manager.live_facts(args.id) or {}
+    return s.StatusResult.model_validate(
+        {**record.public(), "containment": manager.containment, **facts}
+    )
 
 
 async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:

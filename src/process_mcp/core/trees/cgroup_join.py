@@ -67,7 +67,7 @@ def build_helper(directory: Path) -> Path | None:
         command = [compiler, "-O2", *extra, "-o", str(temporary), str(SOURCE)]
         try:
             done = subprocess.run(
-                command, capture_output=True, timeout=_COMPILE_TIMEOUT, check=False
+                command, capture_output=True, timeout=_COMPILE_TIMEOUT, check=False, env=_env()
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             error = str(exc)
@@ -82,10 +82,17 @@ def build_helper(directory: Path) -> Path | None:
     return None
 
 
+def _env() -> dict[str, str]:
+    """The compiler's environment: PATH only, so that it carries no ownership mark of the
+    server's (it is not a managed process, and no tree search should find it)."""
+    return {"PATH": os.environ.get("PATH", os.defpath), "LC_ALL": "C"}
+
+
 def _works(helper: Path) -> bool:
     """The launcher runs here (``usage`` exits 2): not built for another libc or arch."""
     try:
-        return subprocess.run([str(helper)], capture_output=True, timeout=10).returncode == 2
+        done = subprocess.run([str(helper)], capture_output=True, timeout=10, env=_env())
+        return done.returncode == 2
     except (OSError, subprocess.TimeoutExpired):
         return False
 

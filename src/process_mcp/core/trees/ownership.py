@@ -30,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from process_mcp.core.spawn import fdlimit
 from process_mcp.core.trees import instances, proc, procfs, sentinel_program, subreaper
+from process_mcp.core.trees.containment import CGROUP, GROUP, Cgroups
 from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
@@ -89,7 +91,14 @@ class Ownership:
         self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
         self.ledger = instances.InstanceLedger(instance_dir, self.token)
-        self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
+        # A cgroup per run where the kernel lets us (SPEC §12); None: groups only.
+        self.cgroups = Cgroups.create(instance_dir.name, state_dir)
+        self.sentinel = Sentinel(
+            self.token,
+            instance_dir,
+            min(stop_grace, _SENTINEL_GRACE_CAP),
+            cgroup=self.cgroups.layout.base if self.cgroups else None,
+        )
         self._leaders: set[int] = set()
         self._pending: dict[int, tuple[str, tuple[int, int], str, list[str]]] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -106,6 +115,19 @@ class Ownership:
     def mark(self, env: dict[str, str], process_id: str) -> None:
         """Put ``process_id``'s ownership mark into ``env`` (the child's environment)."""
         env[self.mark_name] = process_id
+
+    @property
+    def containment(self) -> str:
+        """``"cgroup"`` when every run has its own cgroup, else ``"group"``."""
+        return CGROUP if self.cgroups is not None else GROUP
+
+    def placer(self, process_id: str) -> Callable[[list[str]], list[str]] | None:
+        """What puts the next run of ``process_id`` into a fresh cgroup of its own before it
+        runs (an argv in, the wrapped argv out; raises OSError); None without cgroups."""
+        if self.cgroups is None:
+            return None
+        cgroups = self.cgroups
+        return lambda argv: cgroups.place(process_id, argv)
 
     def adopt(
         self, process_id: str, pid: int, command: str, args: list[str], earliest: int
@@ -145,6 +167,11 @@ class Ownership:
         if self._pending.pop(pid, None) is None:
             self.sentinel.unregister(pid)
 
+    def forget(self, process_id: str) -> None:
+        """``process_id`` was removed (its tree is gone): its empty cgroups are deleted."""
+        if self.cgroups is not None:
+            self.cgroups.forget(process_id)
+
     def snapshot(self) -> Snapshot:
         """One scan of ``/proc``: the table and who carries which of our marks. Never raises."""
         table = proc.process_table()
@@ -161,6 +188,8 @@ class Ownership:
     def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:
         """Live pids of one tree, sorted: its group, marked escapees and descendants, plus
         the leader itself while it is not yet reaped (and not a zombie). One /proc scan."""
+        if self.cgroups is not None:  # the leader is a member until it exits
+            return self.cgroups.members(process_id)
         members = self.snapshot().members(process_id, leader)
         info = proc.read_proc(leader)
         if leader_unreaped and info and not info.zombie:
@@ -191,6 +220,8 @@ class Ownership:
             self._flush_timer.cancel()
         self._pending.clear()
         self.reaper.close()
+        if self.cgroups is not None:  # before the sentinel goes: it covers a crash until then
+            self.cgroups.close()
         await self.sentinel.close()
         self.ledger.close()
 

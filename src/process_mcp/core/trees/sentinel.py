@@ -35,7 +35,10 @@ BATCH_DELAY = 0.02
 class Sentinel:
     """Keeps one sentinel process informed of every managed leader (pid, start ticks)."""
 
-    def __init__(self, token: str, instance_dir: Path, grace: float) -> None:
+    def __init__(
+        self, token: str, instance_dir: Path, grace: float, cgroup: Path | None = None
+    ) -> None:
+        """``cgroup``: the server's cgroup subtree, whose ``jobs/`` it kills on a crash."""
         self._argv = [
             sys.executable,
             "-I",
@@ -44,6 +47,7 @@ class Sentinel:
             token,
             str(instance_dir),
             f"{grace:g}",
+            *([str(cgroup)] if cgroup is not None else []),
         ]
         self._leaders: dict[int, tuple[int, int]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
