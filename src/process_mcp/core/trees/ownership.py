@@ -186,15 +186,18 @@ class Ownership:
         return Snapshot(table, marked)
 
     def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:
-        """Live pids of one tree, sorted: its group, marked escapees and descendants, plus
-        the leader itself while it is not yet reaped (and not a zombie). One /proc scan."""
-        if self.cgroups is not None:  # the leader is a member until it exits
-            return self.cgroups.members(process_id)
-        members = self.snapshot().members(process_id, leader)
+        """Live pids of one tree, sorted: its group, marked escapees and descendants (one
+        /proc scan), or with cgroups the members of its cgroups (no scan); plus the leader
+        itself while it is not yet reaped (and not a zombie)."""
+        pids: set[int] = set()
+        if self.cgroups is not None:  # the leader may still be joining its cgroup
+            pids.update(self.cgroups.members(process_id))
+        else:
+            pids.update(member.pid for member in self.snapshot().members(process_id, leader))
         info = proc.read_proc(leader)
         if leader_unreaped and info and not info.zombie:
-            members.append(info)
-        return sorted({member.pid for member in members})
+            pids.add(leader)
+        return sorted(pids)
 
     def strays(self, snapshot: Snapshot | None = None) -> list[proc.ProcInfo]:
         """Every process of ours found by its mark or as an adopted orphan (with descendants):
