@@ -263,7 +263,7 @@ class ProcessManager:
             hooks=self._run_hooks,
         )
         self._runs[record.id] = run
-        self.facts.track(run.pgid)
+        self.facts.track(run.pgid, self.ownership.current_cgroup(record.id))
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
         """CPU, memory, processes, ports, idle time and log size; None once it has ended."""

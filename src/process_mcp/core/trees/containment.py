@@ -78,6 +78,7 @@ class Cgroups:
     def place(self, process_id: str, argv: list[str]) -> list[str]:
         """A fresh cgroup for the next run of ``process_id``, and ``argv`` wrapped to join it
         before it runs (same pid). Raises OSError naming the cgroup if it cannot be made."""
+        self.discard_empty(process_id, current=True)  # the previous runs' emptied cgroups
         run = self._runs.get(process_id, -1) + 1
         job = self.layout.create_job(process_id if run == 0 else f"{process_id}.{run}")
         self._runs[process_id] = run
@@ -92,13 +93,15 @@ class Cgroups:
         """Live pids of every run of ``process_id`` (cgroup.procs, no /proc scan), sorted."""
         return sorted({pid for job in self.jobs(process_id) for pid in cgroups.members(job)})
 
-    def discard_empty(self, process_id: str | None = None) -> None:
-        """Delete the cgroups (of ``process_id``, or all) that hold no process any more."""
+    def discard_empty(self, process_id: str | None = None, *, current: bool = False) -> None:
+        """Delete the cgroups (of ``process_id``, or all) that hold no process any more;
+        the current run's is kept unless ``current`` (its command may still be joining it)."""
         ids = [process_id] if process_id is not None else list(self._jobs)
         for key in ids:
             kept = []
-            for job in self._jobs.get(key, []):
-                if cgroups.populated(job):
+            jobs = self._jobs.get(key, [])
+            for job in jobs:
+                if (job is jobs[-1] and not current) or cgroups.populated(job):
                     kept.append(job)
                     continue
                 with contextlib.suppress(OSError):
@@ -110,7 +113,7 @@ class Cgroups:
 
     def forget(self, process_id: str) -> None:
         """``process_id`` was removed: its (empty) cgroups go, its run count restarts."""
-        self.discard_empty(process_id)
+        self.discard_empty(process_id, current=True)
         self._runs.pop(process_id, None)
 
     def close(self) -> bool:

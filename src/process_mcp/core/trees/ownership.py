@@ -129,6 +129,11 @@ class Ownership:
         cgroups = self.cgroups
         return lambda argv: cgroups.place(process_id, argv)
 
+    def current_cgroup(self, process_id: str) -> Path | None:
+        """The cgroup of the current run of ``process_id``; None without cgroups."""
+        jobs = self.cgroups.jobs(process_id) if self.cgroups is not None else []
+        return jobs[-1] if jobs else None
+
     def adopt(
         self, process_id: str, pid: int, command: str, args: list[str], earliest: int
     ) -> None:
