@@ -14,6 +14,11 @@ Four mechanisms, each covering what the previous ones miss:
 4. **Instance ledger** (``instances.py``): if server and sentinel die together, the next
    server ends what they left.
 
+Where cgroup v2 is writable, a cgroup per run (``containment.py``) comes first: its members
+are the tree, whatever they did to their group, session, parent or environment, and stop,
+shutdown and the sentinel end it by ``cgroup.kill``; the mechanisms above then only serve
+the sentinel's and the ledger's sweeps. Elsewhere they hold alone, unchanged.
+
 Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
 exec: on the start path a descriptor probe (amortised), one environment entry and two
 reads of the boot clock; the ledger entry and the line to the sentinel follow in a batch 20 ms
