@@ -12,7 +12,11 @@ Rows:
   to ``processes.jsonl`` and the lines to the sentinel (a real sentinel is running). The
   server writes those in a batch 20 ms after a start, so the sentinel wakes once per batch:
   one row flushes after every spawn (the worst case: starts more than 20 ms apart), the
-  other every 20 spawns (a burst of starts).
+  other every 20 spawns (a burst of starts);
+* with cgroup — the batched row plus cgroup placement (SPEC §12), where cgroups are
+  writable: a fresh cgroup made for the run, the argv wrapped by the launcher that joins
+  it before exec (compiled C, or ``/bin/sh``), and the emptied cgroup removed after the
+  reap. Skipped where cgroups are not available (or ``PROCESS_MCP_CGROUPS=0``).
 
 Methods are interleaved in rounds of 100, in a new random order each round, so that load
 from elsewhere hits them alike; the table
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -34,6 +39,7 @@ from pathlib import Path
 from _harness import machine, table
 
 from process_mcp.core.spawn import launch
+from process_mcp.core.trees import cgroup_join
 from process_mcp.core.trees.ownership import Ownership
 
 ROUND = 100
@@ -77,6 +83,30 @@ def with_ownership(
         ended.clear()
 
 
+def with_cgroup(
+    ownership: Ownership, counter: list[int], ended: list[int], helper: Path | None
+) -> None:
+    cgroups = ownership.cgroups
+    assert cgroups is not None
+    env = launch.build_env(None)
+    earliest = ownership.before_spawn("true")
+    counter[0] += 1
+    process_id = f"b{counter[0]}"
+    ownership.mark(env, process_id)
+    job = cgroups.layout.create_job(process_id)
+    argv = cgroup_join.wrap(["true"], job, helper=helper)
+    proc = launch.start_session_leader(argv, "/", env)
+    ownership.adopt(process_id, proc.pid, "true", [], earliest)
+    _finish(proc)
+    os.rmdir(job)
+    ended.append(proc.pid)
+    if counter[0] % 20 == 0:
+        ownership.flush()
+        for pid in ended:
+            ownership.release(pid)
+        ended.clear()
+
+
 def _finish(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
     for pipe in (proc.stdout, proc.stderr):
@@ -99,6 +129,14 @@ async def run(spawns: int) -> None:
                 ownership, counter, 20, ended
             ),
         }
+        if ownership.cgroups is not None:
+            helper = cgroup_join.build_helper(state / "bin")
+            methods["batched + cgroup, compiled launcher"] = lambda: with_cgroup(
+                ownership, counter, ended, helper
+            )
+            methods["batched + cgroup, /bin/sh launcher"] = lambda: with_cgroup(
+                ownership, counter, ended, None
+            )
         samples: dict[str, list[float]] = {name: [] for name in methods}
         for method in methods.values():  # warm-up: imports, page cache, the sentinel's start
             for _ in range(20):

@@ -19,6 +19,9 @@ import pytest
 
 from process_mcp.core import ProcessManager, Settings
 from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.trees import cgroups
+
+CGROUP_PARENT = cgroups.own_cgroup()  # where servers started by the tests put their cgroups
 
 TAG_VAR = "PROCESS_MCP_TEST_TAG"
 
@@ -96,12 +99,43 @@ def log_lines(manager: ProcessManager, process_id: str, **query: object) -> list
     return run_query(manager.log(process_id).snapshot(), LogQuery(**query)).lines  # type: ignore[arg-type]
 
 
+def cgroup_bases() -> dict[Path, int | None]:
+    """The ``process-mcp-*`` cgroup subtrees next to ours, with their owner's pid."""
+    if CGROUP_PARENT is None:
+        return {}
+    found: dict[Path, int | None] = {}
+    for base in CGROUP_PARENT.glob(f"{cgroups.BASE_PREFIX}*"):
+        try:
+            owner = os.getxattr(base, cgroups.OWNER_XATTR).decode().partition(":")[0]
+        except OSError:
+            owner = ""
+        found[base] = int(owner) if owner.isdigit() else None
+    return found
+
+
+def _ours_left(before: set[Path]) -> list[Path]:
+    """New cgroup subtrees whose owner is gone or is this test process: left by this test
+    (a dead owner's subtree of another suite running alongside goes within seconds too)."""
+    return [
+        base
+        for base, owner in cgroup_bases().items()
+        if base not in before
+        and (owner is None or owner == os.getpid() or not Path(f"/proc/{owner}").exists())
+        and not base.name.endswith("-probe")
+    ]
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes(monkeypatch: pytest.MonkeyPatch):
+    """No process and no cgroup of this test outlives it."""
     tag = uuid.uuid4().hex
     monkeypatch.setenv(TAG_VAR, tag)
+    before = set(cgroup_bases())
     yield tag
-    if wait_until(lambda: not tagged_processes(tag), timeout=10):
+    processes_gone = wait_until(lambda: not tagged_processes(tag), timeout=10)
+    if not wait_until(lambda: not _ours_left(before), timeout=10):
+        pytest.fail(f"test left cgroups behind: {_ours_left(before)}")
+    if processes_gone:
         return
     leftovers = tagged_processes(tag)
     described = []

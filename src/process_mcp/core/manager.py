@@ -173,6 +173,11 @@ class ProcessManager:
             await run.ended.wait()
         return record
 
+    @property
+    def containment(self) -> str:
+        """How every tree of this server is held: ``"cgroup"`` or ``"group"`` (SPEC §12)."""
+        return self.ownership.containment
+
     def tree_pids(self, process_id: str) -> list[int]:
         """Live pids of the process's whole tree (group, marked escapees, descendants)."""
         record = self.find(process_id)  # removed meanwhile by a concurrent call: nothing left
@@ -356,7 +361,7 @@ class ProcessManager:
             hooks=self._run_hooks,
         )
         self._runs[record.id] = run
-        self.facts.track(run.pgid)
+        self.facts.track(run.pgid, self.ownership.current_cgroup(record.id))
         self.ports.track(run.pgid)
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
@@ -429,6 +434,7 @@ class ProcessManager:
         await self._end_leftovers(record)  # no id would reach a daemon it left any more
         if record.pid is not None:
             self.ownership.release(record.pid)
+        self.ownership.forget(process_id)
         del self._records[process_id]
         self._logs.pop(process_id).delete()
         self.recorder.removed(process_id)  # its records stay, their log marked dropped

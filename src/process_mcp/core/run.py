@@ -74,7 +74,9 @@ def start_run(
     env = launch.build_env(record.env, record.base_env)
     earliest = ownership.before_spawn(record.command)
     ownership.mark(env, record.id)
-    wired = wiring.start_wired(record.command, record.args, cwd, env, record.options)
+    wired = wiring.start_wired(
+        record.command, record.args, cwd, env, record.options, ownership.placer(record.id)
+    )
     try:
         run = Run(record, log, wired, drain_grace=drain_grace, hooks=hooks)
     except OSError as exc:

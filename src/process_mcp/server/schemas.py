@@ -267,6 +267,11 @@ class StatusResult(ToolOutput):
     listening_ports: list[int] = []
     idle_seconds: float = 0.0
     log_bytes: int = 0
+    containment: Literal["cgroup", "group"] | None = Field(
+        None,
+        description="'cgroup': the tree has its own cgroup (nothing forked in it escapes a "
+        "stop); 'group': process group plus ownership mark (cgroups not writable here).",
+    )
 
 
 class LogResult(ToolOutput):

@@ -78,7 +78,8 @@ async def get_status(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]
             return answers.past(await manager.past(args.id))
         except UnknownProcess:
             return answers.status(args.id, None, None)
-    return answers.status(args.id, record, manager.live_facts(record.id))
+    facts = {**(manager.live_facts(record.id) or {}), "containment": manager.containment}
+    return answers.status(args.id, record, facts)
 
 
 async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any]:

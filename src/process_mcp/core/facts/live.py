@@ -11,6 +11,8 @@ Costs (notes/supervision.md §3) drive the design:
 * Tree membership needs the host's process table (``Process.children`` scans all of
   ``/proc`` each call): it is read once, shared by every process of the call, and kept for
   ``ttl`` seconds too. The leader is always counted, even if newer than that snapshot.
+  Where each tree has a cgroup (``track(pid, cgroup)``), membership is its
+  ``cgroup.procs`` instead: no process table is read, and escapees are counted too.
 * ``cpu_percent`` compares against the previous call on the *same* ``psutil.Process``
   object (the first call says 0.0), so those objects are kept between calls. They also
   remember the creation time, which guards against a reused pid.
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from process_mcp.core.facts.listening import listening_sockets, socket_inodes
-from process_mcp.core.trees import proc
+from process_mcp.core.trees import cgroups, proc
 
 TTL = 2.0
 FACTS_TTL = 1.0
@@ -71,6 +74,7 @@ class LiveFacts:
         self._procs: dict[int, psutil.Process] = {}
         self._tree_pids: dict[int, set[int]] = {}  # leader → pids whose Process objects we keep
         self._facts: dict[int, tuple[float, TreeFacts]] = {}
+        self._cgroups: dict[int, Path] = {}  # leader → its tree's cgroup, where it has one
         self._fresh: set[int] = set()  # Process objects with no CPU sample yet
         self.table_reads = 0  # how often the host's process table / socket tables were read
         self.socket_reads = 0
@@ -99,7 +103,14 @@ class LiveFacts:
     # ------------------------------------------------------------------- facts
     def members(self, leader: int) -> list[int]:
         """The leader, its descendants and its process group's members, each checked to be
-        still alive and the same process (start time) since the table was read."""
+        still alive and the same process (start time) since the table was read; or, for a
+        tree with a cgroup, the leader and the cgroup's members (no table read)."""
+        cgroup = self._cgroups.get(leader)
+        if cgroup is not None:
+            members = set(cgroups.members(cgroup))
+            if _same(proc.read_proc(leader), None):
+                members.add(leader)
+            return sorted(members)
         self._refresh_table()
         found: dict[int, proc.ProcInfo] = {info.pid: info for info in self._groups.get(leader, ())}
         seen, stack = {leader}, [leader]
@@ -159,9 +170,12 @@ class LiveFacts:
             listening_ports=self.listening_ports(leader, members),
         )
 
-    def track(self, pid: int) -> None:
-        """Note a new tree; nothing is read here, so spawning pays nothing for live facts."""
+    def track(self, pid: int, cgroup: Path | None = None) -> None:
+        """Note a new tree (and its cgroup, if it has one); nothing is read here, so spawning
+        pays nothing for live facts."""
         self._tree_pids[pid] = set()
+        if cgroup is not None:
+            self._cgroups[pid] = cgroup
 
     def _cpu(self, pid: int, process: psutil.Process) -> float:
         """CPU % since the previous sample; for a process seen for the first time, its
@@ -176,6 +190,7 @@ class LiveFacts:
     def forget(self, leader: int) -> None:
         """The tree has ended: drop its Process objects (their pids may be reused)."""
         self._facts.pop(leader, None)
+        self._cgroups.pop(leader, None)
         for pid in self._tree_pids.pop(leader, ()):
             self._procs.pop(pid, None)
             self._fresh.discard(pid)

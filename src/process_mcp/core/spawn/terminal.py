@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import struct
+import sys
 import termios
 from dataclasses import dataclass
 
@@ -74,17 +76,56 @@ def wrap(argv: list[str], terminal: Terminal) -> list[str]:
     return [SHELL, "-c", _ACQUIRE, terminal.path, *argv]
 
 
-def check_program(command: str, cwd: str, env: dict[str, str]) -> None:
-    """Fail like a direct spawn would if ``command`` cannot be executed (see module doc)."""
+def check_program(
+    command: str, cwd: str, env: dict[str, str], *, check_format: bool = False
+) -> None:
+    """Fail like a direct spawn would if ``command`` cannot be executed (see module doc).
+
+    ``check_format``: also refuse a file the kernel cannot execute (ENOEXEC), for a launcher
+    that execs it after the spawn has returned (cgroup placement)."""
     if "/" in command:
         path = command if os.path.isabs(command) else os.path.join(cwd, command)
         if not os.path.exists(path):
             raise _failure(errno.ENOENT, command, cwd)
         if os.path.isdir(path) or not os.access(path, os.X_OK):
             raise _failure(errno.EACCES, command, cwd, path)
-        return
-    if shutil.which(command, path=env.get("PATH", os.defpath)) is None:
-        raise _failure(errno.ENOENT, command, cwd)
+    else:
+        found = shutil.which(command, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise _failure(errno.ENOENT, command, cwd)
+        path = found if os.path.isabs(found) else os.path.join(cwd, found)
+    if check_format and not _executable_format(path):
+        raise _failure(errno.ENOEXEC, command, cwd, path)
+
+
+def _executable_format(path: str) -> bool:
+    """Whether the kernel would run ``path``: a ``#!`` line, or an ELF header of this
+    machine's class, byte order and architecture (read from our own interpreter). A shell
+    in between would run anything else as a script, where a direct exec fails ENOEXEC."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_ELF_HEAD)
+    except OSError:
+        return True  # let the exec itself report it
+    if head.startswith(b"#!"):
+        return True
+    return len(head) == _ELF_HEAD and _elf_signature(head) == _own_elf_signature()
+
+
+_ELF_HEAD = 20  # e_ident (16), e_type (2), e_machine (2)
+
+
+def _elf_signature(head: bytes) -> bytes | None:
+    """Magic, class, byte order, version and machine of an ELF header; None if not ELF."""
+    if not head.startswith(b"\x7fELF") or len(head) < _ELF_HEAD:
+        return None
+    return head[:7] + head[18:20]
+
+
+@functools.cache
+def _own_elf_signature() -> bytes | None:
+    with open(sys.executable, "rb") as handle:
+        return _elf_signature(handle.read(_ELF_HEAD))
 
 
 def _failure(code: int, command: str, cwd: str, path: str | None = None) -> StartFailed:

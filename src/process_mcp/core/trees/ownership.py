@@ -14,6 +14,11 @@ Four mechanisms, each covering what the previous ones miss:
 4. **Instance ledger** (``instances.py``): if server and sentinel die together, the next
    server ends what they left.
 
+Where cgroup v2 is writable, a cgroup per run (``containment.py``) comes first: its members
+are the tree, whatever they did to their group, session, parent or environment, and stop,
+shutdown and the sentinel end it by ``cgroup.kill``; the mechanisms above then only serve
+the sentinel's and the ledger's sweeps. Elsewhere they hold alone, unchanged.
+
 Plus the descriptor budget (``fdlimit.py``). All of this costs a spawn no extra fork or
 exec: on the start path a descriptor probe (amortised), one environment entry and two
 reads of the boot clock; the ledger entry and the line to the sentinel follow in a batch 20 ms
@@ -30,11 +35,13 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from process_mcp.core.spawn import fdlimit
 from process_mcp.core.trees import instances, proc, procfs, sentinel_program, subreaper
+from process_mcp.core.trees.containment import CGROUP, GROUP, Cgroups
 from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
@@ -89,7 +96,14 @@ class Ownership:
         self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
         self.ledger = instances.InstanceLedger(instance_dir, self.token)
-        self.sentinel = Sentinel(self.token, instance_dir, min(stop_grace, _SENTINEL_GRACE_CAP))
+        # A cgroup per run where the kernel lets us (SPEC §12); None: groups only.
+        self.cgroups = Cgroups.create(instance_dir.name, state_dir)
+        self.sentinel = Sentinel(
+            self.token,
+            instance_dir,
+            min(stop_grace, _SENTINEL_GRACE_CAP),
+            cgroup=self.cgroups.layout.base if self.cgroups else None,
+        )
         self._leaders: set[int] = set()
         self._pending: dict[int, tuple[str, tuple[int, int], str, list[str]]] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -106,6 +120,24 @@ class Ownership:
     def mark(self, env: dict[str, str], process_id: str) -> None:
         """Put ``process_id``'s ownership mark into ``env`` (the child's environment)."""
         env[self.mark_name] = process_id
+
+    @property
+    def containment(self) -> str:
+        """``"cgroup"`` when every run has its own cgroup, else ``"group"``."""
+        return CGROUP if self.cgroups is not None else GROUP
+
+    def placer(self, process_id: str) -> Callable[[list[str]], list[str]] | None:
+        """What puts the next run of ``process_id`` into a fresh cgroup of its own before it
+        runs (an argv in, the wrapped argv out; raises OSError); None without cgroups."""
+        if self.cgroups is None:
+            return None
+        cgroups = self.cgroups
+        return lambda argv: cgroups.place(process_id, argv)
+
+    def current_cgroup(self, process_id: str) -> Path | None:
+        """The cgroup of the current run of ``process_id``; None without cgroups."""
+        jobs = self.cgroups.jobs(process_id) if self.cgroups is not None else []
+        return jobs[-1] if jobs else None
 
     def adopt(
         self, process_id: str, pid: int, command: str, args: list[str], earliest: int
@@ -145,6 +177,11 @@ class Ownership:
         if self._pending.pop(pid, None) is None:
             self.sentinel.unregister(pid)
 
+    def forget(self, process_id: str) -> None:
+        """``process_id`` was removed (its tree is gone): its empty cgroups are deleted."""
+        if self.cgroups is not None:
+            self.cgroups.forget(process_id)
+
     def snapshot(self) -> Snapshot:
         """One scan of ``/proc``: the table and who carries which of our marks. Never raises."""
         table = proc.process_table()
@@ -159,13 +196,18 @@ class Ownership:
         return Snapshot(table, marked)
 
     def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:
-        """Live pids of one tree, sorted: its group, marked escapees and descendants, plus
-        the leader itself while it is not yet reaped (and not a zombie). One /proc scan."""
-        members = self.snapshot().members(process_id, leader)
+        """Live pids of one tree, sorted: its group, marked escapees and descendants (one
+        /proc scan), or with cgroups the members of its cgroups (no scan); plus the leader
+        itself while it is not yet reaped (and not a zombie)."""
+        pids: set[int] = set()
+        if self.cgroups is not None:  # the leader may still be joining its cgroup
+            pids.update(self.cgroups.members(process_id))
+        else:
+            pids.update(member.pid for member in self.snapshot().members(process_id, leader))
         info = proc.read_proc(leader)
         if leader_unreaped and info and not info.zombie:
-            members.append(info)
-        return sorted({member.pid for member in members})
+            pids.add(leader)
+        return sorted(pids)
 
     def strays(self, snapshot: Snapshot | None = None) -> list[proc.ProcInfo]:
         """Every process of ours found by its mark or as an adopted orphan (with descendants):
@@ -191,6 +233,8 @@ class Ownership:
             self._flush_timer.cancel()
         self._pending.clear()
         self.reaper.close()
+        if self.cgroups is not None:  # before the sentinel goes: it covers a crash until then
+            self.cgroups.close()
         await self.sentinel.close()
         self.ledger.close()
 

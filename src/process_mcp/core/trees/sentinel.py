@@ -35,12 +35,17 @@ BATCH_DELAY = 0.02
 class Sentinel:
     """Keeps one sentinel process informed of every managed leader (pid, start ticks)."""
 
-    def __init__(self, token: str, instance_dir: Path, grace: float) -> None:
+    def __init__(
+        self, token: str, instance_dir: Path, grace: float, cgroup: Path | None = None
+    ) -> None:
+        """``cgroup``: the server's cgroup subtree, whose ``jobs/`` it kills on a crash."""
         # The token goes down the pipe, first line: a command line is readable by every
         # local user, and the token finds (and so lets anyone read the environment of)
         # every managed process.
         self._token = token
         self._argv = [sys.executable, "-I", "-S", str(PROGRAM), str(instance_dir), f"{grace:g}"]
+        if cgroup is not None:
+            self._argv.append(str(cgroup))
         self._leaders: dict[int, tuple[int, int]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None

@@ -2,7 +2,7 @@
 
 Why a separate process: SIGKILL of the server cannot be caught, so whatever ends the managed
 trees then must live outside it. The server starts this file once, as
-``python -I -S sentinel_program.py INSTANCE_DIR GRACE`` (no site, no package import:
+``python -I -S sentinel_program.py INSTANCE_DIR GRACE [CGROUP]`` (no site, no package import:
 it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
 server's process group spares it. The server writes the ownership TOKEN as the first line
 of its stdin (never on the command line, which every local user can read), then one line
@@ -13,7 +13,9 @@ per event:
 ``- PID``               that tree is gone, forget it;
 ``bye``                 clean exit: the server has already ended everything, do nothing.
 
-When stdin reaches EOF without ``bye`` the server died. The sentinel then ends:
+When stdin reaches EOF without ``bye`` the server died. With CGROUP (the server's cgroup
+subtree, see ``containment.py``) it first ends every process under CGROUP/jobs (SIGKILL is
+``cgroup.kill``) and deletes the subtree. Then, as without it, it ends:
 
 * every process whose environment carries ``PROCESS_MCP_OWNER_<TOKEN>=`` (the server puts it
   in each managed process's environment and every descendant inherits it, so this finds
@@ -153,6 +155,57 @@ def sweep(
     return ending.end_blocking(victims, grace, _KILL_PHASE)
 
 
+class _Cgroup:
+    """Every process in a cgroup and below (a target of ``ending.py``): where the server
+    placed each run in a cgroup under ``jobs/``, this is all of them, escapees included;
+    SIGKILL is one write to ``cgroup.kill`` (kernel 5.14+; else each member is killed,
+    repeatedly, until none is left)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def _members(self, path: str) -> list[int]:
+        pids = []
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "rb") as handle:
+                pids = [int(pid) for pid in handle.read().split()]
+            subdirs = [entry.path for entry in os.scandir(path) if entry.is_dir()]
+        except OSError:
+            return pids
+        for subdir in subdirs:
+            pids.extend(self._members(subdir))
+        return pids
+
+    def signal(self, sig: int) -> None:
+        if sig == signal.SIGKILL:
+            try:
+                fd = os.open(os.path.join(self.path, "cgroup.kill"), os.O_WRONLY)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    os.write(fd, b"1")
+                    return
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        for pid in set(self._members(self.path)):
+            _quietly(os.kill, pid, sig)
+
+    def survivors(self) -> list[int]:
+        return sorted(set(self._members(self.path)))
+
+    def look_again(self) -> None:
+        """Nothing to do: a cgroup holds everything forked in it."""
+
+
+def remove_cgroups(path: str) -> None:
+    """Delete an (emptied) cgroup subtree bottom-up; what is busy or gone stays as is."""
+    for parent, _dirs, _files in os.walk(path, topdown=False):
+        _quietly(os.rmdir, parent)
+
+
 def _quietly(action, *args) -> None:  # type: ignore[no-untyped-def]
     """Run an OS call whose failure only means the target is already gone. (Not
     ``contextlib.suppress``: the sentinel imports as little as it can.)"""
@@ -173,10 +226,12 @@ def remove_tree(path: str) -> None:
     _quietly(os.rmdir, path)
 
 
-def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
+def watch(stream, token: str, instance_dir: str, grace: float, cgroup: str = "") -> bool:
     """Follow the server's messages until EOF; end everything unless it said ``bye``.
 
-    Returns True when everything it had to end is gone (then INSTANCE_DIR is deleted too).
+    ``cgroup``: the server's cgroup subtree (runs under its ``jobs/``), ended first and
+    then deleted. Returns True when everything it had to end is gone (then INSTANCE_DIR is
+    deleted too).
     """
     leaders: dict[int, tuple[int, int]] = {}
     for line in stream:
@@ -189,7 +244,12 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
             leaders[int(parts[1])] = (int(parts[2]), int(parts[3]))
         elif parts[0] == b"-" and len(parts) == 2:
             leaders.pop(int(parts[1]), None)
-    survivors = sweep((owner_var(token) + "=").encode(), leaders, grace, True)
+    survivors = []
+    if cgroup:
+        survivors = ending.end_blocking(_Cgroup(os.path.join(cgroup, "jobs")), grace, _KILL_PHASE)
+    survivors += sweep((owner_var(token) + "=").encode(), leaders, grace, True)
+    if cgroup and not survivors:
+        remove_cgroups(cgroup)
     if survivors:
         print(
             f"process-mcp sentinel: could not end pids {survivors}; "
@@ -202,17 +262,19 @@ def watch(stream, token: str, instance_dir: str, grace: float) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """Run the sentinel (``argv``: program, INSTANCE_DIR, GRACE; the TOKEN is the first
-    line of stdin); returns the exit status: 0 when nothing it had to end survived."""
+    """Run the sentinel (``argv``: program, INSTANCE_DIR, GRACE[, CGROUP]; the TOKEN is
+    the first line of stdin); returns the exit status: 0 when nothing it had to end
+    survived."""
     # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
     # and the server then starts a new sentinel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     instance_dir, grace = argv[1], float(argv[2])
+    cgroup = argv[3] if len(argv) > 3 else ""
     token = sys.stdin.buffer.readline().strip().decode("ascii", "replace")
     if not token:  # the server died before its first line: the next server's leftover
         return 0  # cleanup ends what it had started (its server.json holds the token)
-    return 0 if watch(sys.stdin.buffer, token, instance_dir, grace) else 1
+    return 0 if watch(sys.stdin.buffer, token, instance_dir, grace, cgroup) else 1
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 
 from process_mcp.core.trees import ending, proc
+from process_mcp.core.trees.containment import CgroupTrees
 from process_mcp.core.trees.ownership import Ownership
 
 KILL_WAIT = 10.0  # only a process stuck in the kernel (state D) outlasts SIGKILL this long
@@ -87,6 +88,9 @@ async def end_tree(
     are reaped on return. Raises nothing of its own.
     """
 
+    if ownership.cgroups is not None:
+        return await _end_in_cgroups(ownership, process_id, {pgid: ended}, grace)
+
     def look() -> Members:
         return ownership.snapshot().members(process_id, pgid)
 
@@ -120,6 +124,10 @@ async def end_all(
     own.
     """
 
+    groups: dict[int, asyncio.Event | None] = {pgid: ended for pgid, ended in trees.values()}
+    if ownership.cgroups is not None:
+        return await _end_in_cgroups(ownership, None, groups, grace)
+
     def look() -> Members:
         snapshot = ownership.snapshot()
         found = ownership.strays(snapshot)
@@ -127,9 +135,27 @@ async def end_all(
             found += snapshot.members(process_id, pgid)
         return found
 
-    groups: dict[int, asyncio.Event | None] = {pgid: ended for pgid, ended in trees.values()}
     first = look() if grace > 0 else []
     try:
         return await ending.end(Trees(groups, first, look), grace, KILL_WAIT)
     finally:
+        ownership.reap_orphans()
+
+
+async def _end_in_cgroups(
+    ownership: Ownership,
+    process_id: str | None,
+    groups: dict[int, asyncio.Event | None],
+    grace: float,
+) -> list[int]:
+    """The same sequence where each run has a cgroup (SPEC §12): the target is the cgroups
+    of ``process_id`` (None: all of jobs/, i.e. every managed tree), so nothing forked in
+    them is missed and SIGKILL is ``cgroup.kill``. Emptied cgroups are deleted on return."""
+    cgroups = ownership.cgroups
+    assert cgroups is not None
+    dirs = [cgroups.layout.jobs] if process_id is None else cgroups.jobs(process_id)
+    try:
+        return await ending.end(CgroupTrees(dirs, groups), grace, KILL_WAIT)
+    finally:
+        cgroups.discard_empty(process_id)
         ownership.reap_orphans()
