@@ -65,10 +65,14 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def mcp_client(**env: str) -> AsyncIterator[Client]:
-    """The real server as a subprocess, with an initialized official SDK client session."""
+async def mcp_client(
+    *, list_roots: Any = None, cwd: str | None = None, **env: str
+) -> AsyncIterator[Client]:
+    """The real server as a subprocess (launched in ``cwd``), with an initialized official
+    SDK client session; ``list_roots`` (the SDK's roots callback) makes the client declare
+    the roots capability."""
     params = StdioServerParameters(
-        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env)
+        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env), cwd=cwd
     )
     holder: list[Client] = []
 
@@ -85,6 +89,7 @@ async def mcp_client(**env: str) -> AsyncIterator[Client]:
             read,
             write,
             message_handler=on_message,
+            list_roots_callback=list_roots,
             notification_bindings=[
                 NotificationBinding(method="process/exit", params_type=ExitParams, handler=on_exit)
             ],

@@ -27,12 +27,17 @@ def test_cleaning_removes_escapes_and_keeps_the_final_carriage_return_state(
 
 
 async def test_pattern_found_deep_in_a_long_log(manager) -> None:
-    script = "print('\\n'.join(f'noise {i}' for i in range(30000))); print('NEEDLE here')"
+    # It keeps running: a match on a process that has ended is not met (SPEC §8).
+    script = (
+        "import time; print('\\n'.join(f'noise {i}' for i in range(30000))); "
+        "print('NEEDLE here', flush=True); time.sleep(30)"
+    )
     record = await manager.start(sys.executable, ["-c", script])
     needle = WaitCondition(pattern=LinePattern.compile("NEEDLE"))
     outcome = await wait_for(manager, record.id, needle, 20)
     assert outcome.met and outcome.reason == "pattern"
     assert (outcome.matched_line, outcome.matched_line_number) == ("NEEDLE here", 30001)
+    await manager.stop(record.id)
 
 
 async def test_find_match_returns_the_first_match_and_progresses_block_by_block(

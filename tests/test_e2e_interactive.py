@@ -136,7 +136,7 @@ async def test_timeout_gives_stopped_and_timed_out() -> None:
         started = await client.ok(
             "start", {"command": "sleep", "args": ["30"], "timeoutSeconds": 0.5}
         )
-        assert started["timeoutSeconds"] == 0.5 and started["timedOut"] is False
+        assert started["timeoutSeconds"] == 0.5 and "timedOut" not in started
         ended = await wait_status(client, started["id"], {"stopped", "crashed", "exited"})
         assert (ended["status"], ended["timedOut"]) == ("stopped", True)
         assert "greater than 0" in await client.fail(
@@ -182,12 +182,14 @@ async def test_http_server_port_in_live_facts_and_list() -> None:
             ):
                 await anyio.sleep(0.1)
         assert status["processCount"] == 1 and status["memoryBytes"] > 0
-        assert status["cpuPercent"] >= 0 and status["logBytes"] > 0
-        assert status["idleSeconds"] >= 0 and status["command"] == sys.executable
-        listed = (await client.ok("list"))["processes"]
-        assert listed[0]["listeningPorts"] == [port]
+        assert status.get("cpuPercent", 0) >= 0 and status["logBytes"] > 0  # 0 is left out
+        assert status["idleSeconds"] > 0 and status["command"] == sys.executable
+        # list's ports come from the background port watch: within about a second
+        with anyio.fail_after(10):
+            while (await client.ok("list"))["processes"][0].get("listeningPorts") != [port]:
+                await anyio.sleep(0.1)
         stopped = await client.ok("stop", {"id": started["id"]})
         assert stopped["status"] == "stopped"
         after = await client.ok("get-status", {"id": started["id"]})
-        assert after["listeningPorts"] is None and after["cpuPercent"] is None
-        assert (await client.ok("list"))["processes"][0]["listeningPorts"] == []
+        assert "listeningPorts" not in after and "cpuPercent" not in after  # ended: no facts
+        assert "listeningPorts" not in (await client.ok("list"))["processes"][0]

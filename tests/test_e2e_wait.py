@@ -50,7 +50,8 @@ async def test_dev_server_waited_on_by_pattern_port_and_url() -> None:
             assert answer["reason"] == reason
             assert answer["status"] == "running"
             assert answer["elapsedSeconds"] >= 0.5, "returned before the server was ready"
-            assert any("ready on" in line for line in answer["tail"])
+            assert "tail" not in answer  # met: no tail unless asked (SPEC §8)
+            assert answer["nextCursor"] >= 2
         pattern = answers["pattern"]
         assert pattern["matchedLine"].startswith("ready on http://127.0.0.1:")  # ANSI removed
         assert pattern["matchedLineNumber"] == 2
@@ -88,7 +89,8 @@ async def test_wait_times_out_and_leaves_the_process_running() -> None:
         )
         assert (answer["met"], answer["reason"], answer["status"]) == (False, "timeout", "running")
         assert 0.5 <= answer["elapsedSeconds"] < 3
-        assert answer["tail"] == [] and answer["matchedLine"] is None
+        assert "tail" not in answer and "matchedLine" not in answer  # nothing to show
+        assert answer["nextCursor"] == 0
         await client.ok("stop", {"id": started["id"]})
 
 
@@ -143,11 +145,11 @@ async def test_cancelled_wait_ends_at_once_and_the_process_keeps_running() -> No
 async def test_events_report_each_exit_exactly_once() -> None:
     async with mcp_client() as client:
         quick = await client.ok("start", {"command": "sh", "args": ["-c", "exit 7"]})
-        assert quick["events"] == []
+        assert "events" not in quick  # none yet: left out, not []
         seen: list[dict[str, Any]] = []
         with anyio.fail_after(10):
             while not seen:
-                seen = (await client.ok("list"))["events"]
+                seen = (await client.ok("list")).get("events", [])
                 await anyio.sleep(0.05)
         assert seen == [
             {
@@ -159,8 +161,8 @@ async def test_events_report_each_exit_exactly_once() -> None:
             }
         ]
         assert seen[0]["endedAt"].endswith("Z")
-        assert (await client.ok("list"))["events"] == []
-        assert (await client.ok("get-status", {"id": quick["id"]}))["events"] == []
+        assert "events" not in await client.ok("list")
+        assert "events" not in await client.ok("get-status", {"id": quick["id"]})
 
 
 async def test_events_survive_an_error_answer() -> None:
@@ -168,20 +170,21 @@ async def test_events_survive_an_error_answer() -> None:
         started = await client.ok(
             "start", {"command": "sh", "args": ["-c", "exit 2"], "notifyOnExit": True}
         )
-        assert started["events"] == []
+        assert "events" not in started
         # Learn of the exit without a tool answer (which would carry the event).
         assert await eventually(lambda: client.exits, timeout=10)
         await client.fail("stop", {"id": "nope00"})  # an error answer after the exit
         answer = await client.ok("list")
         assert [event["id"] for event in answer["events"]] == [started["id"]]
-        assert (await client.ok("list"))["events"] == []
+        assert "events" not in await client.ok("list")
 
 
 async def test_every_output_schema_declares_events() -> None:
     async with mcp_client() as client:
         for tool in (await client.session.list_tools()).tools:
             assert tool.output_schema["properties"]["events"]["type"] == "array", tool.name
-            assert "events" in tool.output_schema["required"]
+            # Left out when there is nothing to report, so not required (SPEC §8).
+            assert "events" not in tool.output_schema.get("required", [])
 
 
 async def test_wait_rejects_bad_arguments_with_the_value_and_the_fix() -> None:

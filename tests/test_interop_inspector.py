@@ -141,11 +141,7 @@ def test_inspector_waits_for_a_dev_server_and_for_a_crash_over_http() -> None:
         assert "EADDRINUSE" in answer["tail"]
         assert answer["elapsedSeconds"] < 5
         assert answer["status"] == "crashed"
-        # Each Inspector run is a new session, which hears only of exits after its first
-        # request: whether the crash came before or during this run depends on timing, but
-        # it is never reported twice and always with its final status.
-        reported = [event for event in answer["events"] if event["id"] == doomed_id]
-        assert len(reported) <= 1
-        assert all((e["status"], e["exitCode"]) == ("crashed", 3) for e in reported)
+        # The answer shows the crash itself, so its 'events' never repeat it (SPEC §8).
+        assert [e for e in answer.get("events", []) if e["id"] == doomed_id] == []
     finally:
         server.close()

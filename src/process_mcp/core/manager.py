@@ -12,14 +12,16 @@ from pathlib import Path
 
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
+from process_mcp.core.facts.ports import PortWatch
 from process_mcp.core.ids import new_id
 from process_mcp.core.listeners import ExitListener, Listeners, OutputListener
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
-from process_mcp.core.options import StartOptions
-from process_mcp.core.records import ProcessRecord, StopResult
+from process_mcp.core.options import RestartChanges, StartOptions
+from process_mcp.core.records import ProcessRecord, Status, StopResult
 from process_mcp.core.run import Run, RunHooks, start_run
 from process_mcp.core.settings import Settings
+from process_mcp.core.spawn.launch import join_cwd
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.talk import send_group_signal, write_input
 from process_mcp.core.tasks import BackgroundTasks
@@ -67,6 +69,7 @@ class ProcessManager:
         self._tasks = BackgroundTasks()
         self._restarting: set[str] = set()
         self.facts = LiveFacts()
+        self.ports = PortWatch()  # listening ports of every tree, kept fresh for 'list'
         self._run_hooks = RunHooks(
             output=self.listeners.output,
             reaped=lambda run: self.ownership.leader_reaped(run.pgid),
@@ -104,6 +107,27 @@ class ProcessManager:
     def records(self) -> list[ProcessRecord]:
         """Every record, running or ended, in start order (a new list)."""
         return list(self._records.values())
+
+    def summaries(self) -> list[dict[str, object]]:
+        """One line of facts per record, in start order (see ``ProcessRecord.summary``),
+        with the listening ports the background port watch last saw (at most about a
+        second old). Reads only memory: no ``/proc`` read per process."""
+        runs, ports, running = self._runs, self.ports.table(), Status.RUNNING
+        return [
+            record.summary(
+                list(ports.get(run.pgid, ()))
+                if record.status is running and (run := runs.get(record.id)) is not None
+                else []
+            )
+            for record in self._records.values()
+        ]
+
+    def labelled(self, label: str) -> ProcessRecord | None:
+        """The running process that has ``label``, if any (labels are unique among them)."""
+        for record in self._records.values():
+            if record.running and record.options.label == label:
+                return record
+        return None
 
     def log(self, process_id: str) -> LogStore:
         """The process's log store, for counters and snapshots; read lines with
@@ -149,9 +173,12 @@ class ProcessManager:
         env: dict[str, str] | None = None,
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
+        default_cwd: str | None = None,
     ) -> ProcessRecord:
-        """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``
-        (default: the server's), with the server's environment overlaid with ``env``.
+        """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``,
+        with the server's environment overlaid with ``env``. No ``cwd``: ``default_cwd``
+        (the caller's default folder), else the server's working directory; a relative
+        ``cwd`` resolves against ``default_cwd`` (else the server's).
 
         On return the process is running under a new id: its record is listed, its output
         drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
@@ -165,7 +192,7 @@ class ProcessManager:
             id=new_id(self._records),
             command=command,
             args=args,
-            cwd=cwd or "",  # resolved by start_run
+            cwd=join_cwd(cwd, default_cwd),  # checked and made absolute by start_run
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
@@ -181,6 +208,31 @@ class ProcessManager:
         self._logs[record.id] = log
         self.listeners.records_changed()
         return record
+
+    async def start_or_reuse(
+        self,
+        command: str,
+        args: list[str] | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        notify_on_exit: bool = False,
+        options: StartOptions | None = None,
+        default_cwd: str | None = None,
+    ) -> tuple[ProcessRecord, bool]:
+        """``(record, reused)``: the running process that already has ``options.label``
+        (``reused`` true; nothing is started, whatever its command), else what ``start``
+        starts. Raises InvalidRequest without a label, else what ``start`` raises."""
+        label = (options or StartOptions()).label
+        if label is None:
+            raise InvalidRequest(
+                "reuse: true answers the running process with the same label, so it needs "
+                "a 'label' (e.g. label: 'web'); pass one, or leave reuse out"
+            )
+        existing = self.labelled(label)
+        if existing is not None:
+            return existing, True
+        started = await self.start(command, args, cwd, env, notify_on_exit, options, default_cwd)
+        return started, False
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
         """Write ``text`` to the process's stdin (then end the input when ``eof``).
@@ -199,16 +251,25 @@ class ProcessManager:
         send_group_signal(record, self._runs.get(process_id), name)
         return record
 
-    async def restart(self, process_id: str) -> ProcessRecord:
+    async def restart(
+        self,
+        process_id: str,
+        changes: RestartChanges | None = None,
+        default_cwd: str | None = None,
+    ) -> ProcessRecord:
         """Stop the process (as ``stop``) if running, then start it again under the same id.
 
-        On return it runs again: same command, args, cwd, env overlay and options; a new
-        pid; status running with no exit code, signal or end time; ``restarts`` one more;
-        the log continues after a marker line, its numbering unbroken. Raises UnknownProcess
-        (no such id, or removed meanwhile), InvalidRequest (a restart of it is under way, or
-        its label is taken), ProcessRunning (the old run outlived SIGKILL), or what ``start``
-        raises when it cannot start again; then the record keeps its final state."""
+        On return it runs again: same command, args, cwd, env overlay and options, except
+        what ``changes`` changes (a relative ``cwd`` against ``default_cwd``); a new pid;
+        status running with no exit code, signal or end time; ``restarts`` one more; the
+        log continues after a marker line, its numbering unbroken. Raises UnknownProcess
+        (no such id, or removed meanwhile), InvalidRequest (bad changes, a restart of it
+        is under way, or its label is taken), ProcessRunning (the old run outlived
+        SIGKILL), or what ``start`` raises when it cannot start again; then the record
+        keeps its final state and what it was started with (no change is applied)."""
         record = self.get(process_id)
+        changes = changes or RestartChanges()
+        options = changes.options(record.options)  # checked before anything is stopped
         if process_id in self._restarting:
             raise InvalidRequest(
                 f"process {process_id!r} is already being restarted; wait for that call to answer"
@@ -218,11 +279,17 @@ class ProcessManager:
         try:
             if record.running:
                 await self.stop(process_id)
-            return self._start_again(record)
+            return self._start_again(record, changes, options, default_cwd)
         finally:
             self._restarting.discard(process_id)
 
-    def _start_again(self, record: ProcessRecord) -> ProcessRecord:
+    def _start_again(
+        self,
+        record: ProcessRecord,
+        changes: RestartChanges,
+        options: StartOptions,
+        default_cwd: str | None,
+    ) -> ProcessRecord:
         process_id = record.id
         if self._records.get(process_id) is not record:  # removed while it was stopping
             raise UnknownProcess(process_id, list(self._records))
@@ -236,7 +303,19 @@ class ProcessManager:
         if old is not None:  # a grandchild may still hold the old pipes
             proc.signal_group(old.pgid, signal.SIGKILL)
             old.release()
-        self._launch(record, self._logs[process_id])
+        before = (record.args, record.cwd, record.env, record.options)
+        if changes.args is not None:
+            record.args = list(changes.args)
+        if changes.cwd is not None:
+            record.cwd = join_cwd(changes.cwd, default_cwd)
+        if changes.env is not None:
+            record.env = dict(changes.env)
+        record.options = options
+        try:
+            self._launch(record, self._logs[process_id])
+        except BaseException:
+            record.args, record.cwd, record.env, record.options = before
+            raise
         record.restarts += 1
         self._logs[process_id].note(
             f"--- process-mcp: restarted at {record.started_at} "
@@ -259,6 +338,7 @@ class ProcessManager:
         )
         self._runs[record.id] = run
         self.facts.track(run.pgid)
+        self.ports.track(run.pgid)
 
     def live_facts(self, process_id: str) -> dict[str, object] | None:
         """CPU, memory, processes, ports, idle time and log size; None once it has ended."""
@@ -355,6 +435,7 @@ class ProcessManager:
             proc.signal_group(run.pgid, signal.SIGKILL)
             run.release()
         await stopping.end_all(self.ownership, {}, 0)  # what was forked during the shutdown
+        await self.ports.close()
         await self.ownership.close()
         shutil.rmtree(self.instance_dir, ignore_errors=True)
 
@@ -365,6 +446,7 @@ class ProcessManager:
 
     def _run_ended(self, run: Run) -> None:
         self.facts.forget(run.pgid)
+        self.ports.forget(run.pgid)
         if not proc.group_exists(run.pgid):
             self.ownership.release(run.pgid)
         self.listeners.exited(run.record)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from process_mcp.core.errors import InvalidRequest
@@ -50,3 +50,31 @@ class StartOptions:
             raise InvalidRequest(f"stdin must be 'null' or 'pipe' (got {self.stdin!r})")
         if self.label is not None and not self.label.strip():
             raise InvalidRequest("label must not be blank; leave it out for no label")
+
+
+@dataclass(frozen=True)
+class RestartChanges:
+    """What a restart changes before it starts the process again; ``None`` keeps what it
+    was started with. ``env`` replaces the overlay of the server's environment (pass the
+    whole overlay you want); a relative ``cwd`` resolves against the caller's default
+    folder, as at start."""
+
+    args: list[str] | None = None
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    stdin: StdinMode | None = None
+    pty: bool | None = None
+    timeout_seconds: float | None = None
+
+    def options(self, current: StartOptions) -> StartOptions:
+        """``current`` with the options this changes, checked (raises InvalidRequest)."""
+        changed = replace(
+            current,
+            stdin=current.stdin if self.stdin is None else self.stdin,
+            pty=current.pty if self.pty is None else self.pty,
+            timeout_seconds=(
+                current.timeout_seconds if self.timeout_seconds is None else self.timeout_seconds
+            ),
+        )
+        changed.check()
+        return changed

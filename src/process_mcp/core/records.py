@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from process_mcp.core.options import StartOptions
+
+COMMAND_LINE_CHARS = 120  # how much of a command line a summary shows
 
 
 class Status(enum.StrEnum):
@@ -48,6 +51,9 @@ class ProcessRecord:
     # ours, so not a crash), and when the process last wrote output (time.monotonic()).
     signals_sent: set[int] = field(default_factory=set)
     last_output_at: float | None = None
+    _line: tuple[list[str], str, StartOptions, str] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def running(self) -> bool:
@@ -85,6 +91,41 @@ class ProcessRecord:
             "timeoutSeconds": self.options.timeout_seconds,
             "timedOut": self.timed_out,
             "restarts": self.restarts,
+        }
+
+    def command_line(self, limit: int = COMMAND_LINE_CHARS) -> str:
+        """The command as one would type it (a shell line as given), cut to ``limit``
+        characters with a trailing ``…`` when longer. Remembered until ``command``, ``args``
+        or ``options`` are replaced (``list`` asks it of every record on each call)."""
+        cached = self._line
+        if (
+            cached is not None
+            and cached[0] is self.args
+            and cached[1] is self.command
+            and cached[2] is self.options
+            and limit == COMMAND_LINE_CHARS
+        ):
+            return cached[3]
+        line = self.command if self.options.shell else shlex.join([self.command, *self.args])
+        line = line if len(line) <= limit else line[: limit - 1] + "…"
+        if limit == COMMAND_LINE_CHARS:
+            self._line = (self.args, self.command, self.options, line)
+        return line
+
+    def summary(self, listening_ports: list[int]) -> dict[str, Any]:
+        """One line of facts for ``list`` (camelCase): id, pid, status, label, the command
+        line cut to ``COMMAND_LINE_CHARS``, exitCode, signal, startedAt and the given
+        ports. Reads only memory."""
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "status": self.status.value,
+            "label": self.options.label,
+            "command": self.command_line(),
+            "exitCode": self.exit_code,
+            "signal": self.signal,
+            "startedAt": self.started_at,
+            "listeningPorts": listening_ports,
         }
 
 

@@ -12,6 +12,12 @@ An agent that starts a dev server needs one answer: "ready" or "died, here is wh
   fails at once with ``reason="exited"`` instead of running into the timeout);
 * the timeout passes.
 
+``met`` is true only when the condition holds at the answer: a pattern, port or url wait
+on a process that has ended by then is ``met: false, reason: "exited"``, even when its
+line matched (the matched line is still reported): a prompt printed by a process that
+already crashed cannot be answered. :func:`wait_for_exits` waits for the first (``any``)
+or every (``all``) one of several processes to end.
+
 Output wakes the wait (no polling of the log); ports and URLs are probed a few times a
 second. Cancelling the awaiting task ends the wait and leaves the process alone.
 """
@@ -31,7 +37,8 @@ from process_mcp.core.logs.query import ANSWER_LINE_BYTES, LogQuery
 from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 
-TAIL_LINES = 20
+TAIL_LINES = 20  # tail lines of an answer whose condition is not met (0 when met)
+MAX_TAIL_LINES = 1000
 DEFAULT_TIMEOUT = 30.0  # seconds a wait lasts unless told otherwise
 MAX_TIMEOUT = 600.0
 SCAN_BATCH = 200_000  # stored lines one search step examines; the deadline is checked between
@@ -66,13 +73,29 @@ class WaitCondition:
 
 @dataclass
 class WaitOutcome:
+    """How a wait ended. ``cursor`` is the number of the last complete line of the log at
+    the answer (pass it to ``get-log`` as ``since`` to read what comes next)."""
+
     record: ProcessRecord
     met: bool
     reason: str  # "pattern" | "port" | "url" | "exited" | "timeout"
     elapsed: float
     tail: list[str]
+    cursor: int
     matched_line: str | None = None
     matched_line_number: int | None = None
+
+
+@dataclass
+class ExitsOutcome:
+    """How a wait for several processes ended: ``ended`` and ``running`` hold their
+    records at the answer, each in the order asked."""
+
+    met: bool
+    reason: str  # "exited" | "timeout"
+    elapsed: float
+    ended: list[ProcessRecord]
+    running: list[ProcessRecord]
 
 
 async def find_match(
@@ -105,7 +128,9 @@ async def find_match(
 async def tail_text(manager: ProcessManager, process_id: str, count: int = TAIL_LINES) -> list[str]:
     """The newest ``count`` lines (a final line without newline included), cleaned:
     ``get-log``'s tail query with room for every line at its per-line cap. Raises nothing:
-    ``[]`` for a process removed meanwhile."""
+    ``[]`` for a process removed meanwhile, or when ``count`` is 0."""
+    if count <= 0:
+        return []
     query = LogQuery(last_lines=count, max_bytes=count * (ANSWER_LINE_BYTES + 1))
     try:
         return (await manager.read_log(process_id, query)).lines
@@ -127,8 +152,13 @@ async def wait_for(
     timeout: float,
     progress: ProgressFn | None = None,
     progress_interval: float = 1.0,
+    tail_lines: int | None = None,
 ) -> WaitOutcome:
-    """Block until ``condition`` is met, the process ends, or ``timeout`` seconds pass."""
+    """Block until ``condition`` is met, the process ends, or ``timeout`` seconds pass.
+
+    The outcome's ``tail`` holds the newest ``tail_lines`` lines (default: none when met,
+    ``TAIL_LINES`` when not). Raises UnknownProcess for an unknown id; cancelling the
+    awaiting task ends the wait and leaves the process alone."""
     record = manager.get(process_id)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -152,13 +182,18 @@ async def wait_for(
     next_progress = started + progress_interval
 
     async def outcome(met: bool, reason: str, line: tuple[int, str] | None = None) -> WaitOutcome:
-        elapsed = round(loop.time() - started, 3)
+        if met and condition != WaitCondition() and not record.running:
+            met, reason = False, "exited"  # it held, but the process is gone: not met now
+        count = tail_lines if tail_lines is not None else (0 if met else TAIL_LINES)
+        tail = await tail_text(manager, process_id, count)
+        cursor = manager.log(process_id).last_line if manager.find(process_id) else 0
         return WaitOutcome(
             record=record,
             met=met,
             reason=reason,
-            elapsed=elapsed,
-            tail=await tail_text(manager, process_id),
+            elapsed=round(loop.time() - started, 3),
+            tail=tail,
+            cursor=cursor,
             matched_line=line[1] if line is not None else None,
             matched_line_number=line[0] if line is not None else None,
         )
@@ -234,3 +269,49 @@ async def _probe(
     assert condition.url is not None
     status = await asyncio.to_thread(probe_url, condition.url, max(timeout, 0.1))
     return status is not None and status < 500
+
+
+async def wait_for_exits(
+    manager: ProcessManager,
+    process_ids: list[str],
+    every: bool,
+    timeout: float,
+    progress: ProgressFn | None = None,
+    progress_interval: float = 1.0,
+) -> ExitsOutcome:
+    """Block until the first of ``process_ids`` has ended (``every``: all of them), or
+    ``timeout`` seconds pass. Already ended processes count at once; a process restarted
+    meanwhile counts once its new run ends. Raises UnknownProcess for an unknown id,
+    before waiting; cancelling the awaiting task leaves every process alone."""
+    records = [manager.get(process_id) for process_id in dict.fromkeys(process_ids)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + timeout
+    next_progress = started + progress_interval
+    waiters: dict[str, asyncio.Future[ProcessRecord]] = {}
+    what = f"{'all' if every else 'any'} of {len(records)} processes to end"
+    try:
+        while True:
+            ended = [record for record in records if not record.running]
+            running = [record for record in records if record.running]
+            if (not running) if every else bool(ended):
+                return ExitsOutcome(True, "exited", round(loop.time() - started, 3), ended, running)
+            now = loop.time()
+            if now >= deadline:
+                return ExitsOutcome(False, "timeout", round(now - started, 3), ended, running)
+            if progress is not None and now >= next_progress:
+                next_progress = now + progress_interval
+                waited = round(now - started, 3)
+                await progress(waited, f"waiting for {what} ({waited:.0f} s of {timeout:g} s)")
+            for record in running:
+                waiter = waiters.get(record.id)
+                if waiter is None or waiter.done():  # done but running: restarted meanwhile
+                    waiters[record.id] = asyncio.ensure_future(manager.wait_ended(record.id))
+            until = min(deadline, next_progress) if progress is not None else deadline
+            pending = [waiters[record.id] for record in running]
+            await asyncio.wait(
+                pending, timeout=max(until - now, 0.0), return_when="FIRST_COMPLETED"
+            )
+    finally:
+        for waiter in waiters.values():
+            waiter.cancel()

@@ -19,13 +19,15 @@ from mcp_types import (
     PaginatedRequestParams,
     TextContent,
 )
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from process_mcp import __version__
 from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
+from process_mcp.server.answers import reported_exits
 from process_mcp.server.events import ExitEvents, declare_events
+from process_mcp.server.folder import DefaultFolders, current_folder
 from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
 from process_mcp.server.resources import ProcessResources
@@ -34,11 +36,9 @@ from process_mcp.server.tools import tool_specs
 logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
-    "Runs long-lived commands (dev servers, builds, watchers) in the background. "
-    "'start' returns an id at once; read output with 'get-log', check with 'get-status', "
-    "end with 'stop' (kills the whole process tree). 'wait' blocks until a process is ready "
-    "(log pattern, port or URL) or has ended. Every answer's 'events' lists processes that "
-    "ended since your previous call. Processes end when this server ends."
+    "Runs long-lived commands (dev servers, builds, watchers) in the background, in the "
+    "client's project folder. Loop: start, wait (ready or ended), get-log since nextCursor, "
+    "stop. An answer's 'events' lists processes that ended since your previous call."
 )
 
 
@@ -46,10 +46,11 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def success_result(data: dict[str, Any]) -> CallToolResult:
-    """``structuredContent`` plus the same data as compact JSON text (fewer tokens)."""
+def success_result(data: dict[str, Any]) -> dict[str, Any]:
+    """``structuredContent`` plus the same data as compact JSON text (fewer tokens), in
+    wire form (``sdk.tool_result``): a big ``list`` answer is not walked by pydantic twice."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    return sdk.tool_result(text, data)
 
 
 def describe_validation_error(tool: str, exc: ValidationError, accepted: list[str]) -> str:
@@ -71,8 +72,9 @@ def describe_validation_error(tool: str, exc: ValidationError, accepted: list[st
 class ProcessMcpServer:
     """Binds one :class:`ProcessManager` to one low-level MCP server."""
 
-    def __init__(self, manager: ProcessManager) -> None:
+    def __init__(self, manager: ProcessManager, launch_dir: str | None = None) -> None:
         self.manager = manager
+        self.folders = DefaultFolders(launch_dir)
         self.tools = tool_specs(manager.settings.stop_grace)
         self.sessions = sdk.SessionHolder()
         self._background = BackgroundTasks()
@@ -94,6 +96,7 @@ class ProcessMcpServer:
         )
         sdk.enable_subscriptions(self.server, self.bus)
         sdk.enable_logging(self.server, self.messages.set_level)
+        sdk.enable_roots(self.server, self._on_initialized, self.folders.on_roots_changed)
         manager.add_exit_listener(self._on_exit)
 
     async def run_stdio(self) -> None:
@@ -109,28 +112,36 @@ class ProcessMcpServer:
         self.messages.meet(ctx)
         self.resources.meet(ctx)
 
+    async def _on_initialized(self, ctx: Any, params: Any) -> None:
+        self._meet(ctx)
+        self.folders.ask(ctx)
+
     async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
         self._meet(ctx)
         return ListToolsResult(
             tools=[declare_events(spec.as_tool()) for spec in self.tools.values()]
         )
 
-    async def _call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+    async def _call_tool(
+        self, ctx: Any, params: CallToolRequestParams
+    ) -> CallToolResult | dict[str, Any]:
         self._meet(ctx)
-        outcome = await self._dispatch(ctx, params)
-        if isinstance(outcome, CallToolResult):
-            return outcome  # an error: exits stay queued for the next successful answer
+        data = await self._dispatch(ctx, params)
+        if isinstance(data, CallToolResult):
+            return data  # an error: exits stay queued for the next successful answer
         events = self.events.take(sdk.client_key(ctx))
         ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
         await announce_in_answer(ctx, ended)
-        data = outcome.model_dump(mode="json", by_alias=True)
-        data["events"] = events
+        shown = reported_exits(data)  # an answer never repeats an exit it shows itself
+        events = [event for event in events if event["id"] not in shown]
+        if events:
+            data["events"] = events
         return success_result(data)
 
     async def _dispatch(
         self, ctx: Any, params: CallToolRequestParams
-    ) -> BaseModel | CallToolResult:
-        """The handler's answer, or an error result."""
+    ) -> dict[str, Any] | CallToolResult:
+        """The handler's answer (slim JSON, see ``answers.py``), or an error result."""
         spec = self.tools.get(params.name)
         if spec is None:
             return error_result(
@@ -142,6 +153,7 @@ class ProcessMcpServer:
             accepted = [f.alias or name for name, f in spec.input_model.model_fields.items()]
             return error_result(describe_validation_error(spec.name, exc, accepted))
         token = current_progress.set(sdk.progress_reporter(ctx))
+        folder = current_folder.set(self.folders.folder(sdk.client_key(ctx)))
         try:
             return await spec.handler(self.manager, arguments)
         except ProcessError as exc:
@@ -154,6 +166,7 @@ class ProcessMcpServer:
             )
         finally:
             current_progress.reset(token)
+            current_folder.reset(folder)
 
     def _on_exit(self, record: ProcessRecord) -> None:
         self.events.record(record)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from process_mcp.core import ProcessRecord
+from process_mcp.server.schemas import output_schema
 
 KEEP_EVENTS = 1000  # a client that stays away longer only hears of the newest ones
 
@@ -30,14 +31,17 @@ class ExitEvent(BaseModel):
     ended_at: str | None = Field(description="ISO-8601 UTC time it ended.")
 
 
-EVENTS_DESCRIPTION = (
-    "Processes that ended since the previous answer to this client (each reported once; "
-    "empty when none)."
-)
+# It rides every tool's output schema, so it declares only the identifying fields (true
+# of every event; ``exitCode``, ``signal`` and ``endedAt`` come too, as ExitEvent says):
+# the whole tools/list must stay small (SPEC §8).
 EVENTS_SCHEMA: dict[str, Any] = {
     "type": "array",
-    "description": EVENTS_DESCRIPTION,
-    "items": ExitEvent.model_json_schema(by_alias=True, mode="serialization"),
+    "items": {
+        "type": "object",
+        "properties": {
+            name: output_schema(ExitEvent)["properties"][name] for name in ("id", "status")
+        },
+    },
 }
 
 
@@ -65,12 +69,10 @@ class ExitEvents:
 
 
 def declare_events(tool: Tool) -> Tool:
-    """``tool`` with ``events`` (required) in its output schema."""
+    """``tool`` with ``events`` in its output schema: not required, since an answer leaves
+    it out when no exit is left to report."""
     if not tool.output_schema:
         return tool
     schema = deepcopy(tool.output_schema)
     schema.setdefault("properties", {})["events"] = deepcopy(EVENTS_SCHEMA)
-    required = schema.setdefault("required", [])
-    if "events" not in required:
-        required.append("events")
     return tool.model_copy(update={"output_schema": schema})

@@ -37,7 +37,7 @@ from mcp_types import (
 from process_mcp.core import ProcessManager, ProcessRecord
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
-from process_mcp.server import sdk
+from process_mcp.server import answers, sdk
 
 SCHEME = "process://"
 LOG_LIMIT = 64 * 1024
@@ -184,9 +184,9 @@ class ProcessResources:
             contents = TextResourceContents(uri=params.uri, mime_type="text/plain", text=text)
         else:
             record = self.manager.get(process_id)
-            contents = TextResourceContents(
-                uri=params.uri, mime_type="application/json", text=json.dumps(record.public())
-            )
+            data = answers.status(process_id, record, None)  # get-status's slim record
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            contents = TextResourceContents(uri=params.uri, mime_type="application/json", text=text)
         return ReadResourceResult(contents=[contents])
 
     async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:

@@ -2,12 +2,18 @@
 
 Inputs are strict: unknown fields, wrong JSON types (``"5"`` for a number), empty strings
 and out-of-range numbers are rejected before any handler runs, with a message that names
-the field. Descriptions are written for a model deciding what to call.
+the field. What a model sees of them (:func:`input_schema`) is portable and small: every
+property has a ``type``; an optional parameter is simply not ``required`` (no ``anyOf``
+with ``null``, no ``default: null``); no ``$ref``, no ``exclusiveMinimum``, no titles.
+
+Outputs are declared by the models below and are truthful about slim answers: a field
+with a default is left out of an answer when it has that default, and is not
+``required``; a required field is always there (see ``server/answers.py``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -15,18 +21,28 @@ from pydantic.alias_generators import to_camel
 from process_mcp.core import Status
 from process_mcp.core.logs.query import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
 from process_mcp.core.signals import SIGNALS
-from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, TAIL_LINES
+from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TAIL_LINES, MAX_TIMEOUT, TAIL_LINES
 
-ProcessId = Annotated[
-    str,
-    Field(
-        min_length=1, max_length=64, description="Process id returned by 'start' (6 characters)."
-    ),
-]
+ProcessId = Annotated[str, Field(min_length=1, max_length=64, description="Process id.")]
 # Wire vocabularies and defaults come from the core, so a change there shows here.
 StatusName = Literal[tuple(status.value for status in Status)]  # type: ignore[valid-type]
+EndedStatus = Literal["stopped", "exited", "crashed"]
 SignalName = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]
 StdinName = Literal["null", "pipe"]
+
+Args = Annotated[list[str], Field(description="Arguments, passed as-is.")]
+Env = Annotated[dict[str, str], Field(description="Variables added to the server's environment.")]
+Stdin = Annotated[StdinName, Field(description="'pipe' keeps stdin open for send-input.")]
+Pty = Annotated[
+    bool,
+    Field(
+        description="Run under a pseudo-terminal (for programs that need one); input via "
+        "send-input."
+    ),
+]
+Timeout = Annotated[
+    float, Field(gt=0, allow_inf_nan=False, description="Stop it after this many seconds.")
+]
 
 
 class ToolInput(BaseModel):
@@ -45,84 +61,40 @@ class StartInput(ToolInput):
         str,
         Field(
             min_length=1,
-            description=(
-                "Program to run: a name looked up in PATH or a path. No shell is involved, so "
-                "put each argument in 'args' (e.g. command 'npm', args ['run', 'dev'])."
-            ),
+            description="Program (looked up in PATH), or a whole command line with shell: true.",
         ),
     ]
-    args: Annotated[
-        list[str],
-        Field(description="Arguments passed to the program as-is (no globbing or quoting)."),
-    ] = []
+    args: Args = []
     cwd: Annotated[
         str | None,
-        Field(
-            min_length=1,
-            description="Working directory; relative paths are resolved against the server's. "
-            "Default: the server's working directory.",
-        ),
+        Field(min_length=1, description="Working directory; relative to the default folder."),
     ] = None
-    env: Annotated[
-        dict[str, str] | None,
-        Field(description="Variables added to (or overriding) the server's environment."),
-    ] = None
+    env: Env | None = None
     notify_on_exit: Annotated[
-        bool,
-        Field(
-            description="Send a 'process/exit' notification when the process ends. Default false."
-        ),
+        bool, Field(description="Send a process/exit notification when it ends.")
     ] = False
     shell: Annotated[
         bool,
-        Field(
-            description="Run 'command' as one line through /bin/sh -c (pipes, &&, redirections, "
-            "globs); 'args' must then be empty. Default false."
-        ),
+        Field(description="Run command through /bin/sh -c (pipes, &&, globs); args must be empty."),
     ] = False
-    stdin: Annotated[
-        StdinName,
-        Field(
-            description="'null' (default): stdin is /dev/null, so prompts read EOF instead of "
-            "hanging. 'pipe': stdin stays open for 'send-input'."
-        ),
-    ] = "null"
-    pty: Annotated[
-        bool,
-        Field(
-            description="Run under a pseudo-terminal (120x40): the program sees a terminal, "
-            "so it prompts and flushes as interactively; stdin, stdout and stderr are the "
-            "terminal (whatever 'stdin' says), input via 'send-input'. Default false."
-        ),
-    ] = False
-    timeout_seconds: Annotated[
-        float | None,
-        Field(
-            gt=0,
-            allow_inf_nan=False,
-            description="Stop the process (as 'stop' does) after this many seconds; its "
-            "status is then 'stopped' with timedOut true. Default: no timeout.",
-        ),
-    ] = None
+    stdin: Stdin = "null"
+    pty: Pty = False
+    timeout_seconds: Timeout | None = None
     label: Annotated[
         str | None,
         Field(
-            min_length=1,
-            max_length=200,
-            description="A name shown by 'list'; must not be the label of a running process.",
+            min_length=1, max_length=200, description="Name shown by list; unique while running."
         ),
     ] = None
+    reuse: Annotated[
+        bool,
+        Field(description="With label: if a process with that label runs, answer it instead."),
+    ] = False
 
 
 class StopInput(ToolInput):
     id: ProcessId
-    force: Annotated[
-        bool,
-        Field(
-            description="Kill at once with SIGKILL instead of SIGTERM then SIGKILL after the "
-            "grace period. Default false."
-        ),
-    ] = False
+    force: Annotated[bool, Field(description="SIGKILL at once.")] = False
 
 
 class IdInput(ToolInput):
@@ -131,64 +103,33 @@ class IdInput(ToolInput):
 
 class GetLogInput(ToolInput):
     id: ProcessId
-    last_lines: Annotated[
-        int | None,
-        Field(
-            ge=1,
-            description="Return only the newest N lines (of the selection). "
-            "Cannot be combined with 'since'.",
-        ),
-    ] = None
+    last_lines: Annotated[int | None, Field(ge=1, description="Only the newest N lines.")] = None
     since: Annotated[
         int | None,
-        Field(
-            ge=0,
-            description="Return the lines numbered above N, oldest first (at most 'limit'). "
-            "Pass back the previous answer's 'nextCursor' to read only what is new; 0 reads "
-            "from the start.",
-        ),
+        Field(ge=0, description="Only lines numbered above N: pass the last nextCursor."),
     ] = None
-    limit: Annotated[
-        int,
-        Field(
-            ge=1,
-            le=100_000,
-            description=f"With 'since': at most this many lines. Default {DEFAULT_LIMIT}.",
-        ),
-    ] = DEFAULT_LIMIT
-    stream: Annotated[
-        Literal["stdout", "stderr", "all"],
-        Field(description="Which output to read. Default 'all' (interleaved in arrival order)."),
-    ] = "all"
+    limit: Annotated[int, Field(ge=1, le=100_000, description="With since: at most N lines.")] = (
+        DEFAULT_LIMIT
+    )
+    stream: Annotated[Literal["stdout", "stderr", "all"], Field(description="Which output.")] = (
+        "all"
+    )
     grep: Annotated[
         str | None,
         Field(
-            min_length=1,
-            max_length=4096,
-            description="Python regular expression: return only matching lines (and 'context' "
-            "lines around each). Searched per line; '^' and '$' match at line ends.",
+            min_length=1, max_length=4096, description="Regular expression: matching lines only."
         ),
     ] = None
     context: Annotated[
-        int,
-        Field(ge=0, le=100, description="With 'grep': lines shown before and after each match."),
+        int, Field(ge=0, le=100, description="With grep: lines shown around each match.")
     ] = 0
     max_bytes: Annotated[
         int,
-        Field(
-            ge=256,
-            le=16 * 1024 * 1024,
-            description="Size cap of the answer's lines (UTF-8 bytes, +1 per line); the newest "
-            f"lines of the selection are kept. Default {DEFAULT_MAX_BYTES}.",
-        ),
+        Field(ge=256, le=16 * 1024 * 1024, description="Size cap of the lines; newest kept."),
     ] = DEFAULT_MAX_BYTES
-    raw: Annotated[
-        bool,
-        Field(
-            description="Return text as written. Default false: ANSI colour/cursor escapes are "
-            "removed and carriage-return progress updates collapse to their final state."
-        ),
-    ] = False
+    raw: Annotated[bool, Field(description="Text as written (colours and \\r updates kept).")] = (
+        False
+    )
 
 
 class ListInput(ToolInput):
@@ -199,103 +140,98 @@ class SendInputInput(ToolInput):
     id: ProcessId
     text: Annotated[
         str,
-        Field(
-            max_length=1024 * 1024,
-            description="Text written to stdin as-is: no newline is added, so end a line with "
-            "'\\n'. Under a pty, '\\u0003' is Ctrl-C.",
-        ),
+        Field(max_length=1024 * 1024, description="Written as-is: end a line with \\n."),
     ] = ""
-    eof: Annotated[
-        bool,
-        Field(
-            description="After the text, end the input: closes a pipe; under a pty sends "
-            "Ctrl-D (twice after a partial line). Default false."
-        ),
-    ] = False
+    eof: Annotated[bool, Field(description="Then end the input.")] = False
 
 
 class SignalInput(ToolInput):
     id: ProcessId
-    signal: Annotated[
-        SignalName, Field(description="Signal to send to the process's whole process group.")
-    ]
+    signal: Annotated[SignalName, Field(description="Signal to send.")]
+
+
+AS_AT_START = "As in start."
+
+
+class RestartInput(ToolInput):
+    id: ProcessId
+    args: Annotated[list[str] | None, Field(description=AS_AT_START)] = None
+    cwd: Annotated[str | None, Field(min_length=1, description=AS_AT_START)] = None
+    env: Annotated[
+        dict[str, str] | None, Field(description="As in start; replaces the old overlay.")
+    ] = None
+    stdin: Annotated[StdinName | None, Field(description=AS_AT_START)] = None
+    pty: Annotated[bool | None, Field(description=AS_AT_START)] = None
+    timeout_seconds: Annotated[
+        float | None, Field(gt=0, allow_inf_nan=False, description=AS_AT_START)
+    ] = None
 
 
 class WaitInput(ToolInput):
-    id: ProcessId
+    id: Annotated[str | None, Field(min_length=1, max_length=64, description="Process id.")] = None
+    ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+        Field(min_length=1, max_length=1000, description="Instead of id: wait for these to end."),
+    ] = None
+    mode: Annotated[
+        Literal["any", "all"], Field(description="With ids: the first to end, or all.")
+    ] = "any"
     pattern: Annotated[
         str | None,
-        Field(
-            min_length=1,
-            description="Python regular expression; wait until a log line matches it. The whole "
-            "log is searched from its start, so a line printed before this call counts. ANSI "
-            "colour codes are removed before matching. Example: 'ready|listening on'.",
-        ),
+        Field(min_length=1, description="Regular expression for a log line (whole log searched)."),
     ] = None
     port: Annotated[
-        int | None,
-        Field(
-            ge=1,
-            le=65535,
-            description="Wait until a process of this process's tree listens on this TCP port.",
-        ),
+        int | None, Field(ge=1, le=65535, description="TCP port its tree listens on.")
     ] = None
     url: Annotated[
         str | None,
-        Field(
-            min_length=1,
-            pattern=r"^https?://",
-            description="Wait until an HTTP GET of this http:// or https:// URL answers with a "
-            "status below 500 (a 404 counts: the server is up).",
-        ),
+        Field(min_length=1, pattern=r"^https?://", description="http(s) URL that answers < 500."),
     ] = None
     timeout_seconds: Annotated[
-        float,
-        Field(
-            gt=0,
-            le=MAX_TIMEOUT,
-            description="Give up after this many seconds (reason 'timeout'). "
-            f"Default {DEFAULT_TIMEOUT:g}, max {MAX_TIMEOUT:g}.",
-        ),
+        float, Field(gt=0, le=MAX_TIMEOUT, description="Give up after this long.")
     ] = DEFAULT_TIMEOUT
+    tail_lines: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_TAIL_LINES,
+            description=f"Last lines of output to include (default 0 if met, {TAIL_LINES} if not).",
+        ),
+    ] = None
 
 
 # ----------------------------------------------------------------- outputs
+# Required fields are always in an answer; a field with a default is left out at it.
 class ProcessInfo(ToolOutput):
-    id: str = Field(description="Process id.")
-    pid: int | None = Field(description="OS pid of the direct child.")
+    """start and restart."""
+
+    id: str
+    pid: int | None
     status: StatusName
     command: str
     args: list[str]
-    cwd: str = Field(description="Absolute working directory.")
-    exit_code: int | None = Field(None, description="Exit code, when it exited by itself.")
-    signal: str | None = Field(None, description="Name of the signal that ended it, e.g. SIGKILL.")
-    started_at: str | None = None
-    ended_at: str | None = None
+    cwd: str
+    exit_code: int | None = None
+    signal: str | None = None
     notify_on_exit: bool = False
-    label: str | None = Field(None, description="Name given at start.")
+    label: str | None = None
     shell: bool = False
     stdin: StdinName = "null"
     pty: bool = False
     timeout_seconds: float | None = None
-    timed_out: bool = Field(False, description="True when it was stopped by its timeoutSeconds.")
-    restarts: int = Field(0, description="How many times 'restart' started it again.")
+    restarts: int = 0
+    reused: bool = False
 
 
-class ListedProcess(ProcessInfo):
-    listening_ports: list[int] = Field(
-        default_factory=list, description="TCP ports its process tree listens on (running only)."
-    )
-
-
-class StopResult(ProcessInfo):
-    tree_gone: bool = Field(
-        description="True when no process of its tree (group, escapees, descendants) is left."
-    )
-    survivors: list[int] = Field(
-        description="Pids of its tree still alive after SIGKILL (normally empty: a process "
-        "stuck in the kernel, or one the server may not signal)."
-    )
+class StopResult(ToolOutput):
+    id: str
+    pid: int | None
+    status: StatusName
+    exit_code: int | None = None
+    signal: str | None = None
+    timed_out: bool = False
+    tree_gone: bool
+    survivors: list[int] = []
 
 
 class StatusResult(ToolOutput):
@@ -309,93 +245,196 @@ class StatusResult(ToolOutput):
     signal: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
-    notify_on_exit: bool | None = None
+    notify_on_exit: bool = False
     label: str | None = None
-    shell: bool | None = None
-    stdin: StdinName | None = None
-    pty: bool | None = None
+    shell: bool = False
+    stdin: StdinName = "null"
+    pty: bool = False
     timeout_seconds: float | None = None
-    timed_out: bool | None = None
-    restarts: int | None = None
-    cpu_percent: float | None = Field(
-        None, description="CPU use of the whole tree since the previous call, % of one core."
-    )
-    memory_bytes: int | None = Field(None, description="Resident memory of the whole tree.")
-    process_count: int | None = Field(None, description="Processes in the tree.")
-    listening_ports: list[int] | None = Field(
-        None, description="TCP ports listened on by any process of the tree."
-    )
-    idle_seconds: float | None = Field(
-        None, description="Seconds since its last output (or its start)."
-    )
-    log_bytes: int | None = Field(None, description="Size of its log on disk.")
+    timed_out: bool = False
+    restarts: int = 0
+    cpu_percent: float = 0.0
+    memory_bytes: int = 0
+    process_count: int = 0
+    listening_ports: list[int] = []
+    idle_seconds: float = 0.0
+    log_bytes: int = 0
 
 
 class LogResult(ToolOutput):
     id: str
     status: StatusName
-    lines: list[str] = Field(description="stdout and stderr interleaved in arrival order.")
-    first_line: int | None = Field(description="Number of the first line returned (from 1).")
-    last_line: int | None = Field(description="Number of the last line returned.")
-    next_cursor: int = Field(
-        description="Pass as 'since' next time to read only newer lines. Never covers a "
-        "partial (unterminated) line, so that line is read again once complete."
-    )
-    total_lines: int = Field(description="Lines written so far, including dropped ones.")
-    truncated: bool = Field(
-        description="True when lines of the selection were left out or cut to fit 'maxBytes'."
-    )
-    omitted_lines: int = Field(description="Selected lines left out to fit 'maxBytes'.")
-    dropped_bytes: int = Field(description="Oldest bytes dropped by the per-process log cap.")
-    cut_lines: int = Field(0, description="Lines stored cut because they exceeded the line cap.")
-    pending_lines: int = Field(
-        0, description="Trailing lines of 'lines' not ended by a newline yet (provisional)."
-    )
-    missed_lines: int = Field(
-        0, description="Lines after 'since' that the log cap dropped before they were read."
-    )
-    notice: str | None = Field(None, description="What the caller should know about this answer.")
+    lines: list[str]
+    next_cursor: int
+    first_line: int | None = None
+    last_line: int | None = None
+    total_lines: int = 0
+    truncated: bool = False
+    omitted_lines: int = 0
+    dropped_bytes: int = 0
+    cut_lines: int = 0
+    pending_lines: int = 0
+    missed_lines: int = 0
+    notice: str | None = None
+
+
+class ListedProcess(ToolOutput):
+    id: str
+    pid: int | None
+    status: StatusName
+    command: str
+    label: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    started_at: str | None = None
+    listening_ports: list[int] = []
 
 
 class ListResult(ToolOutput):
     processes: list[ListedProcess]
 
 
-class InputResult(ToolOutput):
-    id: str
-    status: StatusName
-    bytes_written: int = Field(description="Bytes of input the process's stdin took so far.")
-    bytes_pending: int = Field(description="Bytes accepted but not yet taken (it reads slowly).")
-    stdin_open: bool = Field(description="False once input has ended (eof, or it closed stdin).")
-
-
-class SignalResult(ProcessInfo):
-    sent: SignalName = Field(description="The signal sent to the process group.")
-
-
 class PidResult(ToolOutput):
     id: str
     pid: int | None
-    notice: str | None = Field(
-        None, description="Why pid is null: the id is unknown (not an error, as in the seed)."
-    )
+    notice: str | None = None
+
+
+class RemoveResult(ToolOutput):
+    id: str
+    pid: int | None
+    status: StatusName
+    exit_code: int | None = None
+    signal: str | None = None
+    removed: bool
+
+
+class InputResult(ToolOutput):
+    id: str
+    status: StatusName
+    bytes_written: int = 0
+    bytes_pending: int = 0
+    stdin_open: bool
+
+
+class SignalResult(ToolOutput):
+    id: str
+    pid: int | None
+    status: StatusName
+    exit_code: int | None = None
+    signal: str | None = None
+    sent: SignalName
+
+
+class EndedProcess(ToolOutput):
+    id: str
+    status: StatusName
+    exit_code: int | None = None
+    signal: str | None = None
+    tail: list[str] = []
 
 
 class WaitResult(ToolOutput):
-    id: str
-    status: StatusName = Field(description="Status of the process when the wait ended.")
-    met: bool = Field(description="True when the awaited condition happened.")
-    reason: Literal["pattern", "port", "url", "exited", "timeout"] = Field(
-        description="Why the wait ended: the condition met ('pattern', 'port', 'url'), the "
-        "process ended ('exited'; met is true only when no condition was given), or 'timeout'."
-    )
-    matched_line: str | None = Field(None, description="The log line that matched 'pattern'.")
-    matched_line_number: int | None = Field(None, description="Its number in the log (from 1).")
-    exit_code: int | None = Field(None, description="Exit code, when it has exited by itself.")
-    signal: str | None = Field(None, description="Signal that ended it, if any.")
-    elapsed_seconds: float = Field(description="How long the wait took.")
-    tail: list[str] = Field(description=f"The last {TAIL_LINES} lines of output (ANSI removed).")
+    met: bool
+    reason: Literal["pattern", "port", "url", "exited", "timeout"]
+    elapsed_seconds: float
+    id: str | None = None
+    status: StatusName | None = None
+    matched_line: str | None = None
+    matched_line_number: int | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    next_cursor: int | None = None  # always there for one process (0: no output yet)
+    tail: list[str] = []
+    ended: list[EndedProcess] = []
+    running: list[str] = []
 
 
-class RemoveResult(ProcessInfo):
-    removed: bool = True
+# ------------------------------------------------------------- JSON schemas
+def input_schema(model: type[ToolInput]) -> dict[str, Any]:
+    """``model``'s input schema, portable (see the module docstring) and without the
+    validation details a model need not read (titles, string lengths, patterns): the
+    server still enforces them, with errors that name the field."""
+    schema = model.model_json_schema(by_alias=True)
+    properties = {name: _portable(prop) for name, prop in schema.get("properties", {}).items()}
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if schema.get("required"):
+        out["required"] = schema["required"]
+    out["additionalProperties"] = False
+    return out
+
+
+_PLAIN_DEFAULTS: list[Any] = [None, False, [], "", "null"]
+_DROPPED = {
+    "title",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+}
+
+
+def _portable(prop: dict[str, Any]) -> dict[str, Any]:
+    if "anyOf" in prop:
+        branches = [branch for branch in prop["anyOf"] if branch.get("type") != "null"]
+        assert len(branches) == 1, f"cannot make {prop} portable"
+        prop = {**branches[0], **{k: v for k, v in prop.items() if k != "anyOf"}}
+    out = {key: value for key, value in prop.items() if key not in _DROPPED}
+    if "default" in out and out["default"] in _PLAIN_DEFAULTS:
+        del out["default"]  # null, false, [], "" and "null" go without saying
+    if "items" in out:
+        out["items"] = _portable(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = _portable(out["additionalProperties"])
+    return out
+
+
+NULLABLE_WHEN_ENDED = ("exitCode", "signal")  # null in an answer once ended, not otherwise
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s serialization schema, inlined and compact: no titles, descriptions,
+    defaults or enums (the tool description says what matters), and ``null`` allowed only
+    where an answer can carry it (a required nullable field, or ``exitCode``/``signal``:
+    any other field at ``null`` is left out). ``required`` lists exactly the fields every
+    answer carries."""
+    schema = model.model_json_schema(by_alias=True, mode="serialization")
+    out = _compact(schema, schema.get("$defs", {}))
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        prop = out["properties"][alias]
+        nullable_type = isinstance(prop.get("type"), list)
+        if nullable_type and not field.is_required() and alias not in NULLABLE_WHEN_ENDED:
+            prop["type"] = next(t for t in prop["type"] if t != "null")
+        item = get_args(field.annotation)[0] if get_origin(field.annotation) is list else None
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            out["properties"][alias] = {"type": "array", "items": output_schema(item)}
+    return out
+
+
+def _compact(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _compact(defs[node["$ref"].rsplit("/", 1)[1]], defs)
+    if "anyOf" in node:
+        branches = [_compact(branch, defs) for branch in node["anyOf"]]
+        if all(set(branch) == {"type"} for branch in branches):
+            return {"type": [branch["type"] for branch in branches]}
+        other = [branch for branch in branches if branch != {"type": "null"}]
+        if len(other) == 1:
+            merged = dict(other[0])
+            merged["type"] = [merged["type"], "null"]
+            return merged
+        return {"anyOf": branches}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "description", "default", "enum", "$defs"):
+            continue
+        if key == "properties":
+            value = {name: _compact(prop, defs) for name, prop in value.items()}
+        elif key == "items":
+            value = _compact(value, defs)
+        out[key] = value
+    return out

@@ -15,7 +15,16 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
 * ``logging/setLevel`` is registered with ``add_request_handler`` because the constructor
   keyword emits a deprecation warning (logging is deprecated at 2026-07-28), and log
   messages are written raw to handshake-era connections only: at 2026-07-28 a server may
-  not send unsolicited ``notifications/message``.
+  not send unsolicited ``notifications/message``;
+* a tool handler may return the result's wire form (a dict) instead of a
+  ``CallToolResult``: the runner then copies it instead of walking it with pydantic, which
+  for a ``list`` of hundreds of processes is a millisecond saved (it is still checked
+  against the protocol's result shape once);
+* roots (deprecated at 2026-07-28, still what handshake-era clients use to say where the
+  project is): there is no "client initialised" hook, so ``notifications/initialized`` and
+  ``notifications/roots/list_changed`` get handlers through ``add_notification_handler``
+  (the constructor keyword warns), and ``roots/list`` is sent as a raw typed request with
+  a read timeout, since a client may declare roots and never answer.
 """
 
 from __future__ import annotations
@@ -96,6 +105,17 @@ class SessionHolder:
             )
         except Exception as exc:  # the client may be gone; the process record still holds it
             logger.debug("process/exit not delivered: %r", exc)
+
+
+def tool_result(text: str, structured: dict[str, Any]) -> dict[str, Any]:
+    """A successful ``tools/call`` result in wire form: ``text`` and ``structuredContent``.
+    ``resultType`` is required at 2026-07-28; the runner's sieve drops it for older eras."""
+    return {
+        "content": [{"type": "text", "text": text}],
+        "structuredContent": structured,
+        "isError": False,  # what a CallToolResult says too: clients read it
+        "resultType": "complete",
+    }
 
 
 def client_key(ctx: Any) -> str:
@@ -201,6 +221,38 @@ def enable_subscriptions(server: Server[Any], bus: ListenBus) -> None:
     server.add_request_handler(
         "subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(bus)
     )
+
+
+def enable_roots(
+    server: Server[Any],
+    on_initialized: Callable[[Any, Any], Awaitable[None]],
+    on_roots_changed: Callable[[Any, Any], Awaitable[None]],
+) -> None:
+    """Call ``on_initialized(ctx, params)`` once a client has finished the handshake, and
+    ``on_roots_changed(ctx, params)`` when it says its roots changed. Both run inline in
+    the reader of the connection: they must not await the client (spawn a task)."""
+    server.add_notification_handler(
+        "notifications/initialized", types.NotificationParams, on_initialized
+    )
+    server.add_notification_handler(
+        "notifications/roots/list_changed", types.NotificationParams, on_roots_changed
+    )
+
+
+def can_ask_roots(session: Any) -> bool:
+    """Whether ``roots/list`` may be sent: a handshake-era client that declared roots (at
+    2026-07-28 a server may not send requests of its own)."""
+    capabilities = getattr(session, "client_capabilities", None)
+    return capabilities is not None and capabilities.roots is not None and is_handshake_era(session)
+
+
+async def list_root_uris(session: ServerSession, timeout: float) -> list[str]:
+    """The client's root URIs, in its order. Raises on timeout (the client may never
+    answer), a refusal or a malformed answer; the caller decides what that means."""
+    result = await session.send_request(
+        types.ListRootsRequest(), types.ListRootsResult, request_read_timeout_seconds=timeout
+    )
+    return [str(root.uri) for root in result.roots]
 
 
 def enable_logging(

@@ -7,24 +7,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_types import Tool, ToolAnnotations
-from pydantic import BaseModel
 
-from process_mcp.core import InvalidRequest, ProcessManager, Status
+from process_mcp.core import InvalidRequest, ProcessManager
 from process_mcp.core.logs.pattern import LinePattern
-from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery
-from process_mcp.core.options import StartOptions
-from process_mcp.core.signals import SIGNALS
+from process_mcp.core.logs.query import LogAnswer, LogQuery
+from process_mcp.core.options import RestartChanges, StartOptions
 from process_mcp.core.waiting import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
-    TAIL_LINES,
     WaitCondition,
+    tail_text,
     wait_for,
+    wait_for_exits,
 )
+from process_mcp.server import answers
 from process_mcp.server import schemas as s
+from process_mcp.server.folder import current_folder
 from process_mcp.server.progress import current_progress
 
-Handler = Callable[[ProcessManager, Any], Awaitable[BaseModel]]
+Handler = Callable[[ProcessManager, Any], Awaitable[dict[str, Any]]]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
@@ -35,7 +36,7 @@ class ToolSpec:
     title: str
     description: str
     input_model: type[s.ToolInput]
-    output_model: type[BaseModel]
+    output_model: type[s.ToolOutput]
     handler: Handler
     annotations: ToolAnnotations
 
@@ -44,17 +45,13 @@ class ToolSpec:
             name=self.name,
             title=self.title,
             description=self.description,
-            input_schema=self.input_model.model_json_schema(by_alias=True),
-            output_schema=self.output_model.model_json_schema(by_alias=True, mode="serialization"),
+            input_schema=s.input_schema(self.input_model),
+            output_schema=s.output_schema(self.output_model),
             annotations=self.annotations,
         )
 
 
-def _info(record: Any) -> s.ProcessInfo:
-    return s.ProcessInfo.model_validate(record.public())
-
-
-async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
+async def start(manager: ProcessManager, args: s.StartInput) -> dict[str, Any]:
     options = StartOptions(
         shell=args.shell,
         stdin=args.stdin,
@@ -62,56 +59,26 @@ async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
         timeout_seconds=args.timeout_seconds,
         label=args.label,
     )
-    record = await manager.start(
-        args.command,
-        args.args,
-        cwd=args.cwd,
-        env=args.env,
-        notify_on_exit=args.notify_on_exit,
-        options=options,
-    )
-    return _info(record)
+    call = (args.command, args.args, args.cwd, args.env, args.notify_on_exit, options)
+    if args.reuse:
+        record, reused = await manager.start_or_reuse(*call, default_cwd=current_folder.get())
+        return answers.started(record, reused)
+    return answers.started(await manager.start(*call, default_cwd=current_folder.get()))
 
 
-async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
-    stopped = await manager.stop(args.id, force=args.force)  # verified: a last look of /proc
-    return s.StopResult.model_validate(
-        {**stopped.record.public(), "treeGone": stopped.tree_gone, "survivors": stopped.survivors}
-    )
+async def stop(manager: ProcessManager, args: s.StopInput) -> dict[str, Any]:
+    return answers.stopped(await manager.stop(args.id, force=args.force))
 
 
-async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult:
+async def get_status(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
     record = manager.find(args.id)
-    if record is None:
-        return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
-    return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
+    facts = manager.live_facts(args.id) if record is not None else None
+    return answers.status(args.id, record, facts)
 
 
-async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
+async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any]:
     record = manager.get(args.id)
-    answer = await manager.read_log(args.id, _log_query(args))  # the grep runs off the loop
-    return s.LogResult(
-        id=record.id,
-        status=record.status.value,
-        lines=answer.lines,
-        first_line=answer.numbers[0] if answer.numbers else None,
-        last_line=answer.numbers[-1] if answer.numbers else None,
-        next_cursor=answer.next_cursor,
-        total_lines=answer.total_lines,
-        truncated=answer.truncated,
-        omitted_lines=answer.omitted_lines,
-        dropped_bytes=answer.dropped_bytes,
-        cut_lines=answer.cut_lines,
-        pending_lines=answer.pending_lines,
-        missed_lines=answer.missed_lines,
-        notice=_log_notice(answer),
-    )
-
-
-def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
-    if not isinstance(args, s.GetLogInput):
-        return LogQuery()
-    return LogQuery(
+    query = LogQuery(
         last_lines=args.last_lines,
         since=args.since,
         limit=args.limit,
@@ -121,6 +88,9 @@ def _log_query(args: s.IdInput | s.GetLogInput) -> LogQuery:
         max_bytes=args.max_bytes,
         raw=args.raw,
     )
+    answer = await manager.read_log(args.id, query)  # the grep runs off the loop
+    context = None if args.grep is None else args.context
+    return answers.log(record, answer, _log_notice(answer), context)
 
 
 def _log_notice(answer: LogAnswer) -> str | None:
@@ -138,59 +108,45 @@ def _log_notice(answer: LogAnswer) -> str | None:
     return "; ".join(notes) or None
 
 
-async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListResult:
-    return s.ListResult(
-        processes=[
-            s.ListedProcess.model_validate(
-                {**record.public(), "listeningPorts": manager.listening_ports(record.id)}
-            )
-            for record in manager.records()
-        ]
-    )
+async def list_processes(manager: ProcessManager, args: s.ListInput) -> dict[str, Any]:
+    return answers.listed(manager.summaries())
 
 
-async def get_pid(manager: ProcessManager, args: s.IdInput) -> s.PidResult:
-    record = manager.find(args.id)
-    if record is None:
-        return s.PidResult(
-            id=args.id,
-            pid=None,
-            notice=f"no process with id {args.id!r}, so pid is null; call 'list' to see the ids",
-        )
-    return s.PidResult(id=args.id, pid=record.pid)
+async def get_pid(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
+    return answers.pid(args.id, manager.find(args.id))
 
 
-async def remove(manager: ProcessManager, args: s.IdInput) -> s.RemoveResult:
-    record = await manager.remove(args.id)
-    return s.RemoveResult.model_validate(record.public())
+async def remove(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
+    return answers.removed(await manager.remove(args.id))
 
 
-async def send_input(manager: ProcessManager, args: s.SendInputInput) -> s.InputResult:
+async def send_input(manager: ProcessManager, args: s.SendInputInput) -> dict[str, Any]:
     if not args.text and not args.eof:
         raise InvalidRequest(
             "send-input needs 'text' (written as-is, add '\\n' to end a line) or eof: true"
         )
     receipt = await manager.send_input(args.id, args.text, eof=args.eof)
-    return s.InputResult(
-        id=args.id,
-        status=manager.get(args.id).status.value,
-        bytes_written=receipt.bytes_written,
-        bytes_pending=receipt.bytes_pending,
-        stdin_open=receipt.stdin_open,
+    return answers.input_taken(manager.get(args.id), receipt)
+
+
+async def send_signal(manager: ProcessManager, args: s.SignalInput) -> dict[str, Any]:
+    return answers.signalled(await manager.send_signal(args.id, args.signal), args.signal)
+
+
+async def restart(manager: ProcessManager, args: s.RestartInput) -> dict[str, Any]:
+    changes = RestartChanges(
+        args=None if args.args is None else list(args.args),
+        cwd=args.cwd,
+        env=None if args.env is None else dict(args.env),
+        stdin=args.stdin,
+        pty=args.pty,
+        timeout_seconds=args.timeout_seconds,
     )
+    record = await manager.restart(args.id, changes, default_cwd=current_folder.get())
+    return answers.started(record)
 
 
-async def send_signal(manager: ProcessManager, args: s.SignalInput) -> s.SignalResult:
-    record = await manager.send_signal(args.id, args.signal)
-    return s.SignalResult.model_validate({**record.public(), "sent": args.signal})
-
-
-async def restart(manager: ProcessManager, args: s.IdInput) -> s.ProcessInfo:
-    return _info(await manager.restart(args.id))
-
-
-async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
-    pattern = None if args.pattern is None else LinePattern.compile(args.pattern, name="pattern")
+async def wait(manager: ProcessManager, args: s.WaitInput) -> dict[str, Any]:
     sink = current_progress.get()
     timeout = args.timeout_seconds
 
@@ -198,45 +154,60 @@ async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
         if sink is not None:
             await sink(elapsed, timeout, message)
 
+    report = progress if sink is not None else None
+    if args.ids is not None:
+        return await _wait_for_exits(manager, args, report)
+    if args.id is None:
+        raise InvalidRequest("wait needs 'id' (one process) or 'ids' (several, to end)")
+    if "mode" in args.model_fields_set:
+        raise InvalidRequest(
+            "'mode' applies to 'ids' (wait for any or all of several processes to end); "
+            "drop it, or pass 'ids' instead of 'id'"
+        )
+    pattern = None if args.pattern is None else LinePattern.compile(args.pattern, name="pattern")
+    condition = WaitCondition(pattern=pattern, port=args.port, url=args.url)
     outcome = await wait_for(
-        manager,
-        args.id,
-        WaitCondition(pattern=pattern, port=args.port, url=args.url),
-        timeout,
-        progress=progress if sink is not None else None,
+        manager, args.id, condition, timeout, progress=report, tail_lines=args.tail_lines
     )
-    record = outcome.record
-    return s.WaitResult(
-        id=record.id,
-        status=record.status.value,
-        met=outcome.met,
-        reason=outcome.reason,  # type: ignore[arg-type]
-        matched_line=outcome.matched_line,
-        matched_line_number=outcome.matched_line_number,
-        exit_code=record.exit_code,
-        signal=record.signal,
-        elapsed_seconds=outcome.elapsed,
-        tail=outcome.tail,
+    return answers.waited(outcome)
+
+
+async def _wait_for_exits(
+    manager: ProcessManager, args: s.WaitInput, report: Any
+) -> dict[str, Any]:
+    if args.id is not None:
+        raise InvalidRequest(f"pass either 'id' ({args.id!r}) or 'ids' ({args.ids!r}), not both")
+    if args.pattern is not None or args.port is not None or args.url is not None:
+        raise InvalidRequest(
+            "'ids' waits for processes to end; 'pattern', 'port' and 'url' wait on one "
+            "process: call wait once per process with 'id' for those"
+        )
+    assert args.ids is not None
+    outcome = await wait_for_exits(
+        manager, list(args.ids), args.mode == "all", args.timeout_seconds, progress=report
     )
+    tails = {}
+    if args.tail_lines:
+        for record in outcome.ended:
+            tails[record.id] = await tail_text(manager, record.id, args.tail_lines)
+    return answers.waited_for_exits(outcome, tails)
 
 
 def tool_specs(stop_grace: float) -> dict[str, ToolSpec]:
     """Every tool by name; descriptions quote the core's settings and vocabularies."""
-    signals = ", ".join(SIGNALS)
-    return {spec.name: spec for spec in _specs(f"{stop_grace:g} s", signals)}
+    return {spec.name: spec for spec in _specs(f"{stop_grace:g} s")}
 
 
-def _specs(grace: str, signals: str) -> list[ToolSpec]:
+def _specs(grace: str) -> list[ToolSpec]:
     return [
         ToolSpec(
             "start",
             "Start a background process",
-            "Start a long-running command (dev server, build, test watcher) in the background "
-            "and return at once with its id. No shell unless shell: true: pass the program as "
-            "'command' and each argument in 'args'. stdin is /dev/null, so prompts get EOF "
-            "instead of hanging; stdin: 'pipe' or pty: true keep it open for 'send-input'. "
-            "timeoutSeconds stops it after that long; label names it in 'list'. "
-            "Output goes to a log read with 'get-log'. Returns the process record.",
+            "Run a command in the background; answers its id at once. The loop: start, then "
+            "wait (ready or ended), then get-log with since=nextCursor (only new output), "
+            "then stop. No shell unless shell: true: program in command, arguments in args. "
+            "Runs in the client's project folder unless cwd says otherwise. stdin is "
+            "/dev/null (prompts read EOF) unless stdin: 'pipe' or pty: true (then send-input).",
             s.StartInput,
             s.ProcessInfo,
             start,
@@ -244,13 +215,9 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ),
         ToolSpec(
             "stop",
-            "Stop a process and its whole tree",
-            "Stop a process started with 'start': SIGTERM to its whole process tree, then "
-            f"SIGKILL after the grace period ({grace}) to whatever is left; 'force' kills at "
-            "once. "
-            "Answers once everything has ended, with the final record (status 'stopped') and "
-            "'treeGone' (verified: no process of the tree is left, escapees included). "
-            "Stopping an ended process ends what it left running and returns its record.",
+            "Stop a process and its tree",
+            f"Stop a process and its whole tree: SIGTERM, then SIGKILL after {grace} (force: "
+            "at once). Answers once it has ended; treeGone: nothing of the tree is left.",
             s.StopInput,
             s.StopResult,
             stop,
@@ -259,11 +226,9 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "get-status",
             "Get a process's status",
-            "Status of a process: 'running', 'stopped' (ended by 'stop'), 'exited' (ended by "
-            "itself with code 0), 'crashed' (non-zero exit or killed by a signal we did not "
-            "send) or 'not-exists' (unknown id; not an error). Returns the whole record and, "
-            "while running, live facts: cpuPercent, memoryBytes and processCount of the whole "
-            "tree, listeningPorts, idleSeconds (since its last output) and logBytes.",
+            "A process's record: status running, stopped (by stop), exited (code 0), crashed "
+            "or not-exists; exitCode/signal once ended; while running, CPU, memory, process "
+            "count, listening ports, idle seconds.",
             s.IdInput,
             s.StatusResult,
             get_status,
@@ -272,15 +237,10 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "get-log",
             "Read a process's output",
-            "Read the output of a process: stdout and stderr interleaved in arrival order, one "
-            "string per line, numbered from 1 for the life of the process. 'lastLines' reads "
-            "the newest lines; to follow a process read with 'since' (0 at first) and pass back "
-            "'nextCursor' to get only new lines. 'grep' (Python regex, with 'context') and "
-            f"'stream' filter. Answers are capped by 'maxBytes' ({DEFAULT_MAX_BYTES // 1024} "
-            "KiB), keeping the newest "
-            "lines ('truncated'/'omittedLines' say what was left out). Colours and \\r progress "
-            "updates are cleaned unless 'raw'. The whole log is kept on disk up to a cap "
-            "('droppedBytes' says how much old output was dropped).",
+            "Output lines (stdout and stderr in arrival order), numbered from 1. since: N "
+            "reads only newer lines (pass back nextCursor); lastLines: N the newest. A grep "
+            "answers like grep -n -C: 'N:' a match, 'N-' context, '--' between groups. Cut "
+            "to maxBytes keeping the newest; colours and \\r updates cleaned unless raw.",
             s.GetLogInput,
             s.LogResult,
             get_log,
@@ -288,9 +248,9 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ),
         ToolSpec(
             "list",
-            "List managed processes",
-            "List every process this server manages, running or ended, with status, pid, "
-            "label, command, cwd, start time, exit code and the TCP ports its tree listens on.",
+            "List processes",
+            "One line per process: id, pid, status, label, command line, exitCode, start "
+            "time, listening ports.",
             s.ListInput,
             s.ListResult,
             list_processes,
@@ -298,8 +258,8 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ),
         ToolSpec(
             "get-pid",
-            "Get a process's OS pid",
-            "The operating-system pid of a managed process's direct child; null for an unknown id.",
+            "Get a process's pid",
+            "The OS pid of a process; null for an unknown id.",
             s.IdInput,
             s.PidResult,
             get_pid,
@@ -308,8 +268,7 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "remove",
             "Forget an ended process",
-            "Forget a process that has ended and delete its log. Fails while it is running: "
-            "call 'stop' first.",
+            "Forget an ended process and delete its log (stop it first).",
             s.IdInput,
             s.RemoveResult,
             remove,
@@ -318,10 +277,8 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "send-input",
             "Type into a process's stdin",
-            "Write text to the stdin of a process started with stdin: 'pipe' or pty: true "
-            "(no newline is added: end lines with '\\n'); eof: true then ends its input. "
-            "Answer to prompts, drive a REPL. Read the reply with 'get-log' (a prompt without "
-            "a newline is shown as the last line).",
+            "Write text to the stdin of a process started with stdin: 'pipe' or pty: true; "
+            "eof: true then ends its input. To answer a prompt: wait for it, then send it.",
             s.SendInputInput,
             s.InputResult,
             send_input,
@@ -329,11 +286,9 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ),
         ToolSpec(
             "signal",
-            "Send a signal to a process",
-            f"Send one of {signals} "
-            "to a running process's whole process group (e.g. SIGHUP to reload, SIGINT like "
-            "Ctrl-C). Answers at once; if the process dies of it, its status becomes 'stopped' "
-            "(not 'crashed'), with 'signal' naming it.",
+            "Send a signal",
+            "Send a signal to a running process's group (SIGHUP to reload, SIGINT like "
+            "Ctrl-C). If it dies of it, its status is stopped.",
             s.SignalInput,
             s.SignalResult,
             send_signal,
@@ -342,25 +297,21 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "restart",
             "Restart a process",
-            "Stop a process (as 'stop', if still running), then start the same command, args, "
-            "cwd, env and options again under the same id, with a new pid. The log continues "
-            "after a marker line; line numbers keep counting. Works on ended processes too.",
-            s.IdInput,
+            "Stop it if running, then start the same command again under the same id; the "
+            "parameters given replace the old ones. The log continues, numbering unbroken.",
+            s.RestartInput,
             s.ProcessInfo,
             restart,
             ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
         ),
         ToolSpec(
             "wait",
-            "Wait until a process is ready or ends",
-            "Block until a process is ready or has ended, in one call: until a log line matches "
-            "'pattern' (searched from the start of the log), until its tree listens on TCP "
-            "'port', or until an HTTP GET of 'url' answers below 500; with none of them, until "
-            "the process ends. Returns at once with met=false, reason='exited' if the process "
-            f"dies first, so you never wait for the timeout (default {DEFAULT_TIMEOUT:g} s, max "
-            f"{MAX_TIMEOUT:g}). 'tail' holds the last {TAIL_LINES} lines, e.g. the error that "
-            "killed it. The process keeps running "
-            "when the wait ends or is cancelled. Use this instead of polling get-status.",
+            "Wait until ready or ended",
+            "Block until a log line matches pattern, its tree listens on port, or url "
+            "answers; with none of them, until it ends. met is true only if that holds now: "
+            "if the process ended first, met is false, reason exited, at once (tail shows "
+            f"why). Timeout {DEFAULT_TIMEOUT:g} s by default (max {MAX_TIMEOUT:g}). ids and "
+            "mode wait for any or all of several processes to end.",
             s.WaitInput,
             s.WaitResult,
             wait,

@@ -75,9 +75,11 @@ class LogQuery:
 
 @dataclass
 class LogAnswer:
-    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``.
-    ``first_stored``/``last_stored`` are the oldest and newest stored line numbers the
-    query saw (``first_stored`` is ``last_stored + 1`` when nothing is stored)."""
+    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``, and with a
+    ``grep``, ``hits[i]`` says whether that line matched (else it is context; ``hits`` is
+    empty without a grep). ``first_stored``/``last_stored`` are the oldest and newest
+    stored line numbers the query saw (``first_stored`` is ``last_stored + 1`` when
+    nothing is stored)."""
 
     lines: list[str]
     numbers: list[int]
@@ -91,6 +93,7 @@ class LogAnswer:
     cut_lines: int
     first_stored: int
     last_stored: int
+    hits: list[bool] = field(default_factory=list)
 
     @property
     def truncated(self) -> bool:
@@ -113,12 +116,18 @@ def cut_text(text: str, limit: int) -> tuple[str, bool]:
 class Budget:
     """The answer's lines, oldest first, within ``max_bytes`` (each line counts its UTF-8
     bytes plus one for its newline). Forward scans push newer lines and evict the oldest;
-    tail scans push older lines until the budget is full."""
+    tail scans push older lines until the budget is full.
 
-    def __init__(self, max_bytes: int, max_lines: int | None = None) -> None:
+    ``numbered`` (a grep answer, shown as ``grep -n -C``): each pushed line also counts its
+    ``N:`` prefix, plus ``numbered`` bytes more (3 when there is context: a ``--`` line
+    may precede it), so the formatted answer still fits ``max_bytes``."""
+
+    def __init__(self, max_bytes: int, max_lines: int | None = None, numbered: int = -1) -> None:
         self.max_bytes = max_bytes
         self.max_lines = max_lines
+        self.numbered = numbered
         self.items: deque[tuple[int, str, int]] = deque()
+        self.hits: set[int] = set()  # numbers of kept lines that matched a grep
         self.total = 0
         self.omitted = 0
         self.cut = 0
@@ -129,17 +138,27 @@ class Budget:
         self.cut += cut
         return text, len(text.encode()) + 1
 
-    def push_newer(self, number: int, text: str) -> None:
-        """Add a line newer than all kept ones; on return the kept lines fit ``max_bytes``
-        and ``max_lines`` again (the oldest evicted, counted in ``omitted`` when for bytes)."""
-        text, size = self._fit(text, self.max_bytes)
+    def push_newer(self, number: int, text: str, hit: bool = False) -> None:
+        """Add a line newer than all kept ones (``hit``: it matched a grep); on return the
+        kept lines fit ``max_bytes`` and ``max_lines`` again (the oldest evicted, counted in
+        ``omitted`` when for bytes)."""
+        extra = len(str(number)) + 1 + self.numbered if self.numbered >= 0 else 0
+        text, size = self._fit(text, self.max_bytes - extra)
+        size += extra
         self.items.append((number, text, size))
+        if hit:
+            self.hits.add(number)
         self.total += size
         if self.max_lines is not None and len(self.items) > self.max_lines:
-            self.total -= self.items.popleft()[2]
+            self._evict()
         while self.total > self.max_bytes:
-            self.total -= self.items.popleft()[2]
+            self._evict()
             self.omitted += 1
+
+    def _evict(self) -> None:
+        number, _, size = self.items.popleft()
+        self.total -= size
+        self.hits.discard(number)
 
     def push_older(self, number: int, text: str) -> bool:
         """Add a line older than all kept ones; False (and nothing added) once full. A line
@@ -169,11 +188,11 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         start = query.since + 1
         if start < snapshot.first_line and snapshot.dropped_lines:
             missed = snapshot.first_line - start
-        budget = Budget(query.max_bytes)
+        budget = Budget(query.max_bytes, numbered=_numbered(query))
         cursor = _forward(snapshot, query, start, query.limit, budget)
         omitted = budget.omitted
     elif query.pattern is not None:
-        budget = Budget(query.max_bytes, query.last_lines)
+        budget = Budget(query.max_bytes, query.last_lines, _numbered(query))
         cursor = _forward(snapshot, query, snapshot.first_line, None, budget)
         omitted = budget.omitted
     else:
@@ -194,7 +213,15 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         cut_lines=snapshot.cut_lines,
         first_stored=snapshot.first_line,
         last_stored=snapshot.last_line,
+        hits=[number in budget.hits for number, _, _ in budget.items] if query.pattern else [],
     )
+
+
+def _numbered(query: LogQuery) -> int:
+    """``Budget``'s ``numbered`` for ``query``: -1 without a grep (lines as they are)."""
+    if query.pattern is None:
+        return -1
+    return 3 if query.context else 0
 
 
 def _pending_text(line: LogLine, raw: bool) -> tuple[str, str]:
@@ -218,8 +245,8 @@ def _forward(
     scanned, scan_lines = 0, query.scan_lines
     for block in text_blocks(snapshot, start, query.raw):
         chosen = selector.select(block) if selector else _all_of(block, tags)
-        for number, text in chosen:
-            budget.push_newer(number, text)
+        for number, text, hit in chosen:
+            budget.push_newer(number, text, hit)
             selected += 1
             if selected == limit:
                 return number
@@ -230,14 +257,14 @@ def _forward(
     for line in snapshot.pending:
         tag, text = _pending_text(line, query.raw)
         if tag in tags and (query.pattern is None or query.pattern.regex.search(text)):
-            budget.push_newer(line.number, text)
+            budget.push_newer(line.number, text, query.pattern is not None)
     return snapshot.last_line
 
 
-def _all_of(block: TextBlock, tags: str) -> Iterator[tuple[int, str]]:
+def _all_of(block: TextBlock, tags: str) -> Iterator[tuple[int, str, bool]]:
     for index in range(block.count):
         if block.keeps(index, tags):
-            yield block.first + index, block.line(index)
+            yield block.first + index, block.line(index), False
 
 
 def _tail(snapshot: LogSnapshot, query: LogQuery, budget: Budget) -> int:
@@ -278,11 +305,12 @@ class _GrepSelector:
         self.before: deque[tuple[int, str]] = deque(maxlen=max(context, 1))
         self.after = 0
 
-    def select(self, block: TextBlock) -> Iterator[tuple[int, str]]:
+    def select(self, block: TextBlock) -> Iterator[tuple[int, str, bool]]:
+        """(number, text, matched) of each selected line of ``block``, in order."""
         matches = [i for i in block.matches(self.pattern) if block.keeps(i, self.tags)]
         if not self.context:
             for index in matches:
-                yield block.first + index, block.line(index)
+                yield block.first + index, block.line(index), True
             return
         if not matches and not self.after:
             self._remember_tail(block)
@@ -291,17 +319,18 @@ class _GrepSelector:
         for index in range(block.count):
             if not block.keeps(index, self.tags):
                 continue
-            line = (block.first + index, block.line(index))
+            number, text = block.first + index, block.line(index)
             if index in hits:
-                yield from self.before
+                for before in self.before:
+                    yield *before, False
                 self.before.clear()
-                yield line
+                yield number, text, True
                 self.after = self.context
             elif self.after:
                 self.after -= 1
-                yield line
+                yield number, text, False
             else:
-                self.before.append(line)
+                self.before.append((number, text))
 
     def _remember_tail(self, block: TextBlock) -> None:
         found = []

@@ -22,6 +22,19 @@ _SHELL_SYNTAX = re.compile(r"\s|[|&;<>()$`*?~]")
 DEFAULT_ENV = {"PYTHONUNBUFFERED": "1"}
 
 
+def join_cwd(cwd: str | None, default: str | None) -> str:
+    """The directory asked for, before any check: ``cwd`` (``~`` expanded) when absolute;
+    a relative ``cwd`` joined to ``default`` (the caller's default folder); no ``cwd``:
+    ``default``. Without ``default``, relative paths stay relative (the server's working
+    directory, as :func:`resolve_cwd` reads them). Pure; raises nothing."""
+    if not cwd:
+        return default or ""
+    path = Path(cwd).expanduser()
+    if path.is_absolute() or not default:
+        return str(path)
+    return str(Path(default) / path)
+
+
 def resolve_cwd(cwd: str | None) -> str:
     """The absolute, existing directory to start in (relative paths are the server's)."""
     path = Path(cwd).expanduser() if cwd else Path.cwd()
