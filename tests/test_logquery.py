@@ -10,6 +10,7 @@ from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.logs.search import search_lines
 from process_mcp.core.logs.store import LogStore
+from process_mcp.server.answers import grep_listing
 
 
 def numbered(tmp_path: Path, count: int, max_bytes: int = 1 << 24) -> LogStore:
@@ -296,6 +297,9 @@ def test_since_stream_grep_context_and_budget_together(tmp_path: Path) -> None:
         f"err {i}" for i in (99, 100, 101, 149, 150, 151, 199, 200)
     ]
     assert full.numbers[-1] == 400 and full.next_cursor == 400
-    cut = ask(log, since=150, stream="stderr", grep="FAIL", context=1, max_bytes=22)
+    # The budget counts the grep -n -C form: "398-err 199", "400:err 200 FAIL", and room
+    # for a "--" line before each.
+    cut = ask(log, since=150, stream="stderr", grep="FAIL", context=1, max_bytes=35)
     assert cut.lines == ["err 199", "err 200 FAIL"] and cut.numbers == [398, 400]
-    assert cut.omitted_lines == 6 and cut.truncated and budget_bytes(cut.lines) <= 22
+    assert cut.omitted_lines == 6 and cut.truncated
+    assert budget_bytes(grep_listing(cut, separate=True)) <= 35

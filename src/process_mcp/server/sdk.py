@@ -231,6 +231,7 @@ def tool_result(text: str, structured: dict[str, Any]) -> dict[str, Any]:
     return {
         "content": [{"type": "text", "text": text}],
         "structuredContent": structured,
+        "isError": False,  # what a CallToolResult says too: clients read it
         "resultType": "complete",
     }
 
