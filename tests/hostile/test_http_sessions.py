@@ -53,7 +53,7 @@ async def in_process_server(settings: Settings, idle: float) -> AsyncIterator[An
 
 
 async def test_closed_and_expired_sessions_are_forgotten(settings: Settings) -> None:
-    async with in_process_server(settings, idle=2) as app:
+    async with in_process_server(settings, idle=6) as app:
 
         def scenario() -> None:
             steady = HttpSession(app.url, TOKEN)
@@ -69,7 +69,9 @@ async def test_closed_and_expired_sessions_are_forgotten(settings: Settings) -> 
             assert wait_until(lambda: len(app.remembered_clients() - {steady_key}) == 5, 5)
             # the other five are abandoned; the steady one keeps talking
             assert wait_until(
-                lambda: steady.request("ping") and app.remembered_clients() <= {steady_key}, 10
+                lambda: steady.request("ping") and app.remembered_clients() <= {steady_key},
+                20,
+                interval=0.2,
             ), app.remembered_clients()
             expired = sessions[5].post({"jsonrpc": "2.0", "id": 9, "method": "ping"})
             assert expired.status_code == 404
