@@ -83,7 +83,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default="stdio",
         help="stdio (default: one client, the one that started us) or streamable http",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="http: address to bind (loopback)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="http: address to bind (default 127.0.0.1; beyond loopback needs --allow-remote)",
+    )
     parser.add_argument("--port", type=_port, default=8765, help="http: port (0 picks a free one)")
     parser.add_argument(
         "--token-file",

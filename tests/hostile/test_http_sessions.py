@@ -69,7 +69,9 @@ async def test_closed_and_expired_sessions_are_forgotten(settings: Settings) -> 
             assert wait_until(lambda: len(app.remembered_clients() - {steady_key}) == 5, 5)
             # the other five are abandoned; the steady one keeps talking
             assert wait_until(
-                lambda: steady.request("ping") and app.remembered_clients() <= {steady_key}, 20
+                lambda: steady.request("ping") and app.remembered_clients() <= {steady_key},
+                20,
+                interval=0.2,
             ), app.remembered_clients()
             expired = sessions[5].post({"jsonrpc": "2.0", "id": 9, "method": "ping"})
             assert expired.status_code == 404

@@ -30,6 +30,7 @@ from process_mcp.server.events import ExitEvents, declare_events
 from process_mcp.server.folder import DefaultFolders, current_folder
 from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
+from process_mcp.server.reach import Reach
 from process_mcp.server.resources import ProcessResources
 from process_mcp.server.tools import tool_specs
 
@@ -79,9 +80,10 @@ class ProcessMcpServer:
         self.sessions = sdk.SessionHolder()
         self._background = BackgroundTasks()
         self.events = ExitEvents()
-        self.messages = ExitMessages()
+        self.reach = Reach()
+        self.messages = ExitMessages(self.reach)
         self.bus = sdk.ListenBus()
-        self.resources = ProcessResources(manager, self.bus)
+        self.resources = ProcessResources(manager, self.bus, self.reach)
         self.server = sdk.Server(
             "process-mcp",
             version=__version__,
@@ -105,7 +107,12 @@ class ProcessMcpServer:
         await sdk.run_stdio(self.server)
 
     def http_app(self, security: sdk.TransportSecuritySettings, session_idle: float) -> Any:
-        return sdk.http_app(self.server, security, session_idle)
+        """The streamable-HTTP ASGI app; from now on only clients holding their stream
+        open are sent unsolicited notifications."""
+        from process_mcp.server.http import StreamTracker
+
+        self.reach.only_open_streams()
+        return StreamTracker(sdk.http_app(self.server, security, session_idle), self.reach)
 
     def forget(self, client: str) -> None:
         """Client ``client``'s session ended (closed, expired): forget everything kept for

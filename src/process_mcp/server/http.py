@@ -32,6 +32,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from process_mcp.server import malformed
+from process_mcp.server.reach import Reach
 from process_mcp.server.sdk import NOT_INITIALIZED
 
 Scope = MutableMapping[str, Any]
@@ -213,6 +214,27 @@ def _reply_for(body: bytes, scope: Scope) -> dict[str, Any] | None:
         error = {"code": INVALID_REQUEST, "message": NOT_INITIALIZED}
         return {"jsonrpc": "2.0", "id": message.id, "error": error}
     return None
+
+
+class StreamTracker:
+    """Tells ``reach`` while a client holds a standalone GET stream open (the only way an
+    unsolicited notification reaches an HTTP client). Sits behind the token guard."""
+
+    def __init__(self, app: ASGIApp, reach: Reach) -> None:
+        self._app = app
+        self._reach = reach
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        session = _header(scope, b"mcp-session-id") if scope["type"] == "http" else None
+        if session is None or scope.get("method") != "GET":
+            await self._app(scope, receive, send)
+            return
+        client = session.decode("latin-1")
+        self._reach.opened(client)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._reach.closed(client)
 
 
 class _QuietSignals(uvicorn.Server):

@@ -19,6 +19,7 @@ from mcp_types import EmptyResult, SetLevelRequestParams
 from process_mcp.core import ProcessRecord
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
+from process_mcp.server.reach import Reach
 
 LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 DEFAULT_LEVEL = "info"
@@ -54,7 +55,8 @@ async def announce_in_answer(ctx: Any, records: list[ProcessRecord]) -> None:
 class ExitMessages:
     """Per-client log levels and the exit announcements sent to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, reach: Reach) -> None:
+        self._reach = reach
         self._sessions: dict[str, Any] = {}
         self._levels: dict[str, str] = {}
         self._tasks = BackgroundTasks()
@@ -79,9 +81,9 @@ class ExitMessages:
 
     def on_exit(self, record: ProcessRecord) -> None:
         data: dict[str, Any] | None = None
-        for key, session in list(self._sessions.items()):
+        for key, session in self._reach.select(self._sessions):
             wanted = self._levels.get(key, DEFAULT_LEVEL)
-            if LEVELS.index("info") < LEVELS.index(wanted) or not sdk.can_notify(session):
+            if LEVELS.index("info") < LEVELS.index(wanted):
                 continue
             data = data or exit_data(record)
             self._tasks.spawn(sdk.send_log(session, "info", data, LOGGER_NAME))

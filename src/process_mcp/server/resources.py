@@ -38,6 +38,7 @@ from process_mcp.core import ProcessManager, ProcessRecord
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import answers, sdk
+from process_mcp.server.reach import Reach
 
 SCHEME = "process://"
 LOG_LIMIT = 64 * 1024
@@ -107,9 +108,10 @@ class _Throttle:
 class ProcessResources:
     """Resource handlers plus the subscription state of every client."""
 
-    def __init__(self, manager: ProcessManager, bus: sdk.ListenBus) -> None:
+    def __init__(self, manager: ProcessManager, bus: sdk.ListenBus, reach: Reach) -> None:
         self.manager = manager
         self.bus = bus
+        self._reach = reach
         # Handshake-era subscriptions: uri -> {client key: session}.
         self._subscribers: dict[str, dict[str, Any]] = {}
         # Handshake-era sessions that get list_changed (every client that has spoken).
@@ -254,9 +256,8 @@ class ProcessResources:
     def _on_records_changed(self) -> None:
         if self._subscribers:  # O(processes): only when someone subscribed
             self._forget_removed()
-        for session in list(self._peers.values()):
-            if sdk.can_notify(session):
-                self._tasks.spawn(sdk.send_resource_list_changed(session))
+        for _, session in self._reach.select(self._peers):
+            self._tasks.spawn(sdk.send_resource_list_changed(session))
         self.bus.post_resources_list_changed()
 
     def _forget_removed(self) -> None:
@@ -267,7 +268,6 @@ class ProcessResources:
                 self._throttle.forget(uri)
 
     def _send_updated(self, uri: str) -> None:
-        for session in list(self._subscribers.get(uri, {}).values()):
-            if sdk.can_notify(session):
-                self._tasks.spawn(sdk.send_resource_updated(session, uri))
+        for _, session in self._reach.select(self._subscribers.get(uri, {})):
+            self._tasks.spawn(sdk.send_resource_updated(session, uri))
         self.bus.post_resource_updated(uri)

@@ -28,11 +28,9 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
 * ``initialize`` answers are built from ``create_initialization_options()`` with no
   arguments on streamable HTTP, so :class:`Server` makes our capabilities (``listChanged``,
   ``experimental``) its defaults: both transports advertise the same ones;
-* a session's end (DELETE, idle timeout, stdin EOF) is only visible as the close of its
-  ``Connection.exit_stack``; :class:`SessionWatch` hooks it so every per-session
-  structure is forgotten, and records which HTTP transport carries the session so
-  :func:`can_notify` can skip sessions with no open stream (the SDK would only drop the
-  notification after paying for it);
+* a session's end (DELETE, idle timeout, server exit) is only visible as the close of
+  its ``Connection.exit_stack``; :class:`SessionWatch` hooks it so every per-session
+  structure is forgotten;
 * a request before ``initialize`` gets a bare "Invalid request parameters" from the
   runner: :class:`SessionWatch` answers "not initialized" first;
 * a line that is not valid JSON-RPC reaches the dispatcher as an exception, which it
@@ -54,7 +52,6 @@ from mcp.server.lowlevel import Server as _SdkServer
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http import GET_STREAM_KEY
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -124,16 +121,17 @@ class Server(_SdkServer[Any]):
         )
 
 
-_WATCHED = "process-mcp/watched"  # Connection.state key: end hook installed; its transport
+_WATCHED = "process-mcp/watched"  # Connection.state key: the end hook is installed
 
 
 class SessionWatch:
     """Server middleware: "not initialized" before ``initialize``, and a call of every
     ``on_end`` listener with the client key when a streamable-HTTP session ends.
 
-    The end hook is installed at a session's first request, so a session is forgotten
-    however it ends: DELETE, idle timeout, or the server shutting down. Stdio's one
-    client (no session id) is never forgotten: it lives as long as the server.
+    The end hook is installed at a session's first request, before any handler can keep
+    something for it, so a session is forgotten however it ends: DELETE, idle timeout,
+    or the server shutting down. Stdio's one client (no session id) is never forgotten:
+    it lives as long as the server.
     """
 
     def __init__(self, server: _SdkServer[Any]) -> None:
@@ -154,9 +152,7 @@ class SessionWatch:
             ):
                 raise MCPError(code=types.INVALID_REQUEST, message=NOT_INITIALIZED)
             if connection.session_id is not None and _WATCHED not in connection.state:
-                manager = getattr(self._server, "_session_manager", None)
-                instances = getattr(manager, "_server_instances", {})
-                connection.state[_WATCHED] = instances.get(connection.session_id)
+                connection.state[_WATCHED] = True
                 connection.exit_stack.callback(self._ended, str(connection.session_id))
         return await call_next(ctx)
 
@@ -166,18 +162,6 @@ class SessionWatch:
                 listener(key)
             except Exception:  # one listener's bug must not keep the rest from forgetting
                 logger.exception("forgetting session %s failed", key)
-
-
-def can_notify(session: Any) -> bool:
-    """Whether an unsolicited notification can reach ``session`` now: always on stdio;
-    on streamable HTTP only while the client holds its GET stream open (otherwise the SDK
-    drops it, after the cost of building and routing it, times every idle session)."""
-    connection = getattr(session, "_connection", None)
-    if connection is None or connection.session_id is None:
-        return True
-    transport = connection.state.get(_WATCHED)
-    streams = getattr(transport, "_request_streams", None)
-    return streams is None or GET_STREAM_KEY in streams
 
 
 class ProcessExitParams(NotificationParams):
