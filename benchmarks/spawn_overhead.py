@@ -93,7 +93,7 @@ def with_cgroup(
     counter[0] += 1
     process_id = f"b{counter[0]}"
     ownership.mark(env, process_id)
-    job = cgroups.layout.create_job(process_id)
+    job = cgroups.subtree().create_job(process_id)
     argv = cgroup_join.wrap(["true"], job, helper=helper)
     proc = launch.start_session_leader(argv, "/", env)
     ownership.adopt(process_id, proc.pid, "true", [], earliest)

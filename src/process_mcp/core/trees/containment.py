@@ -41,8 +41,15 @@ GROUP = "group"
 class Cgroups:
     """The instance's cgroup subtree, its launcher, and the cgroups of each process id."""
 
-    def __init__(self, layout: cgroup_layout.Layout, bin_dir: Path) -> None:
-        self.layout = layout
+    def __init__(self, probe: cgroups.Probe, instance_name: str, bin_dir: Path) -> None:
+        """Nothing is created yet: the subtree is made at the first start (see ``place``), so
+        a server killed before it ever started anything (no sentinel yet) leaves none."""
+        assert probe.parent is not None
+        self._probe, self._name = probe, instance_name
+        self.layout = cgroup_layout.Layout(
+            probe.parent / f"{cgroups.BASE_PREFIX}{cgroup_layout.job_name(instance_name)}"
+        )
+        self._created = False
         self._helper: Path | None = None  # the compiled launcher, once built
         self._jobs: dict[str, list[Path]] = {}
         self._runs: dict[str, int] = {}
@@ -61,13 +68,8 @@ class Cgroups:
         if not probe.available or probe.parent is None:
             logger.info("containment by process groups: %s", probe.reason)
             return None
-        try:
-            cgroup_layout.sweep(probe.parent)
-            layout = cgroup_layout.Layout.create(probe, instance_name)
-        except OSError as exc:
-            logger.warning("containment by process groups: cannot use cgroups (%s)", exc)
-            return None
-        return cls(layout, _launcher_dir(state_dir))
+        cgroup_layout.sweep(probe.parent)
+        return cls(probe, instance_name, _launcher_dir(state_dir))
 
     def _build(self, bin_dir: Path) -> None:
         try:
@@ -75,12 +77,20 @@ class Cgroups:
         except OSError as exc:  # the /bin/sh launcher stays
             logger.warning("cannot build the cgroup launcher in %s: %s", bin_dir, exc)
 
+    def subtree(self) -> cgroup_layout.Layout:
+        """The instance's ``base/jobs/``, made on the first call. Raises OSError naming it."""
+        if not self._created:
+            self.layout = cgroup_layout.Layout.create(self._probe, self._name)
+            self._created = True
+        return self.layout
+
     def place(self, process_id: str, argv: list[str]) -> list[str]:
         """A fresh cgroup for the next run of ``process_id``, and ``argv`` wrapped to join it
         before it runs (same pid). Raises OSError naming the cgroup if it cannot be made."""
+        layout = self.subtree()
         self.discard_empty(process_id, current=True)  # the previous runs' emptied cgroups
         run = self._runs.get(process_id, -1) + 1
-        job = self.layout.create_job(process_id if run == 0 else f"{process_id}.{run}")
+        job = layout.create_job(process_id if run == 0 else f"{process_id}.{run}")
         self._runs[process_id] = run
         self._jobs.setdefault(process_id, []).append(job)
         return cgroup_join.wrap(argv, job, helper=self._helper)
