@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+import anyio
 from mcp_types import (
     CallToolRequestParams,
     CallToolResult,
@@ -48,7 +49,7 @@ def error_result(message: str) -> CallToolResult:
 
 def success_result(data: dict[str, Any]) -> CallToolResult:
     """``structuredContent`` plus the same data as compact JSON text (fewer tokens)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = sdk.dumps_in_pieces(data)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
@@ -66,6 +67,13 @@ def describe_validation_error(tool: str, exc: ValidationError, accepted: list[st
         f"invalid arguments for '{tool}': {'; '.join(problems)}. "
         f"Accepted parameters: {', '.join(accepted) or 'none'}."
     )
+
+
+def _text_chars(data: dict[str, Any]) -> int:
+    """Characters of the lines in an answer (``get-log``, ``wait``'s tail): a cheap measure
+    of how long its JSON takes to build."""
+    lines = data.get("lines") or data.get("tail") or ()
+    return sum(len(line) for line in lines if isinstance(line, str))
 
 
 class ProcessMcpServer:
@@ -125,6 +133,8 @@ class ProcessMcpServer:
         await announce_in_answer(ctx, ended)
         data = outcome.model_dump(mode="json", by_alias=True)
         data["events"] = events
+        if _text_chars(data) > sdk.LARGE_ANSWER_CHARS:  # e.g. 1 MiB of log: built off the loop
+            return await anyio.to_thread.run_sync(success_result, data)
         return success_result(data)
 
     async def _dispatch(

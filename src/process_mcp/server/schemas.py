@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from process_mcp.core import Status
+from process_mcp.core import Status, limits
 from process_mcp.core.logs.query import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
 from process_mcp.core.signals import SIGNALS
 from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, TAIL_LINES
@@ -45,6 +45,7 @@ class StartInput(ToolInput):
         str,
         Field(
             min_length=1,
+            max_length=limits.MAX_COMMAND_BYTES,
             description=(
                 "Program to run: a name looked up in PATH or a path. No shell is involved, so "
                 "put each argument in 'args' (e.g. command 'npm', args ['run', 'dev'])."
@@ -53,7 +54,11 @@ class StartInput(ToolInput):
     ]
     args: Annotated[
         list[str],
-        Field(description="Arguments passed to the program as-is (no globbing or quoting)."),
+        Field(
+            max_length=limits.MAX_ARGS,
+            description="Arguments passed to the program as-is (no globbing or quoting). At "
+            f"most {limits.MAX_ARGS} items and {limits.MAX_ARGS_BYTES // limits.MIB} MiB.",
+        ),
     ] = []
     cwd: Annotated[
         str | None,
@@ -65,7 +70,10 @@ class StartInput(ToolInput):
     ] = None
     env: Annotated[
         dict[str, str] | None,
-        Field(description="Variables added to (or overriding) the server's environment."),
+        Field(
+            description="Variables added to (or overriding) the server's environment. At most "
+            f"{limits.MAX_ENV_BYTES // limits.MIB} MiB."
+        ),
     ] = None
     notify_on_exit: Annotated[
         bool,
@@ -108,8 +116,9 @@ class StartInput(ToolInput):
         str | None,
         Field(
             min_length=1,
-            max_length=200,
-            description="A name shown by 'list'; must not be the label of a running process.",
+            max_length=limits.MAX_LABEL_CHARS,
+            description="A name shown by 'list'; must not be the label of a running process. "
+            f"At most {limits.MAX_LABEL_CHARS} characters, no control characters.",
         ),
     ] = None
 
@@ -164,9 +173,10 @@ class GetLogInput(ToolInput):
         str | None,
         Field(
             min_length=1,
-            max_length=4096,
-            description="Python regular expression: return only matching lines (and 'context' "
-            "lines around each). Searched per line; '^' and '$' match at line ends.",
+            max_length=limits.MAX_PATTERN_CHARS,
+            description="Regular expression (RE2: no back-references or look-arounds): "
+            "return only matching lines (and 'context' lines around each). Searched per "
+            "line; '^' and '$' match at line ends.",
         ),
     ] = None
     context: Annotated[
@@ -177,9 +187,10 @@ class GetLogInput(ToolInput):
         int,
         Field(
             ge=256,
-            le=16 * 1024 * 1024,
-            description="Size cap of the answer's lines (UTF-8 bytes, +1 per line); the newest "
-            f"lines of the selection are kept. Default {DEFAULT_MAX_BYTES}.",
+            le=limits.MAX_ANSWER_BYTES,
+            description="Size cap of the answer's lines (bytes as sent, +1 per line); the newest "
+            f"lines of the selection are kept. Default {DEFAULT_MAX_BYTES}, at most "
+            f"{limits.MAX_ANSWER_BYTES}.",
         ),
     ] = DEFAULT_MAX_BYTES
     raw: Annotated[
@@ -227,7 +238,8 @@ class WaitInput(ToolInput):
         str | None,
         Field(
             min_length=1,
-            description="Python regular expression; wait until a log line matches it. The whole "
+            max_length=limits.MAX_PATTERN_CHARS,
+            description="Regular expression (RE2); wait until a log line matches it. The whole "
             "log is searched from its start, so a line printed before this call counts. ANSI "
             "colour codes are removed before matching. Example: 'ready|listening on'.",
         ),

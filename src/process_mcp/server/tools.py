@@ -275,7 +275,7 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
             "Read the output of a process: stdout and stderr interleaved in arrival order, one "
             "string per line, numbered from 1 for the life of the process. 'lastLines' reads "
             "the newest lines; to follow a process read with 'since' (0 at first) and pass back "
-            "'nextCursor' to get only new lines. 'grep' (Python regex, with 'context') and "
+            "'nextCursor' to get only new lines. 'grep' (RE2 regex, with 'context') and "
             f"'stream' filter. Answers are capped by 'maxBytes' ({DEFAULT_MAX_BYTES // 1024} "
             "KiB), keeping the newest "
             "lines ('truncated'/'omittedLines' say what was left out). Colours and \\r progress "

@@ -10,13 +10,22 @@ it, through ``ProcessManager.read_log``.
 
 from __future__ import annotations
 
+import json
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logs.blocks import Block, LogSnapshot
-from process_mcp.core.logs.format import STREAM_SELECT, STREAM_TAGS, LogLine, cut_marker
+from process_mcp.core.logs.format import (
+    CUT_MARKER_ROOM,
+    STREAM_SELECT,
+    STREAM_TAGS,
+    LogLine,
+    cut_marker,
+    split_cut_marker,
+)
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.search import TextBlock, text_blocks
 
@@ -99,21 +108,44 @@ class LogAnswer:
 
 
 # ---------------------------------------------------------------- byte budget
+# Characters JSON writes escaped: a control character costs six bytes on the wire
+# (``\\u0001``), so binary output would make an answer six times its budget.
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
+def wire_size(text: str) -> int:
+    """Bytes ``text`` takes as the content of a JSON string: its UTF-8 bytes, escapes
+    included. What the budget counts, so ``maxBytes`` bounds what is sent (and what the
+    server spends building it) whatever the output holds. Pure."""
+    if _ESCAPED.search(text) is None:
+        return len(text.encode())
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def _prefix_within(text: str, limit: int) -> str:
+    """A prefix of ``text`` of at most ``limit`` wire bytes, never inside a character."""
+    kept = text.encode()[:limit].decode(errors="ignore")
+    while (size := wire_size(kept)) > limit:  # escapes: shrink in proportion, then check
+        kept = kept[: len(kept) * limit // size]
+    return kept
+
+
 def cut_text(text: str, limit: int) -> tuple[str, bool]:
-    """``(text, cut)``: ``text`` cut to at most ``limit`` UTF-8 bytes (plus the marker),
-    never inside a character, with a visible marker when ``cut``. Pure; raises nothing."""
-    data = text.encode()
-    if len(data) <= limit:
+    """``(text, cut)``: ``text`` cut to at most ``limit`` bytes as sent (:func:`wire_size`;
+    plus the marker), never inside a character, with a visible marker when ``cut`` that
+    counts the UTF-8 bytes left out. A line stored cut keeps one marker, counting every
+    byte missing from the line as written. Pure; raises nothing."""
+    if wire_size(text) <= limit:
         return text, False
-    marker_room = 32
-    keep = max(limit - marker_room, 0)
-    return data[:keep].decode(errors="ignore") + cut_marker(len(data) - keep), True
+    body, stored_cut = split_cut_marker(text)
+    kept = _prefix_within(body, max(limit - CUT_MARKER_ROOM, 0))
+    return kept + cut_marker(len(body.encode()) - len(kept.encode()) + stored_cut), True
 
 
 class Budget:
-    """The answer's lines, oldest first, within ``max_bytes`` (each line counts its UTF-8
-    bytes plus one for its newline). Forward scans push newer lines and evict the oldest;
-    tail scans push older lines until the budget is full."""
+    """The answer's lines, oldest first, within ``max_bytes`` (each line counts its bytes
+    as sent, :func:`wire_size`, plus one for its newline). Forward scans push newer lines
+    and evict the oldest; tail scans push older lines until the budget is full."""
 
     def __init__(self, max_bytes: int, max_lines: int | None = None) -> None:
         self.max_bytes = max_bytes
@@ -127,7 +159,7 @@ class Budget:
     def _fit(self, text: str, room: int) -> tuple[str, int]:
         text, cut = cut_text(text, min(ANSWER_LINE_BYTES, max(room - 1, 0)))
         self.cut += cut
-        return text, len(text.encode()) + 1
+        return text, wire_size(text) + 1
 
     def push_newer(self, number: int, text: str) -> None:
         """Add a line newer than all kept ones; on return the kept lines fit ``max_bytes``
@@ -148,7 +180,7 @@ class Budget:
         if self.full or (self.items and room < MIN_CUT_ROOM and len(text) + 1 > room):
             return False
         fitted, size = self._fit(text, room)
-        if fitted is not text and len(text.encode()) + 1 > room:
+        if fitted is not text and wire_size(text) + 1 > room:
             self.full = True
         if size > room:
             return False
