@@ -43,7 +43,12 @@ INSTRUCTIONS = (
 )
 
 
+MAX_ERROR_CHARS = 4000  # errors quote what they refuse in short; this bounds any other
+
+
 def error_result(message: str) -> CallToolResult:
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[:MAX_ERROR_CHARS]}... ({len(message)} characters in all)"
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
