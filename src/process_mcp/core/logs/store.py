@@ -218,7 +218,8 @@ class LogStore:
                 self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
             except FileNotFoundError:  # first output: the directory is made lazily, off
                 # the start path (a mkdir costs more than the spawn on some filesystems)
-                self.directory.mkdir(parents=True, exist_ok=True)
+                self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.directory.mkdir(mode=0o700, exist_ok=True)  # 0700 whatever the umask
                 self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
             self._fd_path = segment.path
         written = os.writev(self._fd, parts)
