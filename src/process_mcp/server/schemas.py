@@ -366,6 +366,9 @@ class LogResult(ToolOutput):
     missed_lines: int = Field(
         0, description="Lines after 'since' that the log cap dropped before they were read."
     )
+    lost_bytes: int = Field(
+        0, description="Output that could not be stored (disk full): missing from the log."
+    )
     notice: str | None = Field(None, description="What the caller should know about this answer.")
 
 

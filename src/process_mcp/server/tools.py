@@ -104,6 +104,7 @@ async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s
         cut_lines=answer.cut_lines,
         pending_lines=answer.pending_lines,
         missed_lines=answer.missed_lines,
+        lost_bytes=answer.lost_bytes,
         notice=_log_notice(answer),
     )
 
@@ -135,6 +136,8 @@ def _log_notice(answer: LogAnswer) -> str | None:
             f"{answer.omitted_lines} older selected lines were left out to fit maxBytes; "
             "raise maxBytes or lower limit/lastLines to see them"
         )
+    if answer.lost_notice:
+        notes.append(answer.lost_notice)
     return "; ".join(notes) or None
 
 

@@ -100,6 +100,19 @@ class LogAnswer:
     cut_lines: int
     first_stored: int
     last_stored: int
+    lost_bytes: int = 0
+    lost_reason: str | None = None
+
+    @property
+    def lost_notice(self) -> str | None:
+        """What to tell a reader when output could not be stored (None when all was)."""
+        if not self.lost_bytes:
+            return None
+        return (
+            f"{self.lost_bytes} bytes of output could not be stored ({self.lost_reason}), "
+            "so lines are missing from this log; free space in the state dir "
+            "(PROCESS_MCP_STATE_DIR) or lower PROCESS_MCP_LOG_MAX_BYTES"
+        )
 
     @property
     def truncated(self) -> bool:
@@ -226,6 +239,8 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         cut_lines=snapshot.cut_lines,
         first_stored=snapshot.first_line,
         last_stored=snapshot.last_line,
+        lost_bytes=snapshot.lost_bytes,
+        lost_reason=snapshot.lost_reason,
     )
 
 
