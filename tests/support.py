@@ -123,6 +123,10 @@ class RawServer:
         self.proc.stdin.flush()
 
     def read_message(self, timeout: float = 20) -> dict[str, Any]:
+        return json.loads(self.read_line(timeout))
+
+    def read_line(self, timeout: float = 20) -> bytes:
+        """The next newline-delimited message, unparsed (without its newline)."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
@@ -132,7 +136,7 @@ class RawServer:
                 assert chunk, f"server closed stdout; stderr: {self.stderr_text()}"
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        return line
 
     def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         request_id = self._next_id

@@ -228,6 +228,9 @@ def test_noisy_build_followed_with_since_and_grep_stays_under_max_bytes(tmp_path
         "^$|^k",
         r"k\s+e",
         "[^z]*rror",
+        "eok",
+        "oops",
+        "ee",
     ],
 )
 def test_grep_paths_agree_with_a_line_by_line_search(tmp_path: Path, pattern: str) -> None:

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from process_mcp.core import limits
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
 from process_mcp.core.facts.live import LiveFacts, TreeFacts
 from process_mcp.core.facts.ports import PortWatch
@@ -208,9 +209,15 @@ class ProcessManager:
         On return the process is running under a new id: its record is listed, its output
         drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
         (bad options, label in use) or StartFailed (cwd, env, program, descriptors), and
-        then leaves no record, no log and no process."""
+        then leaves no record, no log and no process; also InvalidRequest when a ``limits``
+        cap is exceeded (sizes of the request, ``MAX_PROCESSES`` records kept)."""
         options = options or StartOptions()
         options.check()
+        if len(self._records) >= limits.MAX_PROCESSES:
+            raise InvalidRequest(
+                f"{len(self._records)} processes are kept (running or ended), the limit is "
+                f"{limits.MAX_PROCESSES}; 'remove' ended processes first ('list' shows them)"
+            )
         self._check_label(options.label)
         record = ProcessRecord(
             id=new_id(self._records),
@@ -391,7 +398,8 @@ class ProcessManager:
             if other.running and other.options.label == label and other.id != exclude:
                 raise InvalidRequest(
                     f"label {label!r} is already used by running process {other.id!r} "
-                    f"(pid {other.pid}, command {other.command!r}); choose another label, "
+                    f"(pid {other.pid}, command {limits.quote(other.command, 80)}); choose "
+                    "another label, "
                     f"or 'stop' or 'restart' process {other.id!r}"
                 )
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from process_mcp.core.errors import InvalidRequest
+from process_mcp.core.limits import check_label, quote
 
 StdinMode = Literal["null", "pipe"]
 SHELL = "/bin/sh"
@@ -35,8 +36,8 @@ class StartOptions:
         if args:
             raise InvalidRequest(
                 f"shell: true runs 'command' as one shell line, so 'args' must be empty "
-                f"(got {args!r}); put the arguments into the command line, e.g. "
-                f"{' '.join([command, *args])!r}, or pass shell: false"
+                f"(got {quote(repr(args))}); put the arguments into the command line, e.g. "
+                f"{quote(' '.join([command, *args]))}, or pass shell: false"
             )
         return [SHELL, "-c", command]
 
@@ -48,8 +49,8 @@ class StartOptions:
             )
         if self.stdin not in ("null", "pipe"):
             raise InvalidRequest(f"stdin must be 'null' or 'pipe' (got {self.stdin!r})")
-        if self.label is not None and not self.label.strip():
-            raise InvalidRequest("label must not be blank; leave it out for no label")
+        if self.label is not None:
+            check_label(self.label)
 
 
 @dataclass(frozen=True)

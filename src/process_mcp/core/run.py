@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from process_mcp.core import limits
 from process_mcp.core.errors import StartFailed
 from process_mcp.core.logs.store import LogStore
 from process_mcp.core.records import ProcessRecord, Status, utc_now
@@ -69,7 +70,10 @@ def start_run(
     code, signal or end time, ``startedAt`` now, no stop, timeout or signal of ours yet;
     and the tree is owned. Raises StartFailed/InvalidRequest with nothing left running and
     the record unchanged: a failed spawn leaves nothing, and a watch that cannot be set up
-    (out of descriptors) kills and reaps the child first."""
+    (out of descriptors) kills and reaps the child first; a request over a cap of
+    ``limits`` is refused before anything is resolved."""
+    limits.check_start(record.command, record.args, record.env)
+    record.options.check()
     cwd = launch.resolve_cwd(record.cwd)
     env = launch.build_env(record.env, record.base_env)
     earliest = ownership.before_spawn(record.command)

@@ -127,15 +127,18 @@ async def find_match(
 
 async def tail_text(manager: ProcessManager, process_id: str, count: int = TAIL_LINES) -> list[str]:
     """The newest ``count`` lines (a final line without newline included), cleaned:
-    ``get-log``'s tail query with room for every line at its per-line cap. Raises nothing:
-    ``[]`` for a process removed meanwhile, or when ``count`` is 0."""
+    ``get-log``'s tail query with room for every line at its per-line cap, plus a last
+    line saying so when output could not be stored. Raises nothing: ``[]`` for a process
+    removed meanwhile, or when ``count`` is 0."""
     if count <= 0:
         return []
     query = LogQuery(last_lines=count, max_bytes=count * (ANSWER_LINE_BYTES + 1))
     try:
-        return (await manager.read_log(process_id, query)).lines
+        answer = await manager.read_log(process_id, query)
     except UnknownProcess:
         return []
+    notice = answer.lost_notice  # the tail may not be the end of what it wrote
+    return answer.lines if notice is None else [*answer.lines, f"[process-mcp: {notice}]"]
 
 
 @dataclass

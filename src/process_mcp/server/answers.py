@@ -170,6 +170,7 @@ def log(
             "cutLines": answer.cut_lines,
             "pendingLines": answer.pending_lines,
             "missedLines": answer.missed_lines,
+            "lostBytes": answer.lost_bytes,
             "notice": notice,
         }
     )

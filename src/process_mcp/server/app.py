@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+import anyio
 from mcp_types import (
     CallToolRequestParams,
     CallToolResult,
@@ -43,15 +44,21 @@ INSTRUCTIONS = (
 )
 
 
+MAX_ERROR_CHARS = 4000  # errors quote what they refuse in short; this bounds any other
+
+
 def error_result(message: str) -> CallToolResult:
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[:MAX_ERROR_CHARS]}... ({len(message)} characters in all)"
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
 def success_result(data: dict[str, Any]) -> dict[str, Any]:
     """``structuredContent`` plus the same data as compact JSON text (fewer tokens), in
-    wire form (``sdk.tool_result``): a big ``list`` answer is not walked by pydantic twice."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return sdk.tool_result(text, data)
+    wire form (``sdk.tool_result``): a big ``list`` answer is not walked by pydantic twice.
+    The text is built in pieces (``sdk.dumps_in_pieces``) so a worker thread building a
+    large one lets the event loop run."""
+    return sdk.tool_result(sdk.dumps_in_pieces(data), data)
 
 
 def describe_validation_error(tool: str, exc: ValidationError, accepted: list[str]) -> str:
@@ -68,6 +75,13 @@ def describe_validation_error(tool: str, exc: ValidationError, accepted: list[st
         f"invalid arguments for '{tool}': {'; '.join(problems)}. "
         f"Accepted parameters: {', '.join(accepted) or 'none'}."
     )
+
+
+def _text_chars(data: dict[str, Any]) -> int:
+    """Characters of the lines in an answer (``get-log``, ``wait``'s tail): a cheap measure
+    of how long its JSON takes to build."""
+    lines = data.get("lines") or data.get("tail") or ()
+    return sum(len(line) for line in lines if isinstance(line, str))
 
 
 class ProcessMcpServer:
@@ -160,6 +174,8 @@ class ProcessMcpServer:
         events = [event for event in events if event["id"] not in shown]
         if events:
             data["events"] = events
+        if _text_chars(data) > sdk.LARGE_ANSWER_CHARS:  # e.g. 1 MiB of log: built off the loop
+            return await anyio.to_thread.run_sync(success_result, data)
         return success_result(data)
 
     async def _dispatch(

@@ -34,7 +34,7 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from process_mcp.core import ProcessManager, ProcessRecord
+from process_mcp.core import ProcessManager, ProcessRecord, limits
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import answers, sdk
@@ -207,9 +207,24 @@ class ProcessResources:
         return ReadResourceResult(contents=[contents])
 
     async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        """Subscribe the client to an existing process's resource; at most
+        ``MAX_SUBSCRIPTIONS`` per client (a subscription to a URI nothing will ever
+        update would only hold memory)."""
         self.meet(ctx)
-        self._parse(params.uri, must_exist=False)
-        self._subscribers.setdefault(params.uri, {})[sdk.client_key(ctx)] = ctx.session
+        self._parse(params.uri)  # raises for a malformed URI or an unknown process
+        key = sdk.client_key(ctx)
+        subscribers = self._subscribers.get(params.uri, {})
+        if key not in subscribers:
+            held = sum(key in clients for clients in self._subscribers.values())
+            if held >= limits.MAX_SUBSCRIPTIONS:
+                raise MCPError(
+                    INVALID_PARAMS,
+                    f"this session already holds {held} subscriptions, the limit is "
+                    f"{limits.MAX_SUBSCRIPTIONS}; resources/unsubscribe from some first "
+                    "(those of removed processes end by themselves)",
+                    {"uri": params.uri[: limits.QUOTE_CHARS]},
+                )
+        self._subscribers.setdefault(params.uri, {})[key] = ctx.session
         return EmptyResult()
 
     async def unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
@@ -220,22 +235,23 @@ class ProcessResources:
             self._subscribers.pop(params.uri, None)
         return EmptyResult()
 
-    def _parse(self, uri: str, must_exist: bool = True) -> tuple[str, bool]:
+    def _parse(self, uri: str) -> tuple[str, bool]:
         match = _URI.match(uri)
         if match is None:
             raise MCPError(
                 INVALID_PARAMS,
-                f"unknown resource URI {uri!r}: use process://<id> or process://<id>/log "
-                "with an id from 'list' (resources/list shows them all)",
-                {"uri": uri},
+                f"unknown resource URI {limits.quote(uri)}: use process://<id> or "
+                "process://<id>/log with an id from 'list' (resources/list shows them all)",
+                {"uri": uri[: limits.QUOTE_CHARS]},
             )
         process_id = match["id"]
-        if must_exist and self.manager.find(process_id) is None:
+        if self.manager.find(process_id) is None:
             raise MCPError(
                 INVALID_PARAMS,
-                f"no process with id {process_id!r} for {uri!r}; call 'list' or "
+                f"no process with id {limits.quote(process_id)} for {limits.quote(uri)}; "
+                "call 'list' or "
                 "resources/list to see the ids",
-                {"uri": uri},
+                {"uri": uri[: limits.QUOTE_CHARS]},
             )
         return process_id, match["log"] is not None
 
@@ -261,11 +277,13 @@ class ProcessResources:
         self.bus.post_resources_list_changed()
 
     def _forget_removed(self) -> None:
+        """A removed process's resources are gone: their subscriptions end."""
         known = {record.id for record in self.manager.records()}
         for uri in list(self._subscribers):
             match = _URI.match(uri)
             if match is not None and match["id"] not in known:
                 self._throttle.forget(uri)
+                del self._subscribers[uri]
 
     def _send_updated(self, uri: str) -> None:
         for _, session in self._reach.select(self._subscribers.get(uri, {})):

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from process_mcp.core import Status
+from process_mcp.core import Status, limits
 from process_mcp.core.logs.query import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
 from process_mcp.core.signals import SIGNALS
 from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TAIL_LINES, MAX_TIMEOUT, TAIL_LINES
@@ -61,6 +61,7 @@ class StartInput(ToolInput):
         str,
         Field(
             min_length=1,
+            max_length=limits.MAX_COMMAND_BYTES,
             description="Program (looked up in PATH), or a whole command line with shell: true.",
         ),
     ]
@@ -83,7 +84,9 @@ class StartInput(ToolInput):
     label: Annotated[
         str | None,
         Field(
-            min_length=1, max_length=200, description="Name shown by list; unique while running."
+            min_length=1,
+            max_length=limits.MAX_LABEL_CHARS,
+            description="Name shown by list; unique while running.",
         ),
     ] = None
     reuse: Annotated[
@@ -117,7 +120,9 @@ class GetLogInput(ToolInput):
     grep: Annotated[
         str | None,
         Field(
-            min_length=1, max_length=4096, description="Regular expression: matching lines only."
+            min_length=1,
+            max_length=limits.MAX_PATTERN_CHARS,
+            description="Regular expression (RE2): matching lines only.",
         ),
     ] = None
     context: Annotated[
@@ -125,7 +130,9 @@ class GetLogInput(ToolInput):
     ] = 0
     max_bytes: Annotated[
         int,
-        Field(ge=256, le=16 * 1024 * 1024, description="Size cap of the lines; newest kept."),
+        Field(
+            ge=256, le=limits.MAX_ANSWER_BYTES, description="Size cap of the lines; newest kept."
+        ),
     ] = DEFAULT_MAX_BYTES
     raw: Annotated[bool, Field(description="Text as written (colours and \\r updates kept).")] = (
         False
@@ -178,7 +185,11 @@ class WaitInput(ToolInput):
     ] = "any"
     pattern: Annotated[
         str | None,
-        Field(min_length=1, description="Regular expression for a log line (whole log searched)."),
+        Field(
+            min_length=1,
+            max_length=limits.MAX_PATTERN_CHARS,
+            description="Regular expression (RE2) for a log line (whole log searched).",
+        ),
     ] = None
     port: Annotated[
         int | None, Field(ge=1, le=65535, description="TCP port its tree listens on.")
@@ -285,6 +296,7 @@ class LogResult(ToolOutput):
     truncated: bool = False
     omitted_lines: int = 0
     dropped_bytes: int = 0
+    lost_bytes: int = 0
     cut_lines: int = 0
     pending_lines: int = 0
     missed_lines: int = 0

@@ -39,6 +39,7 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
@@ -368,10 +369,91 @@ def enable_logging(
 
 
 async def run_stdio(server: Server) -> None:
-    """Serve ``server`` on stdin/stdout until stdin closes, answering malformed lines."""
+    """Serve ``server`` on stdin/stdout until stdin closes, answering malformed lines.
+
+    Messages pass through :func:`_relay`, so that a large answer is serialised off the
+    event loop."""
+    options = server.create_initialization_options()
     async with stdio_server() as (read_stream, write_stream):
-        answering = _AnsweringReadStream(read_stream, write_stream)
-        await server.run(answering, write_stream, server.create_initialization_options())
+        to_relay, from_server = anyio.create_memory_object_stream[SessionMessage](0)
+        answering = _AnsweringReadStream(read_stream, to_relay)
+        async with anyio.create_task_group() as group:
+            group.start_soon(_relay, from_server, write_stream)
+            try:
+                await server.run(answering, to_relay, options)  # type: ignore[arg-type]
+            finally:
+                to_relay.close()
+
+
+LARGE_ANSWER_CHARS = 64 * 1024  # answers with more text than this are serialised in a thread
+
+
+class _Serialized:
+    """Stands in for a message whose JSON was built in a worker thread: the SDK's stdio
+    writer only calls ``model_dump_json`` on what it is given (mcp 2.3)."""
+
+    __slots__ = ("_json",)
+
+    def __init__(self, json: str) -> None:
+        self._json = json
+
+    def model_dump_json(self, **_: Any) -> str:
+        return self._json
+
+
+def _text_chars(message: Any) -> int:
+    """Characters of text in an answer (tool content, resource contents): a cheap measure
+    of how long its JSON takes to build."""
+    result = getattr(message, "result", None)
+    if not isinstance(result, dict):
+        return 0
+    total = 0
+    for key in ("content", "contents"):
+        for item in result.get(key) or ():
+            if isinstance(item, dict) and isinstance(item.get("text"), str):
+                total += len(item["text"])
+    return total
+
+
+async def _relay(source: Any, sink: Any) -> None:
+    """Forward the server's messages to the stdio writer; an answer with more than
+    ``LARGE_ANSWER_CHARS`` of text is serialised in a worker thread first (a 1 MiB log
+    answer of binary output takes tens of milliseconds to turn into JSON), and messages
+    behind it go ahead meanwhile, so ``ping`` is answered while it is built. Only whole
+    answers overtake one another (JSON-RPC matches answers by id); the order of everything
+    else is kept."""
+    async with sink, source, anyio.create_task_group() as group:
+        async for item in source:
+            if isinstance(item, SessionMessage) and _text_chars(item.message) > LARGE_ANSWER_CHARS:
+                group.start_soon(_send_serialized, item, sink)
+            else:
+                await sink.send(item)
+
+
+async def _send_serialized(item: SessionMessage, sink: Any) -> None:
+    json_text = await anyio.to_thread.run_sync(_to_json, item.message)
+    await sink.send(SessionMessage(_Serialized(json_text)))  # type: ignore[arg-type]
+
+
+def _to_json(message: Any) -> str:
+    """The message as the SDK would write it, built with :func:`dumps_in_pieces`: pydantic
+    encodes text that is not ASCII to UTF-8 and decodes it back, several times slower, in
+    one call that holds the GIL (and so the event loop) throughout."""
+    return dumps_in_pieces(message.model_dump(by_alias=True, exclude_unset=True, mode="json"))
+
+
+def dumps_in_pieces(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, built item by item
+    for long lists: no single call holds the GIL for long, so the event loop keeps
+    answering while a big answer is built in a worker thread. Raises as ``json.dumps``."""
+    if isinstance(value, dict):
+        items = ",".join(
+            f"{json.dumps(key)}:{dumps_in_pieces(item)}" for key, item in value.items()
+        )
+        return "{" + items + "}"
+    if isinstance(value, list) and len(value) > 16:
+        return "[" + ",".join(dumps_in_pieces(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class _AnsweringReadStream:

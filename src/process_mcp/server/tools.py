@@ -117,6 +117,8 @@ def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None
             f"{answer.omitted_lines} older selected lines were left out to fit maxBytes; "
             "raise maxBytes or lower limit/lastLines to see them"
         )
+    if answer.lost_notice:
+        notes.append(answer.lost_notice)
     return "; ".join(notes) or None
 
 

@@ -71,6 +71,8 @@ class LogSnapshot:
     dropped_bytes: int
     dropped_lines: int
     cut_lines: int
+    lost_bytes: int = 0  # output that could not be stored (disk full, unwritable)
+    lost_reason: str | None = None
 
     def tag_lines(self, tags: bytes) -> int:
         """How many stored lines carry one of ``tags``: O(segments), no reading."""

@@ -37,10 +37,30 @@ FIRST_FORWARD_BLOCK = 64 * 1024
 FORWARD_BLOCK = 1024 * 1024
 
 
+_CUT_OPEN = " …["
+_CUT_CLOSE = " bytes cut]"
+CUT_MARKER_ROOM = 32  # bytes an answer keeps free for the marker when it cuts a line
+
+
 def cut_marker(cut: int) -> str:
     """The visible note appended to a line of which ``cut`` bytes were left out, both when a
-    line is stored and when an answer cuts it."""
-    return f" …[{cut} bytes cut]"
+    line is stored and when an answer cuts it (then counting both cuts: see
+    :func:`split_cut_marker`)."""
+    return f"{_CUT_OPEN}{cut}{_CUT_CLOSE}"
+
+
+def split_cut_marker(text: str) -> tuple[str, int]:
+    """``(text before its trailing cut marker, the bytes the marker says were cut)``, or
+    ``(text, 0)`` when it ends with none. An answer that cuts a line stored cut replaces
+    the stored marker with one counting both cuts, so the count is always what is missing
+    from the line as written. Pure; raises nothing."""
+    if not text.endswith(_CUT_CLOSE):
+        return text, 0
+    start = text.rfind(_CUT_OPEN, max(len(text) - CUT_MARKER_ROOM, 0))
+    number = text[start + len(_CUT_OPEN) : -len(_CUT_CLOSE)] if start >= 0 else ""
+    if not number.isdigit():
+        return text, 0
+    return text[:start], int(number)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,7 @@ class LinePattern:
     literals: tuple[bytes, ...] | None
     tag_safe: bool
     line_start: Searcher | None = None
+    plain: bool = False  # the pattern is one literal: a line holding it matches, no regex
 
     @classmethod
     def compile(cls, pattern: str, name: str = "grep") -> LinePattern:
@@ -156,6 +157,9 @@ class LinePattern:
             required_literals(reading),
             reading is not None and not _needs_line_start(reading.items),
             _line_start_form(pattern, reading),
+            reading is not None
+            and not reading.ignore_case
+            and all(op is sre_constants.LITERAL for op, _ in reading.items),
         )
 
     def search_text(self, text: str) -> bool:

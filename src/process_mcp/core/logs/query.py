@@ -10,13 +10,22 @@ it, through ``ProcessManager.read_log``.
 
 from __future__ import annotations
 
+import json
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.logs.blocks import Block, LogSnapshot
-from process_mcp.core.logs.format import STREAM_SELECT, STREAM_TAGS, LogLine, cut_marker
+from process_mcp.core.logs.format import (
+    CUT_MARKER_ROOM,
+    STREAM_SELECT,
+    STREAM_TAGS,
+    LogLine,
+    cut_marker,
+    split_cut_marker,
+)
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.search import TextBlock, text_blocks
 
@@ -94,6 +103,19 @@ class LogAnswer:
     first_stored: int
     last_stored: int
     hits: list[bool] = field(default_factory=list)
+    lost_bytes: int = 0
+    lost_reason: str | None = None
+
+    @property
+    def lost_notice(self) -> str | None:
+        """What to tell a reader when output could not be stored (None when all was)."""
+        if not self.lost_bytes:
+            return None
+        return (
+            f"{self.lost_bytes} bytes of output could not be stored ({self.lost_reason}), "
+            "so lines are missing from this log; free space in the state dir "
+            "(PROCESS_MCP_STATE_DIR) or lower PROCESS_MCP_LOG_MAX_BYTES"
+        )
 
     @property
     def truncated(self) -> bool:
@@ -102,21 +124,44 @@ class LogAnswer:
 
 
 # ---------------------------------------------------------------- byte budget
+# Characters JSON writes escaped: a control character costs six bytes on the wire
+# (``\\u0001``), so binary output would make an answer six times its budget.
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
+def wire_size(text: str) -> int:
+    """Bytes ``text`` takes as the content of a JSON string: its UTF-8 bytes, escapes
+    included. What the budget counts, so ``maxBytes`` bounds what is sent (and what the
+    server spends building it) whatever the output holds. Pure."""
+    if _ESCAPED.search(text) is None:
+        return len(text.encode())
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def _prefix_within(text: str, limit: int) -> str:
+    """A prefix of ``text`` of at most ``limit`` wire bytes, never inside a character."""
+    kept = text.encode()[:limit].decode(errors="ignore")
+    while (size := wire_size(kept)) > limit:  # escapes: shrink in proportion, then check
+        kept = kept[: len(kept) * limit // size]
+    return kept
+
+
 def cut_text(text: str, limit: int) -> tuple[str, bool]:
-    """``(text, cut)``: ``text`` cut to at most ``limit`` UTF-8 bytes (plus the marker),
-    never inside a character, with a visible marker when ``cut``. Pure; raises nothing."""
-    data = text.encode()
-    if len(data) <= limit:
+    """``(text, cut)``: ``text`` cut to at most ``limit`` bytes as sent (:func:`wire_size`;
+    plus the marker), never inside a character, with a visible marker when ``cut`` that
+    counts the UTF-8 bytes left out. A line stored cut keeps one marker, counting every
+    byte missing from the line as written. Pure; raises nothing."""
+    if wire_size(text) <= limit:
         return text, False
-    marker_room = 32
-    keep = max(limit - marker_room, 0)
-    return data[:keep].decode(errors="ignore") + cut_marker(len(data) - keep), True
+    body, stored_cut = split_cut_marker(text)
+    kept = _prefix_within(body, max(limit - CUT_MARKER_ROOM, 0))
+    return kept + cut_marker(len(body.encode()) - len(kept.encode()) + stored_cut), True
 
 
 class Budget:
-    """The answer's lines, oldest first, within ``max_bytes`` (each line counts its UTF-8
-    bytes plus one for its newline). Forward scans push newer lines and evict the oldest;
-    tail scans push older lines until the budget is full.
+    """The answer's lines, oldest first, within ``max_bytes`` (each line counts its bytes
+    as sent, :func:`wire_size`, plus one for its newline). Forward scans push newer lines
+    and evict the oldest; tail scans push older lines until the budget is full.
 
     ``numbered`` (a grep answer, shown as ``grep -n -C``): each pushed line also counts its
     ``N:`` prefix, plus ``numbered`` bytes more (3 when there is context: a ``--`` line
@@ -136,7 +181,7 @@ class Budget:
     def _fit(self, text: str, room: int) -> tuple[str, int]:
         text, cut = cut_text(text, min(ANSWER_LINE_BYTES, max(room - 1, 0)))
         self.cut += cut
-        return text, len(text.encode()) + 1
+        return text, wire_size(text) + 1
 
     def push_newer(self, number: int, text: str, hit: bool = False) -> None:
         """Add a line newer than all kept ones (``hit``: it matched a grep); on return the
@@ -167,7 +212,7 @@ class Budget:
         if self.full or (self.items and room < MIN_CUT_ROOM and len(text) + 1 > room):
             return False
         fitted, size = self._fit(text, room)
-        if fitted is not text and len(text.encode()) + 1 > room:
+        if fitted is not text and wire_size(text) + 1 > room:
             self.full = True
         if size > room:
             return False
@@ -214,6 +259,8 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         first_stored=snapshot.first_line,
         last_stored=snapshot.last_line,
         hits=[number in budget.hits for number, _, _ in budget.items] if query.pattern else [],
+        lost_bytes=snapshot.lost_bytes,
+        lost_reason=snapshot.lost_reason,
     )
 
 

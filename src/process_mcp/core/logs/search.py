@@ -118,7 +118,7 @@ class TextBlock:
             if positions is not None:
                 return self._prefiltered(pattern, positions)
         if pattern.tag_safe:
-            return self._searched_tagged(pattern.regex)
+            return self._searched_tagged(pattern.regex, pattern.plain)
         if pattern.line_start is not None:
             return self._searched_line_starts(pattern.line_start, pattern.regex)
         return self._searched(pattern.regex)
@@ -151,17 +151,18 @@ class TextBlock:
             newlines += data.count(b"\n", counted_to, start)
             counted_to = start
             line = data[start + 1 : line_end]
-            if pattern.search_line(line):
+            if pattern.plain or pattern.search_line(line):
                 self._known[newlines] = (chr(data[start]), line.decode(errors="replace"))
                 yield newlines
 
     def _found(self, index: int, tag: int, line: bytes) -> None:
         self._known[index] = (chr(tag), line.decode())
 
-    def _searched_tagged(self, regex: Searcher) -> Iterator[int]:
+    def _searched_tagged(self, regex: Searcher, plain: bool = False) -> Iterator[int]:
         """Search the text with its tags left in (saves a pass over the block): only a
         pattern that never looks behind a position qualifies, and a match that used a tag
-        character is weeded out by checking its line alone."""
+        character is weeded out by checking its line alone (a literal without newlines
+        can only have used one by starting at it)."""
         text, pos, counted_to, newlines = self.searchable, 1, 0, 0
         while True:
             found = regex.search(text, pos)
@@ -177,7 +178,7 @@ class TextBlock:
             line_start = text.rfind(b"\n", 0, start if at_newline else start + 1)
             line_end = start if at_newline else text.find(b"\n", start)
             line = text[line_start + 2 : line_end]
-            if regex.search(line):
+            if (plain and start > line_start + 1) or regex.search(line):
                 self._found(index, text[line_start + 1], line)
                 yield index
             pos = line_end + 1

@@ -19,6 +19,8 @@ one way the rest of the server reads a log.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 from array import array
@@ -36,6 +38,7 @@ from process_mcp.core.logs.format import (
 )
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class LogStore:
         self.dropped_bytes = 0
         self.dropped_lines = 0
         self.lost_bytes = 0
+        self.lost_reason: str | None = None  # the first write error, e.g. "No space left"
         self.cut_lines = 0
         self.total_bytes_written = 0
         self._fd: int | None = None
@@ -195,11 +199,10 @@ class LogStore:
         segment = self._active_segment()
         try:
             self._write_all(segment, parts, size)
-        except OSError:
+        except OSError as exc:
             # Never stop draining because the disk failed: the child would block on a
             # full pipe. Count what was lost so answers can say so.
-            self.lost_bytes += size
-            self._close_fd()
+            self._lost(size, exc, segment)
             return
         segment.maybe_index(self.last_line + 1)
         segment.size += size
@@ -218,7 +221,8 @@ class LogStore:
                 self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
             except FileNotFoundError:  # first output: the directory is made lazily, off
                 # the start path (a mkdir costs more than the spawn on some filesystems)
-                self.directory.mkdir(parents=True, exist_ok=True)
+                self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.directory.mkdir(mode=0o700, exist_ok=True)  # 0700 whatever the umask
                 self._fd = os.open(segment.path, _OPEN_FLAGS, 0o600)
             self._fd_path = segment.path
         written = os.writev(self._fd, parts)
@@ -226,6 +230,26 @@ class LogStore:
             rest = memoryview(b"".join(parts))[written:]
             while rest:
                 rest = rest[os.write(self._fd, rest) :]
+
+    def _lost(self, size: int, exc: OSError, segment: _Segment) -> None:
+        """``size`` bytes of complete lines could not be stored: count them, cut off what
+        part of them reached the file (line offsets must stay those of the index), and say
+        so once on stderr (the server's log) for this process."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):  # else nothing was written: no offset is wrong
+                os.ftruncate(self._fd, segment.size)
+        self._close_fd()
+        self.lost_bytes += size
+        if self.lost_reason is None:
+            self.lost_reason = exc.strerror or str(exc)
+            logger.warning(
+                "output of process %s cannot be stored in %s (%s): its log misses it from "
+                "line %d on; the process keeps running",
+                self.directory.name,
+                self.directory,
+                self.lost_reason,
+                self.last_line + 1,
+            )
 
     def _close_fd(self) -> None:
         if self._fd is not None:
@@ -289,6 +313,8 @@ class LogStore:
             dropped_bytes=self.dropped_bytes,
             dropped_lines=self.dropped_lines,
             cut_lines=self.cut_lines,
+            lost_bytes=self.lost_bytes,
+            lost_reason=self.lost_reason,
         )
 
     def delete(self) -> None:

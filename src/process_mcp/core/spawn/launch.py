@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from process_mcp.core.errors import StartFailed
+from process_mcp.core.limits import quote
 
 # Anything that only a shell would understand.
 _SHELL_SYNTAX = re.compile(r"\s|[|&;<>()$`*?~]")
@@ -41,12 +42,12 @@ def resolve_cwd(cwd: str | None) -> str:
     path = path if path.is_absolute() else Path.cwd() / path
     if not path.exists():
         raise StartFailed(
-            f"cwd {str(path)!r} does not exist ({os.strerror(errno.ENOENT)}); "
+            f"cwd {quote(str(path))} does not exist ({os.strerror(errno.ENOENT)}); "
             "pass an existing directory"
         )
     if not path.is_dir():
         raise StartFailed(
-            f"cwd {str(path)!r} is not a directory ({os.strerror(errno.ENOTDIR)}); "
+            f"cwd {quote(str(path))} is not a directory ({os.strerror(errno.ENOTDIR)}); "
             "pass the directory to run in"
         )
     return str(path.resolve())
@@ -60,7 +61,7 @@ def build_env(overlay: dict[str, str] | None, base: dict[str, str] | None = None
     for key, value in (overlay or {}).items():
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise StartFailed(
-                f"env entry {key!r} is invalid: names must be non-empty without '=' or NUL, "
+                f"env entry {quote(key)} is invalid: names must be non-empty without '=' or NUL, "
                 "values without NUL"
             )
         env[key] = value
@@ -137,7 +138,8 @@ def _resolved(command: str, env: dict[str, str]) -> str | None:
 def _explain(exc: OSError, command: str, cwd: str) -> str:
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     path = exc.filename if exc.filename is not None else command
-    message = f"cannot start {command!r}: {reason} ({path})"
+    shown = quote(command) if path == command else f"{quote(command)} ({quote(str(path))})"
+    message = f"cannot start {shown}: {reason}"
     if exc.errno == errno.ENOENT and path == command and _SHELL_SYNTAX.search(command):
         return (
             f"{message}. It looks like a shell command line: pass shell: true to run it "

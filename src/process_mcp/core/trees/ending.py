@@ -11,7 +11,10 @@ target) and in how they wait between looks (an event-loop pause or ``time.sleep`
 3. look again (processes forked meanwhile join the target);
 4. SIGKILL to whatever lives, repeated after each look, for up to ``kill_wait``; only a
    process stuck in the kernel (state D) outlasts that;
-5. return the survivors: empty means verified gone.
+5. once all of it is dead, look again: what it forked just before dying (a tree that
+   hops pids, forking and exiting every few milliseconds) joins the target and step 4
+   repeats, until a look finds nothing new;
+6. return the survivors: empty means verified gone by that last look.
 
 Standard library only (``signal``, ``time``): the sentinel, run as ``python -I -S``, loads this
 file by its path and must stay up in milliseconds.
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
         def survivors(self) -> list[int]:
             """Pids of the target still alive, sorted; empty once it is gone."""
 
-        def look_again(self) -> None:
-            """Add processes of the target that appeared since it was found."""
+        def look_again(self) -> bool:
+            """Add processes of the target that appeared since it was found; whether any
+            live one was added (False also when every look is already a fresh scan)."""
 
     class PausingTarget(Target, Protocol):
         async def pause(self, longest: float) -> None:
@@ -62,13 +66,19 @@ def steps(target: Target, grace: float, kill_wait: float) -> Generator[float, No
             yield left
     target.look_again()
     deadline = time.monotonic() + kill_wait
-    while survivors := target.survivors():
-        target.signal(signal.SIGKILL)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return survivors
-        yield left
-    return []
+    while True:
+        while survivors := target.survivors():
+            target.signal(signal.SIGKILL)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return survivors
+            yield left
+        # Everything known is dead, but one may have forked just before SIGKILL (a tree
+        # that hops pids: fork, setsid, parent exits). Only looks that find nothing new
+        # prove the target gone (a dead process forks no more); two in a row, since one
+        # can miss a process that forks and exits while the look reads it.
+        if not target.look_again() and not target.look_again():
+            return []
 
 
 def end_blocking(target: Target, grace: float, kill_wait: float) -> list[int]:

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,14 @@ class InstanceLedger:
         Raises OSError when the directory or the file cannot be written.
         """
         self.directory = instance_dir
-        instance_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(instance_dir.parent)
+        make_private_dir(instance_dir)
         me = proc.read_proc(os.getpid())
         owner = {"pid": os.getpid(), "startTicks": me.start_ticks if me else None, "token": token}
         temporary = instance_dir / f".{SERVER_FILE}.tmp"
-        temporary.write_text(json.dumps(owner))
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(owner))
         temporary.replace(instance_dir / SERVER_FILE)
         self._fd: int | None = None
 
@@ -94,21 +98,51 @@ class InstanceLedger:
             self._fd = None
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) as 0700, whatever the umask: only this user
+    may read the logs or write a ledger. An existing directory is left as it is (the
+    state dir may be one the user chose, even a shared one). Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)  # the umask can only take bits away from 0700
+    except FileExistsError:
+        return
+
+
+def trusted(path: Path, directory: bool) -> bool:
+    """Whether ``path`` is ours to act on: owned by this user, not a symlink, of the
+    expected kind, and writable by nobody else. A folder or ledger another user could have
+    written might name any process; ending what it names would let them kill ours."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    kind = stat.S_ISDIR(info.st_mode) if directory else stat.S_ISREG(info.st_mode)
+    return kind and info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
 def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
     """End what dead servers left running and delete their directories.
 
     Looks at every instance directory under ``state_dir`` but ``own_dir`` whose server is
     gone; one whose leftovers survive SIGKILL is kept (with its ledger) for the next try.
+    A directory or ledger file that is not :func:`trusted` is ignored, never acted on.
     Returns the directories deleted. Never raises: an unreadable state dir ends nothing.
     """
     try:
-        candidates = [path for path in state_dir.iterdir() if path.is_dir() and path != own_dir]
+        candidates = [path for path in state_dir.iterdir() if path != own_dir]
     except OSError:
         return []
     cleaned = []
     for directory in candidates:
         match = _INSTANCE_NAME.match(directory.name)
-        if match is None:
+        if match is None or not trusted(directory, directory=True):
+            continue  # not ours, or writable by others: never used to end anything
+        if any(
+            (directory / name).exists() and not trusted(directory / name, directory=False)
+            for name in (SERVER_FILE, PROCESSES_FILE)
+        ):
+            logger.warning("ignoring %s: its ledger is not ours alone to have written", directory)
             continue
         owner = _read_json(directory / SERVER_FILE)
         if owner is None:

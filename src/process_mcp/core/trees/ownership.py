@@ -183,16 +183,32 @@ class Ownership:
             self.cgroups.forget(process_id)
 
     def snapshot(self) -> Snapshot:
-        """One scan of ``/proc``: the table and who carries which of our marks. Never raises."""
+        """One scan of ``/proc``: the table and who carries which of our marks. Never raises.
+
+        A scan takes longer than a process that forks and exits every few milliseconds
+        lives: by the time its mark is read it is gone, and its child was not listed yet.
+        Such a child is re-parented to us (the subreaper), so the scan ends with a fresh
+        look at our own adopted children (one read, then one per child): what a stop
+        finds there it signals about a millisecond later, and a child of ours keeps its
+        pid until we reap it."""
         table = proc.process_table()
         marked: dict[str, list[proc.ProcInfo]] = {}
         me = os.getpid()
+        seen: set[int] = set()
         for info in table:
             if info.zombie or info.pid == me:
                 continue
             process_id = self._mark_of(info.pid)
             if process_id is not None:
                 marked.setdefault(process_id, []).append(info)
+                seen.add(info.pid)
+        for info in subreaper.adopted(self._known_children()):
+            if info.zombie or info.pid in seen:
+                continue
+            process_id = self._mark_of(info.pid)
+            if process_id is not None:
+                marked.setdefault(process_id, []).append(info)
+                table.append(info)
         return Snapshot(table, marked)
 
     def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:

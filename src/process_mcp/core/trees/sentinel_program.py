@@ -134,8 +134,9 @@ class _Victims:
         self.found = find_victims(*self._args)
         return sorted(self.found)
 
-    def look_again(self) -> None:
-        """Nothing to do: every look is a fresh scan."""
+    def look_again(self) -> bool:
+        """Nothing to add: every look (``survivors``) is a fresh scan."""
+        return False
 
 
 def sweep(

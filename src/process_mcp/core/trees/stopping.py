@@ -61,9 +61,8 @@ class Trees:
                 pids.update(info.pid for info in proc.group_members(pgid, table))
         return sorted(pids)
 
-    def look_again(self) -> None:
-        if self._look is not None:
-            self._add(self._look())
+    def look_again(self) -> bool:
+        return self._look is not None and self._add(self._look())
 
     async def pause(self, longest: float) -> None:
         if self._unpublished:
@@ -72,9 +71,15 @@ class Trees:
         else:
             await asyncio.sleep(min(ending.POLL, longest))
 
-    def _add(self, members: Members) -> None:
+    def _add(self, members: Members) -> bool:
+        """Add ``members`` (live, as found); whether any of them was new."""
+        added = False
         for info in members:
-            self._members.setdefault((info.pid, info.start_ticks), info)
+            key = (info.pid, info.start_ticks)
+            if key not in self._members:
+                self._members[key] = info
+                added = True
+        return added
 
 
 async def end_tree(
