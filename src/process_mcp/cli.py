@@ -233,6 +233,8 @@ def _open_manager(settings: Settings) -> ProcessManager:
         return ProcessManager(settings)
     except (OSError, ProcessError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if Path(settings.state_dir).exists() and not Path(settings.state_dir).is_dir():
+            detail = "Not a directory"  # mkdir's own word would be "File exists"
         where = getattr(exc, "filename", None) or settings.state_dir
         raise StartupError(
             f"cannot use the state directory {settings.state_dir} ({where}: {detail}); set "

@@ -128,17 +128,17 @@ async def find_match(
 async def tail_text(manager: ProcessManager, process_id: str, count: int = TAIL_LINES) -> list[str]:
     """The newest ``count`` lines (a final line without newline included), cleaned:
     ``get-log``'s tail query with room for every line at its per-line cap, plus a last
-    line saying so when output could not be stored. Raises nothing: ``[]`` for a process
-    removed meanwhile, or when ``count`` is 0."""
-    if count <= 0:
-        return []
-    query = LogQuery(last_lines=count, max_bytes=count * (ANSWER_LINE_BYTES + 1))
+    line saying so when output could not be stored (that line even when ``count`` is 0:
+    a loss is never silent). Raises nothing: ``[]`` for a process removed meanwhile."""
+    shown = max(count, 1)
+    query = LogQuery(last_lines=shown, max_bytes=shown * (ANSWER_LINE_BYTES + 1))
     try:
         answer = await manager.read_log(process_id, query)
     except UnknownProcess:
         return []
+    lines = answer.lines if count > 0 else []
     notice = answer.lost_notice  # the tail may not be the end of what it wrote
-    return answer.lines if notice is None else [*answer.lines, f"[process-mcp: {notice}]"]
+    return lines if notice is None else [*lines, f"[process-mcp: {notice}]"]
 
 
 @dataclass
@@ -188,8 +188,12 @@ async def wait_for(
         if met and condition != WaitCondition() and not record.running:
             met, reason = False, "exited"  # it held, but the process is gone: not met now
         count = tail_lines if tail_lines is not None else (0 if met else TAIL_LINES)
-        tail = await tail_text(manager, process_id, count)
-        cursor = manager.log(process_id).last_line if manager.find(process_id) else 0
+        known = manager.find(process_id) is not None
+        if count > 0 or (known and manager.log(process_id).lost_bytes):
+            tail = await tail_text(manager, process_id, count)  # a loss is never silent
+        else:
+            tail = []
+        cursor = manager.log(process_id).last_line if known else 0
         return WaitOutcome(
             record=record,
             met=met,

@@ -165,6 +165,8 @@ class Ownership:
         for pid, (process_id, start_ticks, command, args) in pending.items():
             self.ledger.add(process_id, pid, start_ticks, command, args)
             self.sentinel.register(pid, start_ticks)
+        if self.cgroups is not None:  # the subtree exists: a crash must not leave it behind
+            self.sentinel.ensure()
         self.sentinel.flush()
 
     def leader_reaped(self, pid: int) -> None:

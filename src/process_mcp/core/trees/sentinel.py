@@ -74,6 +74,12 @@ class Sentinel:
         else:
             self._queue(f"+ {pid} {start_ticks[0]} {start_ticks[1]}\n".encode())
 
+    def ensure(self) -> None:
+        """Start the sentinel if it is not running (as :meth:`register` does): for what it
+        cleans up besides leaders, such as the instance's cgroup subtree. Never raises."""
+        if self._proc is None and not self._closing and not self._given_up:
+            self._spawn()
+
     def unregister(self, pid: int) -> None:
         """Tell the sentinel to forget leader ``pid`` (its tree is gone); never raises."""
         if self._leaders.pop(pid, None) is not None:
