@@ -336,6 +336,44 @@ async def test_pending_requests_fail_when_the_supervisor_dies(
         await client.close()
 
 
+async def test_a_client_that_stops_reading_is_disconnected_not_waited_for(
+    paths: SupervisorPaths,
+) -> None:
+    handler = EchoHandler()
+    async with SupervisorServer(handler, paths, max_message_bytes=1024) as server:
+        assert server.max_pending_bytes == 8192
+        reader, writer = await raw_connect(paths)
+        try:
+            writer.write(hello_line())
+            assert "welcome" in json.loads(await reader.readline())
+            writer.write(encode({"id": 1, "op": "emit", "args": {"count": 50000}}))
+            # We never read: far more than the socket buffer plus 8 KiB piles up.
+            assert await eventually(lambda: handler.closed == ["s1"], timeout=10)
+            async with await SupervisorClient.connect(paths.socket, kind="test") as other:
+                assert (await other.request("ping"))["pong"] is True
+        finally:
+            writer.close()
+
+
+async def test_stopping_the_server_closes_every_session_before_shutdown(
+    paths: SupervisorPaths,
+) -> None:
+    handler = EchoHandler()
+    server = SupervisorServer(handler, paths)
+    await server.start()
+    try:
+        client = await SupervisorClient.connect(paths.socket, kind="test")
+        pending = asyncio.create_task(client.request("sleep", {"seconds": 300}))
+        assert await eventually(lambda: server.sessions and server.sessions[0].in_flight, 5)
+    finally:
+        await server.close()
+    assert handler.closed == ["s1"] and handler.cancelled == 1
+    with pytest.raises(SupervisorGone):
+        await pending
+    await client.wait_closed()
+    assert not paths.socket.exists() and lock_is_free(paths)
+
+
 # -- one supervisor per user ---------------------------------------------------------
 
 STARTER_SCRIPT = """

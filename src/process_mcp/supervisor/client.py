@@ -326,7 +326,8 @@ async def launch_supervisor(paths: SupervisorPaths, command: Sequence[str], time
     ready, and exits; we reap it here, so no zombie is left with the front-end.
     """
     paths.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(paths.log, "ab") as log:
+    log = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
         process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
@@ -334,6 +335,8 @@ async def launch_supervisor(paths: SupervisorPaths, command: Sequence[str], time
             stderr=log,
             start_new_session=True,
         )
+    finally:
+        os.close(log)
     try:
         return await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:

@@ -12,8 +12,8 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # sun_path holds 108 bytes with the terminating NUL on Linux (104 on the BSDs).
 _SUN_PATH_MAX = 103
@@ -35,8 +35,7 @@ def default_runtime_dir(state_dir: Path) -> Path:
     return state_dir / "run"
 
 
-@dataclass(frozen=True)
-class SupervisorPaths:
+class SupervisorPaths(NamedTuple):
     runtime_dir: Path
     state_dir: Path
 

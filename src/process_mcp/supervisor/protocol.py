@@ -32,8 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -69,8 +68,7 @@ class RequestError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Hello:
+class Hello(NamedTuple):
     version: str
     kind: str
     pid: int
@@ -78,8 +76,7 @@ class Hello:
     replace_if_idle: bool = False
 
 
-@dataclass(frozen=True)
-class Welcome:
+class Welcome(NamedTuple):
     version: str
     pid: int
     session: str
@@ -87,8 +84,7 @@ class Welcome:
     protocol: int = PROTOCOL_VERSION
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     code: str
     message: str
     version: str | None = None
@@ -97,33 +93,28 @@ class Refused:
     retiring: bool = False
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     id: int
     op: str
-    args: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Cancel:
+class Cancel(NamedTuple):
     id: int
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
+class ErrorInfo(NamedTuple):
     code: str
     message: str
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     id: int | None
     ok: Any = None
     error: ErrorInfo | None = None
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     event: str
     seq: int
     data: dict[str, Any]
@@ -132,8 +123,7 @@ class Event:
 Message = Hello | Welcome | Refused | Request | Cancel | Response | Event
 
 
-@dataclass(frozen=True)
-class Oversize:
+class Oversize(NamedTuple):
     """A line over the limit, already skipped; ``id`` when its head shows a request id."""
 
     size: int
@@ -167,7 +157,7 @@ def to_wire(message: Message) -> dict[str, Any]:
             return {"cancel": id_}
         case Hello() | Welcome() | Refused():
             key = type(message).__name__.lower()
-            return {key: asdict(message)}
+            return {key: message._asdict()}
     raise TypeError(f"not a protocol message: {message!r}")
 
 
@@ -186,7 +176,7 @@ def _str(value: Any, what: str) -> str:
 def _fields(cls: type, body: Any, key: str) -> Any:
     if not isinstance(body, dict):
         raise ProtocolError("bad_message", f"'{key}' must be an object, got {body!r}")
-    known = cls.__dataclass_fields__
+    known = cls._fields  # type: ignore[attr-defined]
     try:
         return cls(**{k: v for k, v in body.items() if k in known})
     except TypeError as exc:

@@ -36,8 +36,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from process_mcp import __version__
 from process_mcp.supervisor.paths import SupervisorPaths, ensure_private_dir, socket_address
@@ -81,8 +80,7 @@ class AlreadyRunning(Exception):
         self.pid = pid
 
 
-@dataclass(frozen=True)
-class PeerCredentials:
+class PeerCredentials(NamedTuple):
     pid: int
     uid: int
     gid: int
@@ -98,25 +96,38 @@ def peer_credentials(sock: Any) -> PeerCredentials | None:
     return PeerCredentials(*struct.unpack("3i", raw))
 
 
-@dataclass(eq=False)
 class Session:
     """One client connection, from the handshake until it closes.
 
-    ``state`` is the handler's own per-session storage; the transport never reads it.
+    ``client`` is the hello it sent (kind, version, pid), ``peer`` what the kernel says
+    about the connecting process; ``state`` is the handler's own per-session storage (the
+    transport never reads it).
     """
 
-    id: str
-    client: Hello
-    peer: PeerCredentials | None
-    _writer: asyncio.StreamWriter = field(repr=False)
-    _max_message_bytes: int = field(repr=False)
-    _max_pending_bytes: int = field(repr=False)
-    state: dict[str, Any] = field(default_factory=dict)
-    opened_at: float = field(default_factory=time.monotonic)
-    _seq: int = field(default=0, repr=False)
-    _closing: bool = field(default=False, repr=False)
-    _tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict, repr=False)
-    _closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    def __init__(
+        self,
+        id: str,
+        client: Hello,
+        peer: PeerCredentials | None,
+        writer: asyncio.StreamWriter,
+        max_message_bytes: int,
+        max_pending_bytes: int,
+    ) -> None:
+        self.id = id
+        self.client = client
+        self.peer = peer
+        self.state: dict[str, Any] = {}
+        self.opened_at = time.monotonic()
+        self._writer = writer
+        self._max_message_bytes = max_message_bytes
+        self._max_pending_bytes = max_pending_bytes
+        self._seq = 0
+        self._closing = False
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._closed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"Session({self.id!r}, kind={self.client.kind!r}, pid={self.client.pid})"
 
     @property
     def closed(self) -> bool:
@@ -212,7 +223,7 @@ class SupervisorServer:
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._socket_inode: int | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._sessions: dict[str, Session] = {}
         self._ids = itertools.count(1)
         self._stop = asyncio.Event()
@@ -262,9 +273,11 @@ class SupervisorServer:
         self.request_stop(self.stop_reason or "closed")
         if self._idle_task is not None:
             self._idle_task.cancel()
+        # End each connection as if its client had hung up (not by cancelling its task, which
+        # could interrupt a close_session already running): sessions end the normal way.
         connections = list(self._connections)
-        for task in connections:
-            task.cancel()
+        for writer in self._connections.values():
+            writer.transport.abort()
         if connections:
             await asyncio.gather(*connections, return_exceptions=True)
         try:
@@ -336,7 +349,13 @@ class SupervisorServer:
     # -- idle ------------------------------------------------------------------------
 
     def _idle(self) -> bool:
-        return not self._connections and not self.handler.busy()
+        if self._connections:
+            return False
+        try:
+            return not self.handler.busy()
+        except Exception:
+            logger.exception("handler.busy() failed; counting as busy")
+            return False
 
     async def _idle_watch(self) -> None:
         tick = min(5.0, max(0.02, self.idle_timeout / 10))
@@ -366,7 +385,7 @@ class SupervisorServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         session: Session | None = None
         try:
             session = await self._handshake(reader, writer)
@@ -378,7 +397,7 @@ class SupervisorServer:
             if not self._stop.is_set():
                 raise
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             self._last_active = time.monotonic()
             if session is not None:
                 await self._end_session(session)
@@ -438,9 +457,9 @@ class SupervisorServer:
             id=f"s{next(self._ids)}",
             client=hello,
             peer=peer,
-            _writer=writer,
-            _max_message_bytes=self.max_message_bytes,
-            _max_pending_bytes=self.max_pending_bytes,
+            writer=writer,
+            max_message_bytes=self.max_message_bytes,
+            max_pending_bytes=self.max_pending_bytes,
         )
         welcome = Welcome(self.version, os.getpid(), session.id, self.max_message_bytes)
         writer.write(encode(to_wire(welcome)))
