@@ -30,8 +30,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         description="The per-user process supervisor that every process-mcp front-end shares.",
     )
     parser.add_argument("--detach", action="store_true", help="fork, report readiness, exit")
-    parser.add_argument("--state-dir", type=Path, default=None)
-    parser.add_argument("--runtime-dir", type=Path, default=None)
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="holds supervisor.log (default as the server)"
+    )
+    parser.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=None,
+        help="0700 folder for the socket and lock (default $PROCESS_MCP_RUNTIME_DIR, else "
+        "$XDG_RUNTIME_DIR/process-mcp, else <state dir>/run)",
+    )
     parser.add_argument(
         "--idle-timeout",
         type=float,

@@ -46,6 +46,7 @@ from process_mcp.supervisor.protocol import (
     read_line,
     to_wire,
 )
+from process_mcp.supervisor.server import peer_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,11 @@ class SupervisorClient:
             if isinstance(line, Oversize):
                 raise SupervisorError(f"the supervisor on {target} sent an oversize greeting")
             reply = decode(line)
+        except (ConnectionError, ProtocolError) as exc:
+            writer.close()
+            if isinstance(exc, ProtocolError):
+                raise SupervisorError(f"bad greeting from {target}: {exc.message}") from None
+            raise SupervisorUnavailable(f"the supervisor on {target} hung up: {exc}") from None
         except BaseException:
             writer.close()
             raise
@@ -285,19 +291,11 @@ class SupervisorClient:
 def _check_peer(writer: asyncio.StreamWriter, target: object) -> None:
     """The listening process must be our own user (a planted socket would otherwise see our
     requests, environment included)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return
-    import struct
-
-    raw = writer.get_extra_info("socket").getsockopt(
-        socket.SOL_SOCKET, option, struct.calcsize("3i")
-    )
-    pid, uid, _gid = struct.unpack("3i", raw)
-    if uid != os.getuid():
+    peer = peer_credentials(writer.get_extra_info("socket"))
+    if peer is not None and peer.uid != os.getuid():
         raise SupervisorError(
-            f"the socket {target} is served by pid {pid} of uid {uid}, not by our uid "
-            f"{os.getuid()}; remove it or set PROCESS_MCP_RUNTIME_DIR to a private folder"
+            f"the socket {target} is served by pid {peer.pid} of uid {peer.uid}, not by our "
+            f"uid {os.getuid()}; remove it or set PROCESS_MCP_RUNTIME_DIR to a private folder"
         )
 
 
