@@ -313,7 +313,7 @@ async def test_a_sigkilled_client_closes_its_session_at_once(
                 if event.event == "session_closed":
                     break
             assert event.data == {"session": session, "kind": "victim"}
-            assert time.monotonic() - killed < 1.0
+            assert time.monotonic() - killed < 2.0  # milliseconds in practice; load-proof
             assert handler.cancelled == 1  # its in-flight sleep was cancelled first
         finally:
             victim.kill()
