@@ -138,6 +138,8 @@ def test_encode_refuses_oversize_and_unencodable_values() -> None:
         encode({"id": 1, "op": "echo", "args": {"x": "y" * 200}}, max_bytes=100)
     with pytest.raises(ProtocolError, match="cannot be encoded"):
         encode({"x": float("nan")})
+    with pytest.raises(ProtocolError, match="hello 'pid' must be an integer"):
+        decode(b'{"hello": {"version": "1", "kind": "x", "pid": "42"}}')
 
 
 async def test_read_line_assembles_byte_by_byte_and_skips_oversize_lines() -> None:
@@ -266,13 +268,21 @@ async def test_handler_errors_become_error_answers(
         assert (await client.request("ping"))["pong"] is True
 
 
-async def test_a_same_process_front_end_uses_the_same_code_path(server: SupervisorServer) -> None:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    await server.connect_local(theirs)
-    async with await SupervisorClient.connect(ours, kind="standalone") as client:
-        assert (await client.request("echo", {"a": 1})) == {"a": 1}
-        assert [s.client.kind for s in server.sessions] == ["standalone"]
-    assert await eventually(lambda: not server.sessions, timeout=5)
+async def test_a_standalone_front_end_uses_the_same_code_path_without_a_socket(
+    paths: SupervisorPaths,
+) -> None:
+    handler = EchoHandler()
+    server = SupervisorServer(handler, paths)  # not started: no lock, no socket file
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        await server.connect_local(theirs)
+        async with await SupervisorClient.connect(ours, kind="standalone") as client:
+            assert (await client.request("echo", {"a": 1})) == {"a": 1}
+            assert [s.client.kind for s in server.sessions] == ["standalone"]
+        assert await eventually(lambda: handler.closed == ["s1"], timeout=5)
+        assert not paths.runtime_dir.exists()
+    finally:
+        await server.close()
 
 
 # -- sessions ------------------------------------------------------------------------

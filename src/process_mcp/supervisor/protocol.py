@@ -24,7 +24,9 @@ Messages, told apart by their keys (examples)::
     server → {"event": "exited", "seq": 12, "data": {"id": "web"}}
 
 Requests are multiplexed: answers come in completion order, matched by ``id``; events are
-pushed between them, numbered by a per-connection ``seq`` starting at 1.
+pushed between them, numbered by a per-connection ``seq`` starting at 1. Messages are
+``NamedTuple`` classes (cheap to define: the supervisor's start-up is paid on an agent's
+first call).
 """
 
 from __future__ import annotations
@@ -213,7 +215,14 @@ def decode(line: bytes) -> Message:
         return Response(_int(obj["id"], "response 'id'"), ok=obj["ok"])
     if "cancel" in obj:
         return Cancel(_int(obj["cancel"], "'cancel'"))
-    for key, cls in (("hello", Hello), ("welcome", Welcome), ("refused", Refused)):
+    if "hello" in obj:
+        hello: Hello = _fields(Hello, obj["hello"], "hello")
+        _str(hello.version, "hello 'version'")
+        _str(hello.kind, "hello 'kind'")
+        _int(hello.pid, "hello 'pid'")
+        _int(hello.protocol, "hello 'protocol'")
+        return hello
+    for key, cls in (("welcome", Welcome), ("refused", Refused)):
         if key in obj:
             return _fields(cls, obj[key], key)
     raise ProtocolError("bad_message", f"unknown message kind with keys {sorted(obj)[:8]}")
