@@ -483,6 +483,18 @@ async def test_a_supervisor_that_cannot_start_is_reported_with_its_log(
     assert str(paths.log) in text
 
 
+async def test_a_large_log_is_rotated_at_start(
+    paths: SupervisorPaths, no_leftover_processes: str
+) -> None:
+    paths.state_dir.mkdir(parents=True)
+    paths.log.write_bytes(b"old line\n" * 120_000)  # > 1 MiB
+    async with await ensure_supervisor("test", paths=paths) as client:
+        assert (await client.request("ping"))["pong"] is True
+    assert paths.log.with_name("supervisor.log.1").stat().st_size > 1024 * 1024
+    assert wait_until(lambda: "session s1 closed" in paths.log.read_text(), timeout=5)
+    assert "old line" not in paths.log.read_text()
+
+
 # -- versions ------------------------------------------------------------------------
 
 
