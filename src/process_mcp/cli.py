@@ -120,6 +120,11 @@ async def _serve_http(app: ProcessMcpServer, options: argparse.Namespace) -> Non
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["supervisor"]:
+        from process_mcp.supervisor.__main__ import main as supervisor_main
+
+        sys.exit(supervisor_main(args[1:]))
     options = _parse(argv)
     logging.basicConfig(
         stream=sys.stderr,

@@ -1,0 +1,1 @@
+"""The per-user supervisor: its transport (socket server, protocol, client)."""
