@@ -129,6 +129,8 @@ async def main() -> None:
     # Installed packages keep their bytecode; a sandbox that forbids writing it would add
     # compile time to every start, which is not what users pay.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # The transport alone: supervisors started here serve the echo handler.
+    os.environ["PROCESS_MCP_SUPERVISOR_HANDLER"] = "process_mcp.supervisor.echo:EchoHandler"
     with tempfile.TemporaryDirectory(prefix="pmcp-bench-") as tmp:
         base = Path(tmp)
         await _startup(base, -1)  # warm-up: bytecode written, page cache filled

@@ -52,6 +52,12 @@ from process_mcp.supervisor.server import AlreadyRunning, SupervisorServer
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(autouse=True)
+def echo_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Supervisors started here serve the echo handler: these tests are of the transport."""
+    monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_HANDLER", "process_mcp.supervisor.echo:EchoHandler")
+
+
 @pytest.fixture
 def paths(tmp_path: Path) -> Iterator[SupervisorPaths]:
     """A private runtime folder per test; at the end, any supervisor still holding its lock

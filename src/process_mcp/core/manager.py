@@ -150,9 +150,11 @@ class ProcessManager:
         env: dict[str, str] | None = None,
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
+        base_env: dict[str, str] | None = None,
     ) -> ProcessRecord:
         """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``
-        (default: the server's), with the server's environment overlaid with ``env``.
+        (default: the server's), with ``base_env`` (default: the server's environment)
+        overlaid with ``env``; restarts reuse both.
 
         On return the process is running under a new id: its record is listed, its output
         drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
@@ -170,6 +172,7 @@ class ProcessManager:
             env=dict(env or {}),
             notify_on_exit=notify_on_exit,
             options=options,
+            base_env=None if base_env is None else dict(base_env),
         )
         # A log creates no file before the child writes: a failed start leaves none.
         log = LogStore(

@@ -48,6 +48,8 @@ class ProcessRecord:
     # ours, so not a crash), and when the process last wrote output (time.monotonic()).
     signals_sent: set[int] = field(default_factory=set)
     last_output_at: float | None = None
+    # Private: the environment ``env`` overlays (None: the manager's own), kept for restart.
+    base_env: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:

@@ -71,7 +71,7 @@ def start_run(
     the record unchanged: a failed spawn leaves nothing, and a watch that cannot be set up
     (out of descriptors) kills and reaps the child first."""
     cwd = launch.resolve_cwd(record.cwd)
-    env = launch.build_env(record.env)
+    env = launch.build_env(record.env, record.base_env)
     earliest = ownership.before_spawn(record.command)
     ownership.mark(env, record.id)
     wired = wiring.start_wired(record.command, record.args, cwd, env, record.options)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 EXIT_LOST_LOCK = 3
 LOG_ROTATE_BYTES = 1024 * 1024
-DEFAULT_HANDLER = "process_mcp.supervisor.echo:EchoHandler"
+DEFAULT_HANDLER = "process_mcp.supervisor.service:make_service"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -46,7 +46,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         default=float(os.environ.get("PROCESS_MCP_SUPERVISOR_IDLE", "600")),
         help="exit after this many seconds without clients or work (default 600)",
     )
-    parser.add_argument("--handler", default=DEFAULT_HANDLER, help=argparse.SUPPRESS)
+    # Tests of the transport alone run the echo handler (PROCESS_MCP_SUPERVISOR_HANDLER).
+    handler = os.environ.get("PROCESS_MCP_SUPERVISOR_HANDLER") or DEFAULT_HANDLER
+    parser.add_argument("--handler", default=handler, help=argparse.SUPPRESS)
     parser.add_argument("--max-message-bytes", type=int, default=None, help=argparse.SUPPRESS)
     # Tests of upgrades: pretend to be another version.
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)
@@ -103,6 +105,9 @@ def _serve(options: argparse.Namespace, notify: int | None) -> int:
     )
     logger = logging.getLogger("process_mcp.supervisor")
     paths = SupervisorPaths(runtime_dir=options.runtime_dir, state_dir=options.state_dir)
+    # The handler's settings read the state dir from the environment; no child sees ours
+    # (each start brings its front-end's environment).
+    os.environ["PROCESS_MCP_STATE_DIR"] = str(options.state_dir)
 
     def report(byte: bytes) -> None:
         nonlocal notify

@@ -1,5 +1,5 @@
-"""A trivial handler that exercises the transport: the default until the process manager
-is plugged in, and what the transport's tests and benchmark talk to.
+"""A trivial handler that exercises the transport alone: what the transport's tests and
+benchmark talk to (``PROCESS_MCP_SUPERVISOR_HANDLER=process_mcp.supervisor.echo:EchoHandler``).
 
 Ops: ``ping``; ``echo`` (returns its args); ``sleep {seconds}``; ``emit {event, count}``
 (pushes ``count`` events, then answers); ``fail {code, message}``; ``crash``;

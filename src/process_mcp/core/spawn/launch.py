@@ -39,9 +39,13 @@ def resolve_cwd(cwd: str | None) -> str:
     return str(path.resolve())
 
 
-def build_env(overlay: dict[str, str] | None) -> dict[str, str]:
-    """The server's environment, with unbuffered Python by default, overlaid with ``overlay``."""
-    env = {**os.environ, **DEFAULT_ENV}
+def build_env(
+    overlay: dict[str, str] | None, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """``base`` (default: this process's environment), with unbuffered Python by default,
+    overlaid with ``overlay``. A supervisor passes the requesting front-end's environment as
+    ``base``, so a child sees what it would have seen had the front-end spawned it."""
+    env = {**(os.environ if base is None else base), **DEFAULT_ENV}
     for key, value in (overlay or {}).items():
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise StartFailed(
