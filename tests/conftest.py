@@ -4,7 +4,9 @@ is still alive afterwards: no test may leave a process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import signal
 import time
@@ -119,6 +121,58 @@ def isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("PROCESS_MCP_STATE_DIR", str(state))
     return state
+
+
+def lock_holder(runtime_dir: Path) -> int | None:
+    """The pid of the supervisor holding ``runtime_dir``'s lock, None when it is free."""
+    lock = runtime_dir / "supervisor.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        try:
+            return int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return -1
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def isolated_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each test has its own supervisor runtime folder (socket and lock), so a server it
+    starts meets a supervisor of this test only; that supervisor exits soon after its last
+    client (``PROCESS_MCP_SUPERVISOR_IDLE``). It inherits the environment of the front-end
+    that launched it, test tag included, so :func:`no_leftover_processes` sees it; this
+    fixture also fails a test whose runtime folder is still locked at the end (a supervisor
+    left behind, whatever its environment)."""
+    runtime = tmp_path / "run"
+    monkeypatch.setenv("PROCESS_MCP_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_IDLE", "0.5")
+    yield runtime
+    if wait_until(lambda: lock_holder(runtime) is None, timeout=10):
+        return
+    holder = lock_holder(runtime)
+    if holder and holder > 0:
+        with contextlib.suppress(OSError):
+            os.kill(holder, signal.SIGKILL)
+    pytest.fail(f"test left a supervisor running: pid {holder} holds {runtime}")
+
+
+STANDALONE_VARIABLE = "PROCESS_MCP_STANDALONE"
+
+
+@pytest.fixture(params=["supervisor", "standalone"])
+def frontend_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test against servers in both modes: front-end of a supervisor process
+    (the default), and ``PROCESS_MCP_STANDALONE=1`` (the supervisor inside the server).
+    Use with ``pytestmark = pytest.mark.usefixtures("frontend_mode")``."""
+    monkeypatch.setenv(STANDALONE_VARIABLE, "1" if request.param == "standalone" else "0")
+    return request.param
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
 """``process-mcp``: serve MCP over stdio (or streamable HTTP) until told to stop.
 
-Whatever ends the serving (stdin EOF, SIGTERM, SIGINT, SIGHUP) the managed process trees
-are stopped, in parallel under one deadline, before the server exits with status 0.
+The server is a front-end of the per-user supervisor (SPEC §10), started on demand; with
+``--standalone`` (or ``PROCESS_MCP_STANDALONE=1``) the supervisor runs inside this process
+instead, over the same interface. Whatever ends the serving (stdin EOF, SIGTERM, SIGINT,
+SIGHUP) the processes this server's sessions own are stopped, in parallel under one
+deadline, before the server exits with status 0; kept ones (``keep: true``) run on. Even a
+SIGKILL of this server stops them: the supervisor sees the connection close.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import anyio
 from process_mcp import __version__
 
 if TYPE_CHECKING:
-    from process_mcp.core import ProcessManager
     from process_mcp.server.app import ProcessMcpServer
+    from process_mcp.server.backend import Backend
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 logger = logging.getLogger("process_mcp")
@@ -46,34 +50,58 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("PROCESS_MCP_TOKEN"),
         help="http: bearer token clients must send (default: $PROCESS_MCP_TOKEN, else random)",
     )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run the process supervisor inside this server (no shared supervisor; for "
+        "sandboxes). Also PROCESS_MCP_STANDALONE=1",
+    )
     parser.add_argument("--log-level", default=os.environ.get("PROCESS_MCP_LOG_LEVEL", "WARNING"))
     return parser.parse_args(argv)
 
 
+class StartupError(Exception):
+    """The server cannot start (no supervisor, another version's busy one); one line."""
+
+
+async def _open_backend(options: argparse.Namespace) -> Backend:
+    from process_mcp.server.backend import Backend, standalone_requested
+    from process_mcp.supervisor.client import SupervisorError
+
+    http = options.transport == "http"
+    try:
+        return await Backend.open(
+            "mcp-http" if http else "mcp-stdio",
+            standalone=standalone_requested(options.standalone),
+            per_client=http,
+        )
+    except SupervisorError as exc:
+        raise StartupError(f"process-mcp: {exc}") from None
+
+
 async def _serve(options: argparse.Namespace) -> None:
-    from process_mcp.core import ProcessManager, Settings
     from process_mcp.server.app import ProcessMcpServer
 
-    manager = ProcessManager(Settings.from_env())
-    app = ProcessMcpServer(manager)
+    backend = await _open_backend(options)
     try:
+        app = ProcessMcpServer(backend)
         if options.transport == "http":
             await _serve_http(app, options)
         else:
-            await _serve_stdio(app, manager)
+            await _serve_stdio(app, backend)
     finally:
         with anyio.CancelScope(shield=True):
-            await manager.shutdown()
+            await backend.close()
 
 
-async def _serve_stdio(app: ProcessMcpServer, manager: ProcessManager) -> None:
+async def _serve_stdio(app: ProcessMcpServer, backend: Backend) -> None:
     async with anyio.create_task_group() as group:
-        group.start_soon(_exit_on_signal, manager)
+        group.start_soon(_exit_on_signal, backend)
         await app.run_stdio()  # returns when stdin closes: the client went away
         group.cancel_scope.cancel()
 
 
-async def _exit_on_signal(manager: ProcessManager) -> None:
+async def _exit_on_signal(backend: Backend) -> None:
     """On SIGTERM/SIGINT/SIGHUP stop everything and exit.
 
     Cancelling the serving task is not enough: the SDK reads stdin in a worker thread
@@ -83,7 +111,7 @@ async def _exit_on_signal(manager: ProcessManager) -> None:
         async for signum in signals:
             logger.info("received %s", signal.Signals(signum).name)
             with anyio.CancelScope(shield=True):
-                await manager.shutdown()
+                await backend.close()
             sys.stderr.flush()
             os._exit(0)
 
@@ -131,8 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         level=options.log_level.upper(),
         format="process-mcp %(levelname)s %(name)s: %(message)s",
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, options)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(_serve, options)
+    except StartupError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        os._exit(1)
     sys.stderr.flush()
     # The SDK reads stdin in a worker thread that may still be blocked in read(); every
     # managed process is already gone, so do not wait for that thread.

@@ -22,14 +22,16 @@ from mcp_types import (
 from pydantic import BaseModel, ValidationError
 
 from process_mcp import __version__
-from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
+from process_mcp.core import ProcessError, ProcessRecord
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
+from process_mcp.server.backend import Backend
 from process_mcp.server.events import ExitEvents, declare_events
 from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
 from process_mcp.server.resources import ProcessResources
 from process_mcp.server.tools import tool_specs
+from process_mcp.supervisor.client import SupervisorError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,8 @@ INSTRUCTIONS = (
     "'start' returns an id at once; read output with 'get-log', check with 'get-status', "
     "end with 'stop' (kills the whole process tree). 'wait' blocks until a process is ready "
     "(log pattern, port or URL) or has ended. Every answer's 'events' lists processes that "
-    "ended since your previous call. Processes end when this server ends."
+    "ended since your previous call. Processes end when this session ends, unless started "
+    "with keep: true. 'list' also shows other sessions' processes in this folder."
 )
 
 
@@ -69,11 +72,12 @@ def describe_validation_error(tool: str, exc: ValidationError, accepted: list[st
 
 
 class ProcessMcpServer:
-    """Binds one :class:`ProcessManager` to one low-level MCP server."""
+    """Binds the supervisor (through a :class:`Backend`: one supervisor session per MCP
+    session) to one low-level MCP server."""
 
-    def __init__(self, manager: ProcessManager) -> None:
+    def __init__(self, manager: Backend) -> None:
         self.manager = manager
-        self.tools = tool_specs(manager.settings.stop_grace)
+        self.tools = tool_specs(manager.stop_grace)
         self.sessions = sdk.SessionHolder()
         self._background = BackgroundTasks()
         self.events = ExitEvents()
@@ -95,12 +99,19 @@ class ProcessMcpServer:
         sdk.enable_subscriptions(self.server, self.bus)
         sdk.enable_logging(self.server, self.messages.set_level)
         manager.add_exit_listener(self._on_exit)
+        manager.add_ended_listener(self.resources.on_exit)
 
     async def run_stdio(self) -> None:
         await sdk.run_stdio(self.server)
 
     def http_app(self, host: str) -> Any:
-        return sdk.http_app(self.server, host)
+        app = sdk.http_app(self.server, host)
+        sdk.on_http_session_end(self.server, self._http_session_ended)
+        return app
+
+    def _http_session_ended(self, client: str) -> None:
+        """An MCP session over HTTP ended: so does its supervisor session."""
+        self._background.spawn(self.manager.end_client(client))
 
     def _meet(self, ctx: Any) -> None:
         """Every request: remember who is asking, for notifications and ``events``."""
@@ -143,8 +154,9 @@ class ProcessMcpServer:
             return error_result(describe_validation_error(spec.name, exc, accepted))
         token = current_progress.set(sdk.progress_reporter(ctx))
         try:
-            return await spec.handler(self.manager, arguments)
-        except ProcessError as exc:
+            manager = await self.manager.session_for(sdk.client_key(ctx))
+            return await spec.handler(manager, arguments)
+        except (ProcessError, SupervisorError) as exc:
             return error_result(str(exc))
         except Exception as exc:
             logger.exception("tool %s failed", spec.name)
@@ -155,10 +167,10 @@ class ProcessMcpServer:
         finally:
             current_progress.reset(token)
 
-    def _on_exit(self, record: ProcessRecord) -> None:
-        self.events.record(record)
-        self.resources.on_exit(record)
-        self.messages.on_exit(record)
+    def _on_exit(self, record: ProcessRecord, client: str) -> None:
+        """A process ``client`` started or touched has ended (SPEC §10)."""
+        self.events.record(record, client)
+        self.messages.on_exit(record, client)
         if not record.notify_on_exit:
             return
         facts = record.exit_facts()

@@ -69,9 +69,12 @@ class ExitMessages:
         self._levels[sdk.client_key(ctx)] = params.level
         return EmptyResult()
 
-    def on_exit(self, record: ProcessRecord) -> None:
+    def on_exit(self, record: ProcessRecord, client: str | None = None) -> None:
+        """Announce an exit to ``client`` (None: to every client)."""
         data = exit_data(record)
         for key, session in list(self._sessions.items()):
+            if client is not None and key != client:
+                continue
             wanted = self._levels.get(key, DEFAULT_LEVEL)
             if LEVELS.index("info") < LEVELS.index(wanted):
                 continue

@@ -112,6 +112,13 @@ class StartInput(ToolInput):
             description="A name shown by 'list'; must not be the label of a running process.",
         ),
     ] = None
+    keep: Annotated[
+        bool,
+        Field(
+            description="Keep it running after this session ends (it is then stopped only by "
+            "'stop'/'remove'). Default false: it stops with the session."
+        ),
+    ] = False
 
 
 class StopInput(ToolInput):
@@ -192,7 +199,10 @@ class GetLogInput(ToolInput):
 
 
 class ListInput(ToolInput):
-    pass
+    all: Annotated[
+        bool,
+        Field(description="List every process, not only those whose cwd is in this folder."),
+    ] = False
 
 
 class SendInputInput(ToolInput):
@@ -285,6 +295,9 @@ class ProcessInfo(ToolOutput):
 class ListedProcess(ProcessInfo):
     listening_ports: list[int] = Field(
         default_factory=list, description="TCP ports its process tree listens on (running only)."
+    )
+    owner: Literal["self", "other", "kept"] = Field(
+        description="Whose it is: this session's, another session's, or kept (no session's)."
     )
 
 

@@ -12,6 +12,8 @@ An SDK upgrade should touch this file only. What it works around (mcp 2.3):
   connections take ``notifications/resources/*`` on the session, while 2026-07-28
   connections drop those there by design and only get them on a ``subscriptions/listen``
   stream fed by a subscription bus (:class:`ListenBus`);
+* there is no hook for the end of a streamable-HTTP session (closed or expired): the
+  session manager's ``_discard_session`` is wrapped (:func:`on_http_session_end`);
 * ``logging/setLevel`` is registered with ``add_request_handler`` because the constructor
   keyword emits a deprecation warning (logging is deprecated at 2026-07-28), and log
   messages are written raw to handshake-era connections only: at 2026-07-28 a server may
@@ -165,10 +167,13 @@ class ListenBus(InMemorySubscriptionBus):
         super().__init__()
         self._streams = 0
         self._tasks = BackgroundTasks()
+        # Told ``listening`` whenever it changes (the resources ask for output ticks then).
+        self.on_listening: Callable[[bool], None] | None = None
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         unsubscribe = super().subscribe(listener)
         self._streams += 1
+        self._tell_listening()
         done = False
 
         def counted_unsubscribe() -> None:
@@ -176,6 +181,7 @@ class ListenBus(InMemorySubscriptionBus):
             if not done:
                 done = True
                 self._streams -= 1
+                self._tell_listening()
             unsubscribe()
 
         return counted_unsubscribe
@@ -183,6 +189,10 @@ class ListenBus(InMemorySubscriptionBus):
     @property
     def listening(self) -> bool:
         return self._streams > 0
+
+    def _tell_listening(self) -> None:
+        if self.on_listening is not None:
+            self.on_listening(self.listening)
 
     def post_resource_updated(self, uri: str) -> None:
         self._post(ResourceUpdated(uri=uri))
@@ -223,6 +233,22 @@ async def run_stdio(server: Server[Any]) -> None:
 def http_app(server: Server[Any], host: str) -> Any:
     """The SDK's streamable-HTTP ASGI app (with its DNS-rebinding protection on loopback)."""
     return server.streamable_http_app(host=host)
+
+
+def on_http_session_end(server: Server[Any], callback: Callable[[str], None]) -> None:
+    """Call ``callback(session id)`` (the :func:`client_key` of that client) after each
+    streamable-HTTP session of ``server``'s HTTP app ends, however it ends (DELETE, idle
+    expiry, crash). Call after :func:`http_app`."""
+    manager = server.session_manager
+    discard = manager._discard_session
+
+    async def discard_and_tell(session_id: str, transport: Any) -> None:
+        known = session_id in manager._server_instances
+        await discard(session_id, transport)
+        if known:
+            callback(session_id)
+
+    manager._discard_session = discard_and_tell  # type: ignore[method-assign]
 
 
 __all__ = [

@@ -9,22 +9,18 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 from pydantic import BaseModel
 
-from process_mcp.core import InvalidRequest, ProcessManager, Status
+from process_mcp.core import InvalidRequest, Status
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import DEFAULT_MAX_BYTES, LogAnswer, LogQuery
 from process_mcp.core.options import StartOptions
 from process_mcp.core.signals import SIGNALS
-from process_mcp.core.waiting import (
-    DEFAULT_TIMEOUT,
-    MAX_TIMEOUT,
-    TAIL_LINES,
-    WaitCondition,
-    wait_for,
-)
+from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, TAIL_LINES, WaitCondition
 from process_mcp.server import schemas as s
 from process_mcp.server.progress import current_progress
+from process_mcp.supervisor.remote import RemoteManager
 
-Handler = Callable[[ProcessManager, Any], Awaitable[BaseModel]]
+# Each handler gets the calling MCP session's supervisor session.
+Handler = Callable[[RemoteManager, Any], Awaitable[BaseModel]]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
@@ -54,7 +50,7 @@ def _info(record: Any) -> s.ProcessInfo:
     return s.ProcessInfo.model_validate(record.public())
 
 
-async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
+async def start(manager: RemoteManager, args: s.StartInput) -> s.ProcessInfo:
     options = StartOptions(
         shell=args.shell,
         stdin=args.stdin,
@@ -69,25 +65,26 @@ async def start(manager: ProcessManager, args: s.StartInput) -> s.ProcessInfo:
         env=args.env,
         notify_on_exit=args.notify_on_exit,
         options=options,
+        keep=args.keep,
     )
     return _info(record)
 
 
-async def stop(manager: ProcessManager, args: s.StopInput) -> s.StopResult:
+async def stop(manager: RemoteManager, args: s.StopInput) -> s.StopResult:
     stopped = await manager.stop(args.id, force=args.force)  # verified: a last look of /proc
     return s.StopResult.model_validate(
         {**stopped.record.public(), "treeGone": stopped.tree_gone, "survivors": stopped.survivors}
     )
 
 
-async def get_status(manager: ProcessManager, args: s.IdInput) -> s.StatusResult:
-    record = manager.find(args.id)
-    if record is None:
+async def get_status(manager: RemoteManager, args: s.IdInput) -> s.StatusResult:
+    status = await manager.status(args.id)  # record and live facts: one request
+    if status is None:
         return s.StatusResult(id=args.id, status=Status.NOT_EXISTS.value)
-    return s.StatusResult.model_validate({**record.public(), **(manager.live_facts(args.id) or {})})
+    return s.StatusResult.model_validate(status)
 
 
-async def get_log(manager: ProcessManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
+async def get_log(manager: RemoteManager, args: s.IdInput | s.GetLogInput) -> s.LogResult:
     record = manager.get(args.id)
     answer = await manager.read_log(args.id, _log_query(args))  # the grep runs off the loop
     return s.LogResult(
@@ -138,18 +135,12 @@ def _log_notice(answer: LogAnswer) -> str | None:
     return "; ".join(notes) or None
 
 
-async def list_processes(manager: ProcessManager, args: s.ListInput) -> s.ListResult:
-    return s.ListResult(
-        processes=[
-            s.ListedProcess.model_validate(
-                {**record.public(), "listeningPorts": manager.listening_ports(record.id)}
-            )
-            for record in manager.records()
-        ]
-    )
+async def list_processes(manager: RemoteManager, args: s.ListInput) -> s.ListResult:
+    listed = await manager.listed(everything=args.all)  # scoped, with owners
+    return s.ListResult(processes=[s.ListedProcess.model_validate(p) for p in listed])
 
 
-async def get_pid(manager: ProcessManager, args: s.IdInput) -> s.PidResult:
+async def get_pid(manager: RemoteManager, args: s.IdInput) -> s.PidResult:
     record = manager.find(args.id)
     if record is None:
         return s.PidResult(
@@ -160,12 +151,12 @@ async def get_pid(manager: ProcessManager, args: s.IdInput) -> s.PidResult:
     return s.PidResult(id=args.id, pid=record.pid)
 
 
-async def remove(manager: ProcessManager, args: s.IdInput) -> s.RemoveResult:
+async def remove(manager: RemoteManager, args: s.IdInput) -> s.RemoveResult:
     record = await manager.remove(args.id)
     return s.RemoveResult.model_validate(record.public())
 
 
-async def send_input(manager: ProcessManager, args: s.SendInputInput) -> s.InputResult:
+async def send_input(manager: RemoteManager, args: s.SendInputInput) -> s.InputResult:
     if not args.text and not args.eof:
         raise InvalidRequest(
             "send-input needs 'text' (written as-is, add '\\n' to end a line) or eof: true"
@@ -180,16 +171,16 @@ async def send_input(manager: ProcessManager, args: s.SendInputInput) -> s.Input
     )
 
 
-async def send_signal(manager: ProcessManager, args: s.SignalInput) -> s.SignalResult:
+async def send_signal(manager: RemoteManager, args: s.SignalInput) -> s.SignalResult:
     record = await manager.send_signal(args.id, args.signal)
     return s.SignalResult.model_validate({**record.public(), "sent": args.signal})
 
 
-async def restart(manager: ProcessManager, args: s.IdInput) -> s.ProcessInfo:
+async def restart(manager: RemoteManager, args: s.IdInput) -> s.ProcessInfo:
     return _info(await manager.restart(args.id))
 
 
-async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
+async def wait(manager: RemoteManager, args: s.WaitInput) -> s.WaitResult:
     pattern = None if args.pattern is None else LinePattern.compile(args.pattern, name="pattern")
     sink = current_progress.get()
     timeout = args.timeout_seconds
@@ -198,8 +189,7 @@ async def wait(manager: ProcessManager, args: s.WaitInput) -> s.WaitResult:
         if sink is not None:
             await sink(elapsed, timeout, message)
 
-    outcome = await wait_for(
-        manager,
+    outcome = await manager.wait_for(
         args.id,
         WaitCondition(pattern=pattern, port=args.port, url=args.url),
         timeout,
@@ -235,7 +225,8 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
             "and return at once with its id. No shell unless shell: true: pass the program as "
             "'command' and each argument in 'args'. stdin is /dev/null, so prompts get EOF "
             "instead of hanging; stdin: 'pipe' or pty: true keep it open for 'send-input'. "
-            "timeoutSeconds stops it after that long; label names it in 'list'. "
+            "timeoutSeconds stops it after that long; label names it in 'list'. It stops "
+            "when this session ends unless keep: true. "
             "Output goes to a log read with 'get-log'. Returns the process record.",
             s.StartInput,
             s.ProcessInfo,
@@ -289,8 +280,10 @@ def _specs(grace: str, signals: str) -> list[ToolSpec]:
         ToolSpec(
             "list",
             "List managed processes",
-            "List every process this server manages, running or ended, with status, pid, "
-            "label, command, cwd, start time, exit code and the TCP ports its tree listens on.",
+            "List the processes whose cwd is in this project's folder (all: true for every "
+            "one), from any session, running or ended, with status, pid, label, command, cwd, "
+            "start time, exit code, the TCP ports its tree listens on and owner (self, other "
+            "or kept).",
             s.ListInput,
             s.ListResult,
             list_processes,

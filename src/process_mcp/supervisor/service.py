@@ -88,8 +88,9 @@ def resolve_folder(folder: Any) -> str:
     cwds are stored resolved). Raises RequestError for anything but an absolute path."""
     if not isinstance(folder, str) or not os.path.isabs(folder):
         raise RequestError(
-            "bad_request", f"'folder' must be an absolute path, got {folder!r}: send the "
-            "front-end's default folder"
+            "bad_request",
+            f"'folder' must be an absolute path, got {folder!r}: send the "
+            "front-end's default folder",
         )
     return os.path.realpath(folder)
 
@@ -194,10 +195,7 @@ class ProcessService:
         except ProcessError as exc:
             raise RequestError(type(exc).__name__, str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, KeyError):
-                text = f"missing argument {exc}"
-            else:
-                text = str(exc)
+            text = f"missing argument {exc}" if isinstance(exc, KeyError) else str(exc)
             raise RequestError("bad_request", f"{op}: {text}") from None
 
     # -------------------------------------------------------------------- records

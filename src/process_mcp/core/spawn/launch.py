@@ -39,9 +39,7 @@ def resolve_cwd(cwd: str | None) -> str:
     return str(path.resolve())
 
 
-def build_env(
-    overlay: dict[str, str] | None, base: dict[str, str] | None = None
-) -> dict[str, str]:
+def build_env(overlay: dict[str, str] | None, base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment), with unbuffered Python by default,
     overlaid with ``overlay``. A supervisor passes the requesting front-end's environment as
     ``base``, so a child sees what it would have seen had the front-end spawned it."""
