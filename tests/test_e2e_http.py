@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from support import HttpServer, call_over_http
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 
 def post_status(url: str, headers: dict[str, str]) -> int:

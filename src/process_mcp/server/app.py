@@ -99,6 +99,7 @@ class ProcessMcpServer:
         sdk.enable_subscriptions(self.server, self.bus)
         sdk.enable_logging(self.server, self.messages.set_level)
         manager.add_exit_listener(self._on_exit)
+        manager.add_digest_listener(self.events.record)
         manager.add_ended_listener(self.resources.on_exit)
 
     async def run_stdio(self) -> None:
@@ -168,8 +169,8 @@ class ProcessMcpServer:
             current_progress.reset(token)
 
     def _on_exit(self, record: ProcessRecord, client: str) -> None:
-        """A process ``client`` started or touched has ended (SPEC §10)."""
-        self.events.record(record, client)
+        """A process ``client`` started or touched has ended (SPEC §10); its ``events``
+        entry comes with the answer that reports it (digest listener)."""
         self.messages.on_exit(record, client)
         if not record.notify_on_exit:
             return

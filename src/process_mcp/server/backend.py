@@ -71,6 +71,7 @@ class Backend:
         self._clients: dict[str, RemoteManager] = {}
         self._lock = asyncio.Lock()
         self._exit_listeners: list[ExitListener] = []
+        self._digest_listeners: list[ExitListener] = []
         self._output_listeners: list[Callable[[str], None]] = []
         self._want_output = False
         self._closed = False
@@ -115,6 +116,7 @@ class Backend:
             self.mirror, env=self.env, folder_fallback=self._folder, client_key=client_key
         )
         remote.exit_listeners.append(self._on_exit)
+        remote.digest_listeners.append(self._on_digest)
         remote.client = await self._connect(remote.on_event)
         return remote
 
@@ -184,6 +186,11 @@ class Backend:
         ends (each end once per client)."""
         self._exit_listeners.append(listener)
 
+    def add_digest_listener(self, listener: ExitListener) -> None:
+        """``listener(record, client_key)`` for each end an answer to that client reports,
+        in the order the supervisor saw them, before the tool call that asked returns."""
+        self._digest_listeners.append(listener)
+
     def add_ended_listener(self, listener: Callable[[ProcessRecord], None]) -> None:
         """``listener(record)`` once per end of any process's run."""
         self.mirror.ended_listeners.append(listener)
@@ -219,6 +226,11 @@ class Backend:
     def _on_exit(self, record: ProcessRecord, remote: RemoteManager) -> None:
         for listener in list(self._exit_listeners):
             listener(record, remote.client_key)
+
+    def _on_digest(self, records: list[ProcessRecord], remote: RemoteManager) -> None:
+        for record in records:
+            for listener in list(self._digest_listeners):
+                listener(record, remote.client_key)
 
     def _on_output(self, process_id: str) -> None:
         for listener in list(self._output_listeners):

@@ -9,6 +9,10 @@ core's own types (``ProcessRecord``, ``StopResult``, ``LogAnswer``, ``InputRecei
 little. Two calls became one request each, because their facts live in the supervisor:
 ``status`` (record + live facts) and ``listed`` (scoped list with owners).
 
+Ends of processes this session started or touched reach ``exit_listeners`` as soon as the
+supervisor publishes them (notifications), and ``digest_listeners`` with the answer that
+reports them (the ``events`` digest: exactly the ends that happened before that answer).
+
 Synchronous lookups (``find``, ``get``, ``records``) read a :class:`RecordMirror`, fed by
 the supervisor's record events (``changed``/``exited``/``removed``) and by every answer
 that carries a record. Each carries the supervisor's ``rev``: the mirror applies a record
@@ -54,6 +58,7 @@ logger = logging.getLogger(__name__)
 PRIVATE_VARIABLES = ("PROCESS_MCP_TOKEN",)  # never passed on to a child (SPEC §9)
 
 ExitListener = Callable[[ProcessRecord, "RemoteManager"], None]
+DigestListener = Callable[[list[ProcessRecord], "RemoteManager"], None]
 ProgressFn = Callable[[float, str], Awaitable[None]]
 
 
@@ -206,6 +211,7 @@ class RemoteManager:
         self.client_key = client_key
         self.client: SupervisorClient | None = None
         self.exit_listeners: list[ExitListener] = []
+        self.digest_listeners: list[DigestListener] = []
         self.output_listeners: list[Callable[[str], None]] = []
         self._progress: dict[str, ProgressFn] = {}
         self._tokens = itertools.count(1)
@@ -249,7 +255,7 @@ class RemoteManager:
         if self.client is None:
             raise SupervisorLost("not connected to the process-mcp supervisor")
         try:
-            return await self.client.request(op, args)
+            answer = await self.client.request(op, args)
         except RequestFailed as exc:
             if exc.code == "UnknownProcess":
                 raise _RemoteUnknownProcess(exc.message, process_id or "") from None
@@ -266,6 +272,12 @@ class RemoteManager:
             ) from None
         except MessageTooLarge as exc:
             raise InvalidRequest(exc.message) from None
+        exits = answer.pop("exits", None) if isinstance(answer, dict) else None
+        if exits:
+            ended = [self.mirror.apply(entry) for entry in exits]
+            for listener in list(self.digest_listeners):
+                listener(ended, self)
+        return answer
 
     def _apply(self, answer: dict[str, Any]) -> ProcessRecord:
         return self.mirror.apply(answer)

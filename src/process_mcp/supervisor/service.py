@@ -39,7 +39,11 @@ Guarantees:
   ``rev`` so a front-end holding several sessions keeps one mirror that never goes back in
   time: ``changed`` (started, restarted, ended), ``removed {id, rev}``. When a process ends,
   the sessions that started it or named it in any op since get ``exited`` (same payload)
-  instead of ``changed``: their ``events`` digest and exit notifications (SPEC §10).
+  instead of ``changed``, for their exit notifications (SPEC §10).
+- **The ``events`` digest is exact.** Each of those sessions also queues the end, and the
+  next successful answer to it carries the queue as ``exits: [entry]`` (an error answer
+  leaves it queued). So an answer reports exactly the ends that happened before it was
+  made, as the in-process core did, whatever the timing of events on the wire.
   Sessions that asked ``follow_output`` get ``output {id}`` at most once a second per
   process (a subscription's change notice, not the data). A ``wait`` with a ``progress``
   token sends ``progress {token, elapsed, message}`` about once a second.
@@ -55,6 +59,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,6 +73,7 @@ from process_mcp.supervisor.server import Session
 
 logger = logging.getLogger(__name__)
 
+KEEP_EXITS = 1000  # ends queued per session for its digest; a session away longer hears the newest
 OUTPUT_INTERVAL = 1.0  # seconds between two ``output`` events of one process to one session
 OWNER_SELF, OWNER_OTHER, OWNER_KEPT = "self", "other", "kept"
 _QUERY_FIELDS = {f.name for f in dataclasses.fields(LogQuery) if f.init}
@@ -146,6 +152,7 @@ class ProcessService:
         self.rev = 0
         self._revs: dict[str, int] = {}
         self._followers: dict[str, _OutputTicks] = {}
+        self._exits: dict[str, deque[dict[str, Any]]] = {}  # session id -> ends to report
         self.manager.add_exit_listener(self._on_exit)
         self.manager.add_output_listener(self._on_output)
         self._ops: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
@@ -171,6 +178,7 @@ class ProcessService:
     async def close_session(self, session: Session) -> None:
         """The connection ended (any way): stop what the session owns."""
         self.sessions.pop(session.id, None)
+        self._exits.pop(session.id, None)
         ticks = self._followers.pop(session.id, None)
         if ticks is not None:
             ticks.close()
@@ -191,12 +199,17 @@ class ProcessService:
                 "unknown_op", f"unknown op {op!r}; this supervisor knows {', '.join(self._ops)}"
             )
         try:
-            return await handler(session, args)
+            result = await handler(session, args)
         except ProcessError as exc:
             raise RequestError(type(exc).__name__, str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             text = f"missing argument {exc}" if isinstance(exc, KeyError) else str(exc)
             raise RequestError("bad_request", f"{op}: {text}") from None
+        queued = self._exits.get(session.id)
+        if queued and isinstance(result, dict):
+            result = {**result, "exits": list(queued)}
+            queued.clear()
+        return result
 
     # -------------------------------------------------------------------- records
     def entry(self, record: ProcessRecord) -> dict[str, Any]:
@@ -209,7 +222,11 @@ class ProcessService:
         payload = self.entry(record)
         concerned = self.touched.get(record.id, ()) if ended else ()
         for session in list(self.sessions.values()):
-            session.emit("exited" if session.id in concerned else "changed", payload)
+            if session.id in concerned:
+                self._exits.setdefault(session.id, deque(maxlen=KEEP_EXITS)).append(payload)
+                session.emit("exited", payload)
+            else:
+                session.emit("changed", payload)
 
     def _touch(self, session: Session, process_id: str) -> None:
         if self.manager.find(process_id) is not None:
