@@ -65,10 +65,11 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def mcp_client(**env: str) -> AsyncIterator[Client]:
-    """The real server as a subprocess, with an initialized official SDK client session."""
+async def mcp_client(cwd: str | None = None, **env: str) -> AsyncIterator[Client]:
+    """The real server as a subprocess (launched in ``cwd``, its default folder), with an
+    initialized official SDK client session."""
     params = StdioServerParameters(
-        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env)
+        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env), cwd=cwd
     )
     holder: list[Client] = []
 

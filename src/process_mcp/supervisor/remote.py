@@ -233,7 +233,8 @@ class RemoteManager:
             case "changed":
                 self.mirror.apply(data)
             case "exited":
-                record = self.mirror.apply(data)
+                self.mirror.apply(data)
+                record = record_from_public(data["record"])  # as it ended, whatever came since
                 for listener in list(self.exit_listeners):
                     listener(record, self)
             case "removed":
@@ -274,7 +275,9 @@ class RemoteManager:
             raise InvalidRequest(exc.message) from None
         exits = answer.pop("exits", None) if isinstance(answer, dict) else None
         if exits:
-            ended = [self.mirror.apply(entry) for entry in exits]
+            for entry in exits:
+                self.mirror.apply(entry)
+            ended = [record_from_public(entry["record"]) for entry in exits]  # as they ended
             for listener in list(self.digest_listeners):
                 listener(ended, self)
         return answer
