@@ -82,10 +82,10 @@ async def latency(mode: str, count: int) -> tuple[list[float], list[float]]:
     return status, starts
 
 
-async def cold_front_end() -> float:
+async def cold_front_end(mode: str = "supervisor") -> float:
     """Spawn the server, initialize, start nothing, first get-status answered (ms)."""
     began = time.perf_counter()
-    async with session(SERVER, **mode_env("supervisor")) as client:
+    async with session(SERVER, **mode_env(mode)) as client:
         await client.call_tool("get-status", {"id": "nope00"})
         return (time.perf_counter() - began) * 1000
 
@@ -162,6 +162,7 @@ async def main(count: int, rounds: int) -> None:
                 stop_supervisor(paths)
                 cold.append(await cold_front_end())
             warm = [await cold_front_end() for _ in range(5)]
+            alone = [await cold_front_end("standalone") for _ in range(5)]
             print("\nstart-up (wall ms)")
             print(
                 table(
@@ -181,6 +182,11 @@ async def main(count: int, rounds: int) -> None:
                             "front-end spawn → first get-status, supervisor running",
                             statistics.median(warm),
                             min(warm),
+                        ],
+                        [
+                            "--standalone spawn → first get-status",
+                            statistics.median(alone),
+                            min(alone),
                         ],
                     ],
                 )
