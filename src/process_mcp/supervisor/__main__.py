@@ -6,8 +6,11 @@ supervisor, waits until it listens (or lost the lock race, or died) and exits wi
 stdout/stderr — the log file the front-end opened — and rotates that file (one ``.1``
 generation) when it grew past 1 MiB.
 
-Imports are kept to the stdlib and this package's transport: start-up is paid by the
-first agent call of the day, and no MCP code is needed here.
+It serves :mod:`process_mcp.supervisor.service` (the process manager). Imports are kept
+to the stdlib, this package and the core: start-up is paid by the first agent call of the
+day, and no MCP code is needed here. The manager's settings (stop grace, log caps) come
+from the environment of the front-end that started it; each child gets the environment
+of the front-end that asked for it.
 """
 
 from __future__ import annotations
