@@ -3,7 +3,8 @@ session (SPEC §10), its API mirrored op for op in JSON.
 
 Ops (``args`` → ``ok``; records travel as ``entry = {"record": public record, "rev": n}``)::
 
-    snapshot {}                           → {records: [entry], rev, stop_grace}
+    snapshot {}                           → {records: [entry], rev, stop_grace}; from then on
+                                            the session hears every record change
     start {command, args, cwd, env, base_env, folder, notify_on_exit, options, keep}
                                           → entry
     stop {id, force}                      → entry + {survivors}
@@ -35,11 +36,13 @@ Guarantees:
   front-end's whole environment) overlaid with ``env``, in ``cwd`` resolved against
   ``folder`` (the front-end's default folder): the supervisor's own environment and folder
   never reach a child. A restart reuses them.
-- **Events.** Every record change goes to every session, numbered by a supervisor-wide
+- **Events.** Every record change goes to every session that loaded a ``snapshot`` (a
+  front-end's mirror feed: one session per front-end), numbered by a supervisor-wide
   ``rev`` so a front-end holding several sessions keeps one mirror that never goes back in
   time: ``changed`` (started, restarted, ended), ``removed {id, rev}``. When a process ends,
   the sessions that started it or named it in any op since get ``exited`` (same payload)
-  instead of ``changed``, for their exit notifications (SPEC §10).
+  instead, for their exit notifications (SPEC §10). Other sessions (an HTTP front-end's
+  one per MCP session) hear only those: a start costs O(front-ends), not O(sessions).
 - **The ``events`` digest is exact.** Each of those sessions also queues the end, and the
   next successful answer to it carries the queue as ``exits: [entry]`` (an error answer
   leaves it queued). So an answer reports exactly the ends that happened before it was
@@ -153,6 +156,7 @@ class ProcessService:
         self._revs: dict[str, int] = {}
         self._followers: dict[str, _OutputTicks] = {}
         self._exits: dict[str, deque[dict[str, Any]]] = {}  # session id -> ends to report
+        self._feeds: set[str] = set()  # sessions that hear every record change
         self.manager.add_exit_listener(self._on_exit)
         self.manager.add_output_listener(self._on_output)
         self._ops: dict[str, Callable[[Session, dict[str, Any]], Awaitable[Any]]] = {
@@ -179,6 +183,7 @@ class ProcessService:
         """The connection ended (any way): stop what the session owns."""
         self.sessions.pop(session.id, None)
         self._exits.pop(session.id, None)
+        self._feeds.discard(session.id)
         ticks = self._followers.pop(session.id, None)
         if ticks is not None:
             ticks.close()
@@ -221,12 +226,14 @@ class ProcessService:
         self._revs[record.id] = self.rev
         payload = self.entry(record)
         concerned = self.touched.get(record.id, ()) if ended else ()
-        for session in list(self.sessions.values()):
-            if session.id in concerned:
-                self._exits.setdefault(session.id, deque(maxlen=KEEP_EXITS)).append(payload)
+        for session_id in concerned:
+            session = self.sessions.get(session_id)
+            if session is not None:
+                self._exits.setdefault(session_id, deque(maxlen=KEEP_EXITS)).append(payload)
                 session.emit("exited", payload)
-            else:
-                session.emit("changed", payload)
+        for session_id in self._feeds:
+            if session_id not in concerned:
+                self.sessions[session_id].emit("changed", payload)
 
     def _touch(self, session: Session, process_id: str) -> None:
         if self.manager.find(process_id) is not None:
@@ -265,6 +272,7 @@ class ProcessService:
 
     # ------------------------------------------------------------------------ ops
     async def _snapshot(self, session: Session, args: dict[str, Any]) -> Any:
+        self._feeds.add(session.id)
         return {
             "records": [self.entry(record) for record in self.manager.records()],
             "rev": self.rev,
@@ -339,8 +347,8 @@ class ProcessService:
         self.touched.pop(process_id, None)
         for ticks in self._followers.values():
             ticks.forget(process_id)
-        for other in list(self.sessions.values()):
-            other.emit("removed", {"id": process_id, "rev": self.rev})
+        for session_id in self._feeds:
+            self.sessions[session_id].emit("removed", {"id": process_id, "rev": self.rev})
         return {"record": record.public(), "rev": self.rev}
 
     async def _send_input(self, session: Session, args: dict[str, Any]) -> Any:
