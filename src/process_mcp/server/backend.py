@@ -70,6 +70,7 @@ class Backend:
         self._primary: RemoteManager | None = None
         self._clients: dict[str, RemoteManager] = {}
         self._lock = asyncio.Lock()
+        self._client_lock = asyncio.Lock()
         self._exit_listeners: list[ExitListener] = []
         self._digest_listeners: list[ExitListener] = []
         self._output_listeners: list[Callable[[str], None]] = []
@@ -145,12 +146,16 @@ class Backend:
         if not self._per_client:
             return primary
         remote = self._clients.get(client_key)
-        if remote is None or remote.closed:
-            remote = await self._new_session(client_key)
-            if self._closed:
-                await remote.end_session()
-                raise SupervisorLost("this process-mcp server is shutting down")
-            self._clients[client_key] = remote
+        if remote is not None and not remote.closed:
+            return remote
+        async with self._client_lock:  # one session per client, even for concurrent calls
+            remote = self._clients.get(client_key)
+            if remote is None or remote.closed:
+                remote = await self._new_session(client_key)
+                if self._closed:
+                    await remote.end_session()
+                    raise SupervisorLost("this process-mcp server is shutting down")
+                self._clients[client_key] = remote
         return remote
 
     async def end_client(self, client_key: str) -> None:
