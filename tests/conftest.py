@@ -178,9 +178,12 @@ def lock_holder(runtime_dir: Path) -> int | None:
 
 @pytest.fixture(autouse=True)
 def isolated_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Each test has its own supervisor runtime folder (socket and lock), so a supervisor it
-    starts is of this test only and exits soon after its last client; a test whose runtime
-    folder is still locked at the end fails (a supervisor left behind)."""
+    """Each test has its own supervisor runtime folder (socket and lock), so a server it
+    starts meets a supervisor of this test only; that supervisor exits soon after its last
+    client (``PROCESS_MCP_SUPERVISOR_IDLE``). It inherits the environment of the front-end
+    that launched it, test tag included, so :func:`no_leftover_processes` sees it; this
+    fixture also fails a test whose runtime folder is still locked at the end (a supervisor
+    left behind, whatever its environment)."""
     runtime = tmp_path / "run"
     monkeypatch.setenv("PROCESS_MCP_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_IDLE", "0.5")
@@ -192,6 +195,18 @@ def isolated_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         with contextlib.suppress(OSError):
             os.kill(holder, signal.SIGKILL)
     pytest.fail(f"test left a supervisor running: pid {holder} holds {runtime}")
+
+
+STANDALONE_VARIABLE = "PROCESS_MCP_STANDALONE"
+
+
+@pytest.fixture(params=["supervisor", "standalone"])
+def frontend_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test against servers in both modes: front-end of a supervisor process
+    (the default), and ``PROCESS_MCP_STANDALONE=1`` (the supervisor inside the server).
+    Use with ``pytestmark = pytest.mark.usefixtures("frontend_mode")``."""
+    monkeypatch.setenv(STANDALONE_VARIABLE, "1" if request.param == "standalone" else "0")
+    return request.param
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ BAD_CALLS = [
     ("stop", {"id": "x", "force": "true"}, "force: input should be a valid boolean"),
     ("remove", {"id": "nope"}, "no process with id 'nope'"),
     ("get-status", {}, "id: field required"),
-    ("list", {"all": True}, "unknown parameter 'all'"),
+    ("list", {"every": True}, "unknown parameter 'every'"),
     ("frobnicate", {}, "unknown tool 'frobnicate'"),
 ]
 

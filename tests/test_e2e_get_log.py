@@ -10,7 +10,7 @@ import pytest
 from support import mcp_client
 from test_e2e_tools import wait_status
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 
 def py(code: str) -> dict:

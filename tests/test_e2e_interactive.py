@@ -10,7 +10,7 @@ import anyio
 import pytest
 from support import mcp_client, wait_status
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -16,7 +16,7 @@ from conftest import eventually
 from mcp import Client, MCPError, StdioServerParameters
 from support import SERVER_ARGV, mcp_client, server_env
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 # Prints a numbered line every 50 ms for ~2 s, then exits 0.
 CHATTY = "import time\nfor i in range(40):\n    print('line', i, flush=True); time.sleep(0.05)"

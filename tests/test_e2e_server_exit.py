@@ -1,4 +1,6 @@
-"""The server ends every process tree it manages when it exits (stdin EOF or a signal)."""
+"""The server ends every process tree its session owns when it exits (stdin EOF or a
+signal), in both modes: with the supervisor inside the server (standalone) and as a
+front-end of a supervisor process, which then stops them as the session ends."""
 
 from __future__ import annotations
 
@@ -14,10 +16,28 @@ from support import RawServer
 
 from process_mcp.core.trees import proc
 
+pytestmark = pytest.mark.usefixtures("frontend_mode")
+
 # Three levels (sh -> sh -> sleeps), a setsid escapee (own session, still a child of the
 # leader) and a double-forked daemon (own session, orphaned: re-parented to the server).
 TREE = 'sh -c "sleep 300 & sleep 301 & wait" & setsid sleep 302 & (setsid sleep 303 &); wait'
 PER_TREE = 6  # outer sh, inner sh, 4 sleeps
+
+
+def server_side(mode: str) -> int:
+    """Processes of ours besides the managed ones: server (+ supervisor) + sentinel."""
+    return 2 if mode == "standalone" else 3
+
+
+def manager_pid(server: RawServer, mode: str, tag: str) -> int:
+    """The process that runs the manager: the server, or the supervisor it started."""
+    if mode == "standalone":
+        return server.proc.pid
+    for pid in tagged_processes(tag):
+        with contextlib.suppress(OSError):
+            if b"supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    raise AssertionError("no supervisor process found")
 
 
 def start_tree(server: RawServer) -> int:
@@ -26,18 +46,21 @@ def start_tree(server: RawServer) -> int:
 
 
 @pytest.mark.parametrize("how", ["stdin-eof", "SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"])
-def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> None:
+def test_server_exit_ends_every_tree(
+    how: str, no_leftover_processes: str, frontend_mode: str
+) -> None:
     server = RawServer()
     try:
         server.initialize()
         for _ in range(2):
             start_tree(server)
-        # 2 trees, plus the server and its sentinel
-        expected = 2 * PER_TREE + 2
+        # 2 trees, plus the server (and supervisor) and the sentinel
+        expected = 2 * PER_TREE + server_side(frontend_mode)
         assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
+        manager = manager_pid(server, frontend_mode, no_leftover_processes)
 
         def children() -> int:  # 2 leaders, 2 adopted daemons, the sentinel
-            return len([p for p in proc.process_table() if p.ppid == server.proc.pid])
+            return len([p for p in proc.process_table() if p.ppid == manager])
 
         assert wait_until(lambda: children() == 2 + 2 + 1, 10)
         assert len(tagged_processes(no_leftover_processes)) == expected
@@ -55,18 +78,24 @@ def test_server_exit_ends_every_tree(how: str, no_leftover_processes: str) -> No
         server.kill()
 
 
-def test_server_exit_escalates_for_sigterm_ignoring_children(no_leftover_processes: str) -> None:
+def test_server_exit_escalates_for_sigterm_ignoring_children(
+    no_leftover_processes: str, frontend_mode: str
+) -> None:
     server = RawServer(PROCESS_MCP_STOP_GRACE="0.5")
     try:
         server.initialize()
-        server.call_tool(
+        started = server.call_tool(
             "start", {"command": "sh", "args": ["-c", "trap '' TERM; sleep 300 & wait"]}
         )
-        # leader, sleep, server, sentinel
-        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 4, 10)
+        pgid = started["structuredContent"]["pid"]
+        # leader, sleep, server (+ supervisor), sentinel
+        expected = 2 + server_side(frontend_mode)
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
+        assert len(group_pids(pgid)) == 2
         server.close_stdin()
         assert server.wait(timeout=15) == 0
-        assert tagged_processes(no_leftover_processes) == []
+        # The server exits once its session's processes are gone.
+        assert group_pids(pgid) == []
     finally:
         server.kill()
 
@@ -80,7 +109,7 @@ def group_commands(pgid: int) -> dict[int, str]:
 
 
 def test_server_sigkill_ends_a_group_member_that_cleared_its_environment(
-    no_leftover_processes: str,
+    no_leftover_processes: str, frontend_mode: str
 ) -> None:
     """An orphan that ran ``env -i`` carries no mark (nor the test's tag, so the leftover
     check cannot see it): after a SIGKILL of the server, the sentinel ends it because it is
@@ -95,8 +124,10 @@ def test_server_sigkill_ends_a_group_member_that_cleared_its_environment(
         pgid = started["structuredContent"]["pid"]
         wanted = ["sleep 308 ", "sleep 309 "]
         assert wait_until(lambda: sorted(group_commands(pgid).values()) == wanted, 10)
-        # Server, sentinel and leader: a running sentinel was told of the leader at its start.
-        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 3, 10)
+        # Server (+ supervisor), sentinel and leader: a running sentinel was told of the
+        # leader at its start.
+        expected = 1 + server_side(frontend_mode)
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 10)
         server.proc.send_signal(signal.SIGKILL)
         assert wait_until(lambda: not group_pids(pgid), 5), group_commands(pgid)
     finally:

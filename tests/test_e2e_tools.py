@@ -8,7 +8,7 @@ import anyio
 import pytest
 from support import mcp_client, wait_status
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 
 async def test_tools_are_listed_with_schemas_and_annotations() -> None:

@@ -14,7 +14,7 @@ import pytest
 from conftest import eventually
 from support import RawServer, mcp_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 DEVSERVER = str(Path(__file__).with_name("devserver.py"))
 

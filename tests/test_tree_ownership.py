@@ -19,8 +19,20 @@ from support import RawServer, call_over_http, mcp_client
 from process_mcp.core import ProcessManager, Settings, Status
 from process_mcp.core.spawn import fdlimit
 from process_mcp.core.trees import proc
+from process_mcp.supervisor.paths import SupervisorPaths
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def manager_in_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end-to-end tests here are of the manager's guarantees in the process that runs it
+    (its sentinel is that process's child; SIGKILL that process): the server, run
+    ``--standalone``. With a supervisor, the same guarantees are the supervisor process's:
+    ``test_e2e_supervisor.py`` kills and replaces it, and the 200-children test below runs
+    in both modes."""
+    monkeypatch.setenv("PROCESS_MCP_STANDALONE", "1")
+
 
 ESCAPEES = "setsid sleep 300 & (setsid sleep 301 &); wait"  # a setsid child, a daemon
 STUBBORN = "trap '' TERM; exec sleep 300"  # a sleep that ignores SIGTERM
@@ -162,17 +174,27 @@ async def test_each_process_is_recorded_with_a_start_window_holding_its_start(
 
 
 # ------------------------------------------------------------ server SIGKILL
-def test_200_running_children_end_within_5s_of_server_sigkill(no_leftover_processes: str) -> None:
+def test_200_running_children_end_within_5s_of_manager_sigkill(
+    no_leftover_processes: str, frontend_mode: str
+) -> None:
+    """SIGKILL of the process running the manager: the server, or its supervisor."""
     server = RawServer()
     try:
         server.initialize()
         for _ in range(200):
             server.call_tool("start", {"command": "sh", "args": ["-c", "sleep 300 & wait"]})
-        expected = 2 * 200 + 2  # sh + sleep each, the server, the sentinel
+        # sh + sleep each, the server (+ the supervisor), the sentinel
+        expected = 2 * 200 + (2 if frontend_mode == "standalone" else 3)
         assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == expected, 20)
         started = time.monotonic()
-        server.proc.kill()
-        assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
+        if frontend_mode == "standalone":
+            server.proc.kill()
+        else:
+            holder = SupervisorPaths.from_env().holder_pid()
+            assert holder is not None
+            os.kill(holder, signal.SIGKILL)
+        survivors = {server.proc.pid} if frontend_mode == "supervisor" else set()
+        assert wait_until(lambda: set(tagged_processes(no_leftover_processes)) == survivors, 5)
         assert time.monotonic() - started < 5
     finally:
         server.kill()

@@ -1,16 +1,21 @@
 """``process-mcp``: serve MCP over stdio (or streamable HTTP) until told to stop.
 
-Whatever ends the serving (stdin EOF, SIGTERM, SIGINT, SIGHUP) the managed process trees
-are stopped, in parallel under one deadline, before the server exits with status 0.
+The server is a front-end of the per-user supervisor (SPEC §10), started on demand; with
+``--standalone`` (or ``PROCESS_MCP_STANDALONE=1``) the supervisor runs inside this process
+instead, over the same interface. Whatever ends the serving (stdin EOF, SIGTERM, SIGINT,
+SIGHUP) the processes this server's sessions own are stopped, in parallel under one
+deadline, before the server exits with status 0; kept ones (``keep: true``) run on. Even a
+SIGKILL of this server stops them: the supervisor sees the connection close.
 
 A fault found before serving (a bad flag or ``PROCESS_MCP_*`` variable, an unusable state
-directory, an address in use) is one line on stderr and a non-zero exit status, never a
-traceback: everything is checked and the socket bound before the first byte is served.
+directory, an address in use, no supervisor) is one line on stderr and a non-zero exit
+status, never a traceback: everything is checked and the socket bound before the first
+byte is served.
 
 The HTTP bearer token never sits on a command line, which every local user can read
 (``/proc/PID/cmdline``): it comes from ``--token-file`` or ``PROCESS_MCP_TOKEN``, the
-variable is removed from this process's environment as soon as it is read (so no child
-and no sentinel inherits it), and only a generated token is printed, once.
+variable is removed from this process's environment as soon as it is read (so no child,
+supervisor or sentinel inherits it), and only a generated token is printed, once.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import anyio
 from process_mcp import __version__
 
 if TYPE_CHECKING:
-    from process_mcp.core import ProcessManager, Settings
+    from process_mcp.core import Settings
     from process_mcp.server.app import ProcessMcpServer
+    from process_mcp.server.backend import Backend
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 TOKEN_VAR = "PROCESS_MCP_TOKEN"
@@ -108,6 +114,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"diagnostics on stderr: {', '.join(LOG_LEVELS)} "
         "(default: $PROCESS_MCP_LOG_LEVEL, else WARNING)",
     )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run the process supervisor inside this server (no shared supervisor; for "
+        "sandboxes). Also PROCESS_MCP_STANDALONE=1",
+    )
     return parser.parse_args(argv)
 
 
@@ -124,11 +136,13 @@ class Config:
     session_idle: float
     log_level: str
     settings: Settings
+    standalone: bool
 
 
 def _configure(options: argparse.Namespace, env_token: str | None) -> Config:
     """Check every flag and variable; raises StartupError naming the one at fault."""
     from process_mcp.core import Settings
+    from process_mcp.server.backend import standalone_requested
 
     level = str(options.log_level).upper()
     if level not in LOG_LEVELS:
@@ -167,6 +181,7 @@ def _configure(options: argparse.Namespace, env_token: str | None) -> Config:
         session_idle=idle,
         log_level=level,
         settings=settings,
+        standalone=standalone_requested(options.standalone),
     )
 
 
@@ -226,21 +241,44 @@ def _die(message: str, status: int) -> NoReturn:
     os._exit(status)
 
 
-def _open_manager(settings: Settings) -> ProcessManager:
-    from process_mcp.core import ProcessError, ProcessManager
+def _state_dir_error(settings: Settings, exc: BaseException) -> StartupError:
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if Path(settings.state_dir).exists() and not Path(settings.state_dir).is_dir():
+        detail = "Not a directory"  # mkdir's own word would be "File exists"
+    where = getattr(exc, "filename", None) or settings.state_dir
+    return StartupError(
+        f"cannot use the state directory {settings.state_dir} ({where}: {detail}); set "
+        "PROCESS_MCP_STATE_DIR to a writable directory of yours",
+        status=1,
+    )
 
+
+async def _open_backend(config: Config) -> Backend:
+    """The link to the supervisor (started if none answers), or the in-process one.
+
+    The state directory is checked here first, so an unusable one is this one line in
+    both modes rather than a supervisor that fails to start."""
+    from process_mcp.core import ProcessError
+    from process_mcp.server.backend import Backend
+    from process_mcp.supervisor.client import SupervisorError
+    from process_mcp.supervisor.paths import ensure_private_dir
+
+    settings = config.settings
     try:
-        return ProcessManager(settings)
-    except (OSError, ProcessError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if Path(settings.state_dir).exists() and not Path(settings.state_dir).is_dir():
-            detail = "Not a directory"  # mkdir's own word would be "File exists"
-        where = getattr(exc, "filename", None) or settings.state_dir
-        raise StartupError(
-            f"cannot use the state directory {settings.state_dir} ({where}: {detail}); set "
-            "PROCESS_MCP_STATE_DIR to a writable directory of yours",
-            status=1,
-        ) from None
+        ensure_private_dir(Path(settings.state_dir))
+    except OSError as exc:
+        raise _state_dir_error(settings, exc) from None
+    try:
+        return await Backend.open(
+            "mcp-http" if config.transport == "http" else "mcp-stdio",
+            standalone=config.standalone,
+            per_client=config.transport == "http",
+            settings=settings,
+        )
+    except (OSError, ProcessError) as exc:  # standalone: the manager refused the state dir
+        raise _state_dir_error(settings, exc) from None
+    except SupervisorError as exc:
+        raise StartupError(str(exc), status=1) from None
 
 
 async def _serve(config: Config) -> None:
@@ -255,30 +293,30 @@ async def _serve(config: Config) -> None:
         except OSError as exc:
             raise StartupError(str(exc), status=1) from None
     try:
-        manager = _open_manager(config.settings)
+        backend = await _open_backend(config)
     except StartupError:
         if sock is not None:
             sock.close()
         raise
-    app = ProcessMcpServer(manager)
     try:
+        app = ProcessMcpServer(backend)
         if sock is not None:
             await _serve_http(app, config, sock)
         else:
-            await _serve_stdio(app, manager)
+            await _serve_stdio(app, backend)
     finally:
         with anyio.CancelScope(shield=True):
-            await manager.shutdown()
+            await backend.close()
 
 
-async def _serve_stdio(app: ProcessMcpServer, manager: ProcessManager) -> None:
+async def _serve_stdio(app: ProcessMcpServer, backend: Backend) -> None:
     async with anyio.create_task_group() as group:
-        group.start_soon(_exit_on_signal, manager)
+        group.start_soon(_exit_on_signal, backend)
         await app.run_stdio()  # returns when stdin closes: the client went away
         group.cancel_scope.cancel()
 
 
-async def _exit_on_signal(manager: ProcessManager) -> None:
+async def _exit_on_signal(backend: Backend) -> None:
     """On SIGTERM/SIGINT/SIGHUP stop everything and exit.
 
     Cancelling the serving task is not enough: the SDK reads stdin in a worker thread
@@ -288,7 +326,7 @@ async def _exit_on_signal(manager: ProcessManager) -> None:
         async for signum in signals:
             logger.info("received %s", signal.Signals(signum).name)
             with anyio.CancelScope(shield=True):
-                await manager.shutdown()
+                await backend.close()
             sys.stderr.flush()
             os._exit(0)
 

@@ -248,6 +248,7 @@ class ProcessManager:
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
         default_cwd: str | None = None,
+        base_env: dict[str, str] | None = None,
     ) -> tuple[ProcessRecord, bool]:
         """``(record, reused)``: the running process that already has ``options.label``
         (``reused`` true; nothing is started, whatever its command), else what ``start``
@@ -261,7 +262,9 @@ class ProcessManager:
         existing = self.labelled(label)
         if existing is not None:
             return existing, True
-        started = await self.start(command, args, cwd, env, notify_on_exit, options, default_cwd)
+        started = await self.start(
+            command, args, cwd, env, notify_on_exit, options, default_cwd, base_env
+        )
         return started, False
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:

@@ -22,6 +22,7 @@ from process_mcp.core.logs.query import LogAnswer
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.waiting import ExitsOutcome, WaitOutcome
 from process_mcp.server import schemas as s
+from process_mcp.supervisor.remote import PastView
 
 ENDED = frozenset({"stopped", "exited", "crashed", "interrupted"})
 EXIT_FIELDS = ("exitCode", "signal")
@@ -139,7 +140,7 @@ def status(
     )
 
 
-def past(run: PastRun) -> dict[str, Any]:
+def past(run: PastRun | PastView) -> dict[str, Any]:
     """``get-status`` of a process an earlier server ran: its final record, from history."""
     facts = run.public()
     return _status({key: facts.get(key) for key in _PAST_FIELDS if key in facts})
@@ -150,7 +151,10 @@ _PAST_FIELDS += ("startedAt", "endedAt", "label")
 
 
 def log(
-    record: ProcessRecord | PastRun, answer: LogAnswer, notice: str | None, context: int | None
+    record: ProcessRecord | PastRun | PastView,
+    answer: LogAnswer,
+    notice: str | None,
+    context: int | None,
 ) -> dict[str, Any]:
     """``get-log``: the lines (in ``grep -n -C`` form when ``context`` is given: the query
     had a grep with that many context lines) and what was left out."""
@@ -211,6 +215,9 @@ def listed_item(summary: dict[str, Any]) -> dict[str, Any]:
     item["startedAt"] = summary["startedAt"]
     if summary["listeningPorts"]:
         item["listeningPorts"] = summary["listeningPorts"]
+    owner = summary.get("owner")  # the supervisor's list says whose each process is
+    if owner is not None:
+        item["owner"] = owner
     return item
 
 

@@ -23,24 +23,29 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from process_mcp import __version__
-from process_mcp.core import ProcessError, ProcessManager, ProcessRecord
+from process_mcp.core import ProcessError, ProcessRecord
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 from process_mcp.server.answers import reported_exits
+from process_mcp.server.backend import Backend
 from process_mcp.server.events import ExitEvents, declare_events
 from process_mcp.server.folder import DefaultFolders, current_folder
 from process_mcp.server.messages import ExitMessages, announce_in_answer
 from process_mcp.server.progress import current_progress
 from process_mcp.server.reach import Reach
 from process_mcp.server.resources import ProcessResources
-from process_mcp.server.tools import tool_specs
+from process_mcp.server.tools import ToolSpec, tool_specs
+from process_mcp.supervisor.client import SupervisorError
+from process_mcp.supervisor.remote import SupervisorLost
 
 logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Runs long-lived commands (dev servers, builds, watchers) in the background, in the "
     "client's project folder. Loop: start, wait (ready or ended), get-log since nextCursor, "
-    "stop. An answer's 'events' lists processes that ended since your previous call."
+    "stop. An answer's 'events' lists processes that ended since your previous call. "
+    "Processes stop when this session ends unless started with keep: true; 'list' shows "
+    "every session's processes in this folder."
 )
 
 
@@ -85,12 +90,13 @@ def _text_chars(data: dict[str, Any]) -> int:
 
 
 class ProcessMcpServer:
-    """Binds one :class:`ProcessManager` to one low-level MCP server."""
+    """Binds the supervisor (through a :class:`Backend`: one supervisor session per MCP
+    session) to one low-level MCP server."""
 
-    def __init__(self, manager: ProcessManager, launch_dir: str | None = None) -> None:
+    def __init__(self, manager: Backend, launch_dir: str | None = None) -> None:
         self.manager = manager
         self.folders = DefaultFolders(launch_dir)
-        self.tools = tool_specs(manager.settings.stop_grace)
+        self.tools = tool_specs(manager.stop_grace)
         self.sessions = sdk.SessionHolder()
         self._background = BackgroundTasks()
         self.events = ExitEvents()
@@ -116,6 +122,8 @@ class ProcessMcpServer:
         sdk.enable_logging(self.server, self.messages.set_level)
         sdk.enable_roots(self.server, self._on_initialized, self.folders.on_roots_changed)
         manager.add_exit_listener(self._on_exit)
+        manager.add_digest_listener(self.events.record)
+        manager.add_ended_listener(self.resources.on_exit)
 
     async def run_stdio(self) -> None:
         await sdk.run_stdio(self.server)
@@ -130,15 +138,19 @@ class ProcessMcpServer:
 
     def forget(self, client: str) -> None:
         """Client ``client``'s session ended (closed, expired): forget everything kept for
-        it, so abandoned sessions cost neither memory nor time."""
+        it, so abandoned sessions cost neither memory nor time, and end its supervisor
+        session (the processes it owns stop, SPEC §10)."""
         self.sessions.forget(client)
         self.events.forget(client)
         self.messages.forget(client)
         self.resources.forget(client)
+        self.folders.forget(client)
+        self._background.spawn(self.manager.end_client(client))
 
     def remembered_clients(self) -> set[str]:
         """Every client key some per-session structure still holds."""
         held = self.events.clients() | self.messages.clients() | self.resources.clients()
+        held |= self.manager.clients()
         if self.sessions.session is not None:
             held.add(sdk.session_key(self.sessions.session))
         return held
@@ -195,8 +207,8 @@ class ProcessMcpServer:
         token = current_progress.set(sdk.progress_reporter(ctx))
         folder = current_folder.set(self.folders.folder(sdk.client_key(ctx)))
         try:
-            return await spec.handler(self.manager, arguments)
-        except ProcessError as exc:
+            return await self._handle(spec, ctx, arguments)
+        except (ProcessError, SupervisorError) as exc:
             return error_result(str(exc))
         except Exception as exc:
             logger.exception("tool %s failed", spec.name)
@@ -208,10 +220,25 @@ class ProcessMcpServer:
             current_progress.reset(token)
             current_folder.reset(folder)
 
-    def _on_exit(self, record: ProcessRecord) -> None:
-        self.events.record(record)
-        self.resources.on_exit(record)
-        self.messages.on_exit(record)
+    async def _handle(self, spec: ToolSpec, ctx: Any, arguments: Any) -> dict[str, Any]:
+        """Run the handler on the client's supervisor session. A read-only tool whose
+        supervisor was found gone during the call (it died; its sentinel ended every
+        managed tree) runs once more, on a fresh supervisor: repeating it changes nothing.
+        A tool that changes something is not repeated: its error says what happened."""
+        key = sdk.client_key(ctx)
+        manager = await self.manager.session_for(key)
+        try:
+            return await spec.handler(manager, arguments)
+        except SupervisorLost:
+            if not spec.annotations.read_only_hint or not manager.closed:
+                raise
+            logger.warning("the supervisor went away during '%s'; asking a new one", spec.name)
+            return await spec.handler(await self.manager.session_for(key), arguments)
+
+    def _on_exit(self, record: ProcessRecord, client: str) -> None:
+        """A process ``client`` started or touched has ended (SPEC §10); its ``events``
+        entry comes with the answer that reports it (digest listener)."""
+        self.messages.on_exit(record, client)
         if not record.notify_on_exit:
             return
         facts = record.exit_facts()

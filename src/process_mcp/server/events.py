@@ -46,16 +46,17 @@ EVENTS_SCHEMA: dict[str, Any] = {
 
 
 class ExitEvents:
-    """Ended processes, numbered, with one read cursor per client."""
+    """Ended processes, numbered, with one read cursor per client; an event recorded for
+    one client (the one that started or touched the process) is given to that client only."""
 
     def __init__(self, keep: int = KEEP_EVENTS) -> None:
-        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self._events: deque[tuple[int, str | None, dict[str, Any]]] = deque(maxlen=keep)
         self._seq = 0
         self._cursors: dict[str, int] = {}
 
-    def record(self, record: ProcessRecord) -> None:
+    def record(self, record: ProcessRecord, client: str | None = None) -> None:
         self._seq += 1
-        self._events.append((self._seq, record.exit_facts()))
+        self._events.append((self._seq, client, record.exit_facts()))
 
     def meet(self, client: str) -> None:
         """Start a client's cursor at its first request: it hears of exits from then on."""
@@ -72,7 +73,11 @@ class ExitEvents:
         """The events this client has not been given yet; they count as given."""
         cursor = self._cursors.get(client, 0)
         self._cursors[client] = self._seq
-        return [deepcopy(event) for seq, event in self._events if seq > cursor]
+        return [
+            deepcopy(event)
+            for seq, owner, event in self._events
+            if seq > cursor and owner in (None, client)
+        ]
 
 
 def declare_events(tool: Tool) -> Tool:

@@ -79,9 +79,12 @@ class ExitMessages:
     def clients(self) -> set[str]:
         return set(self._sessions) | set(self._levels)
 
-    def on_exit(self, record: ProcessRecord) -> None:
+    def on_exit(self, record: ProcessRecord, client: str | None = None) -> None:
+        """Announce an exit to ``client`` (None: to every client reached)."""
         data: dict[str, Any] | None = None
         for key, session in self._reach.select(self._sessions):
+            if client is not None and key != client:
+                continue
             wanted = self._levels.get(key, DEFAULT_LEVEL)
             if LEVELS.index("info") < LEVELS.index(wanted):
                 continue

@@ -34,10 +34,11 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from process_mcp.core import ProcessManager, ProcessRecord, limits
+from process_mcp.core import ProcessRecord, limits
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import answers, sdk
+from process_mcp.server.backend import Backend
 from process_mcp.server.reach import Reach
 
 SCHEME = "process://"
@@ -54,7 +55,7 @@ def log_uri(process_id: str) -> str:
     return f"{SCHEME}{process_id}/log"
 
 
-async def log_text(manager: ProcessManager, process_id: str, limit: int = LOG_LIMIT) -> str:
+async def log_text(manager: Backend, process_id: str, limit: int = LOG_LIMIT) -> str:
     """The newest ``limit`` bytes of the cleaned log, whole lines, with a note of the rest:
     ``get-log``'s own tail query through ``read_log``, so both always show the same text
     (read off the event loop). Raises UnknownProcess for an unknown id."""
@@ -108,7 +109,7 @@ class _Throttle:
 class ProcessResources:
     """Resource handlers plus the subscription state of every client."""
 
-    def __init__(self, manager: ProcessManager, bus: sdk.ListenBus, reach: Reach) -> None:
+    def __init__(self, manager: Backend, bus: sdk.ListenBus, reach: Reach) -> None:
         self.manager = manager
         self.bus = bus
         self._reach = reach
@@ -120,6 +121,11 @@ class ProcessResources:
         self._tasks = BackgroundTasks()
         manager.add_output_listener(self._on_output)
         manager.add_records_listener(self._on_records_changed)
+        bus.on_listening = lambda _: self._follow_output()
+
+    def _follow_output(self) -> None:
+        """Output ticks from the supervisor only while some client subscribed or listens."""
+        self.manager.want_output(bool(self._subscribers) or self.bus.listening)
 
     def meet(self, ctx: Any) -> None:
         """Remember a handshake-era client so it hears ``list_changed``."""
@@ -135,6 +141,7 @@ class ProcessResources:
             subscribers.pop(client, None)
             if not subscribers:
                 del self._subscribers[uri]
+        self._follow_output()
 
     def clients(self) -> set[str]:
         keys = set(self._peers)
@@ -225,6 +232,7 @@ class ProcessResources:
                     {"uri": params.uri[: limits.QUOTE_CHARS]},
                 )
         self._subscribers.setdefault(params.uri, {})[key] = ctx.session
+        self._follow_output()
         return EmptyResult()
 
     async def unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
@@ -233,6 +241,7 @@ class ProcessResources:
         subscribers.pop(sdk.client_key(ctx), None)
         if not subscribers:
             self._subscribers.pop(params.uri, None)
+        self._follow_output()
         return EmptyResult()
 
     def _parse(self, uri: str) -> tuple[str, bool]:

@@ -93,6 +93,10 @@ class StartInput(ToolInput):
         bool,
         Field(description="With label: if a process with that label runs, answer it instead."),
     ] = False
+    keep: Annotated[
+        bool,
+        Field(description="Outlive this session (then only stop/remove end it)."),
+    ] = False
 
 
 class StopInput(ToolInput):
@@ -140,7 +144,10 @@ class GetLogInput(ToolInput):
 
 
 class ListInput(ToolInput):
-    pass
+    all: Annotated[
+        bool,
+        Field(description="List every process, not only those whose cwd is in this folder."),
+    ] = False
 
 
 class SendInputInput(ToolInput):
@@ -313,6 +320,9 @@ class ListedProcess(ToolOutput):
     signal: str | None = None
     started_at: str | None = None
     listening_ports: list[int] = []
+    owner: Literal["self", "other", "kept"] = Field(
+        description="This session's, another session's, or kept (no session's)."
+    )
 
 
 class ListResult(ToolOutput):

@@ -291,10 +291,13 @@ class ListenBus(InMemorySubscriptionBus):
         super().__init__()
         self._streams = 0
         self._tasks = BackgroundTasks()
+        # Told ``listening`` whenever it changes (the resources ask for output ticks then).
+        self.on_listening: Callable[[bool], None] | None = None
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         unsubscribe = super().subscribe(listener)
         self._streams += 1
+        self._tell_listening()
         done = False
 
         def counted_unsubscribe() -> None:
@@ -302,6 +305,7 @@ class ListenBus(InMemorySubscriptionBus):
             if not done:
                 done = True
                 self._streams -= 1
+                self._tell_listening()
             unsubscribe()
 
         return counted_unsubscribe
@@ -309,6 +313,10 @@ class ListenBus(InMemorySubscriptionBus):
     @property
     def listening(self) -> bool:
         return self._streams > 0
+
+    def _tell_listening(self) -> None:
+        if self.on_listening is not None:
+            self.on_listening(self.listening)
 
     def post_resource_updated(self, uri: str) -> None:
         self._post(ResourceUpdated(uri=uri))

@@ -8,24 +8,19 @@ from typing import Any
 
 from mcp_types import Tool, ToolAnnotations
 
-from process_mcp.core import InvalidRequest, ProcessManager, UnknownProcess
+from process_mcp.core import InvalidRequest
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
 from process_mcp.core.options import RestartChanges, StartOptions
-from process_mcp.core.waiting import (
-    DEFAULT_TIMEOUT,
-    MAX_TIMEOUT,
-    WaitCondition,
-    tail_text,
-    wait_for,
-    wait_for_exits,
-)
+from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, WaitCondition
 from process_mcp.server import answers
 from process_mcp.server import schemas as s
 from process_mcp.server.folder import current_folder
 from process_mcp.server.progress import current_progress
+from process_mcp.supervisor.remote import RemoteManager
 
-Handler = Callable[[ProcessManager, Any], Awaitable[dict[str, Any]]]
+# Each handler gets the calling MCP session's supervisor session (standalone: in-process).
+Handler = Callable[[RemoteManager, Any], Awaitable[dict[str, Any]]]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
@@ -51,7 +46,7 @@ class ToolSpec:
         )
 
 
-async def start(manager: ProcessManager, args: s.StartInput) -> dict[str, Any]:
+async def start(manager: RemoteManager, args: s.StartInput) -> dict[str, Any]:
     options = StartOptions(
         shell=args.shell,
         stdin=args.stdin,
@@ -60,30 +55,26 @@ async def start(manager: ProcessManager, args: s.StartInput) -> dict[str, Any]:
         label=args.label,
     )
     call = (args.command, args.args, args.cwd, args.env, args.notify_on_exit, options)
+    folder = current_folder.get()
     if args.reuse:
-        record, reused = await manager.start_or_reuse(*call, default_cwd=current_folder.get())
+        record, reused = await manager.start_or_reuse(*call, default_cwd=folder, keep=args.keep)
         return answers.started(record, reused, history=True)
-    record = await manager.start(*call, default_cwd=current_folder.get())
+    record = await manager.start(*call, default_cwd=folder, keep=args.keep)
     return answers.started(record, history=True)
 
 
-async def stop(manager: ProcessManager, args: s.StopInput) -> dict[str, Any]:
+async def stop(manager: RemoteManager, args: s.StopInput) -> dict[str, Any]:
     return answers.stopped(await manager.stop(args.id, force=args.force))
 
 
-async def get_status(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
-    record = manager.find(args.id)
-    if record is None:
-        try:  # a process of an earlier server: its record from the history
-            return answers.past(await manager.past(args.id))
-        except UnknownProcess:
-            return answers.status(args.id, None, None)
-    facts = {**(manager.live_facts(record.id) or {}), "containment": manager.containment}
+async def get_status(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
+    record, facts, past = await manager.status(args.id)  # record and live facts: one request
+    if record is None:  # a process of an earlier server: its record from the history
+        return answers.status(args.id, None, None) if past is None else answers.past(past)
     return answers.status(args.id, record, facts)
 
 
-async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any]:
-    record = manager.find(args.id) or await manager.past(args.id)  # live, else history
+async def get_log(manager: RemoteManager, args: s.GetLogInput) -> dict[str, Any]:
     query = LogQuery(
         last_lines=args.last_lines,
         since=args.since,
@@ -94,7 +85,8 @@ async def get_log(manager: ProcessManager, args: s.GetLogInput) -> dict[str, Any
         max_bytes=args.max_bytes,
         raw=args.raw,
     )
-    answer = await manager.read_log(args.id, query)  # the grep runs off the loop
+    # The grep runs off the supervisor's loop; an id of an earlier server reads its history.
+    record, answer = await manager.read_log_of(args.id, query)
     context = None if args.grep is None else args.context
     notice = _log_notice(answer, getattr(record, "log_dropped_bytes", None))
     return answers.log(record, answer, notice, context)
@@ -122,19 +114,19 @@ def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None
     return "; ".join(notes) or None
 
 
-async def list_processes(manager: ProcessManager, args: s.ListInput) -> dict[str, Any]:
-    return answers.listed(manager.summaries())
+async def list_processes(manager: RemoteManager, args: s.ListInput) -> dict[str, Any]:
+    return answers.listed(await manager.summaries(everything=args.all))  # scoped, with owners
 
 
-async def get_pid(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
+async def get_pid(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
     return answers.pid(args.id, manager.find(args.id))
 
 
-async def remove(manager: ProcessManager, args: s.IdInput) -> dict[str, Any]:
+async def remove(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
     return answers.removed(await manager.remove(args.id))
 
 
-async def send_input(manager: ProcessManager, args: s.SendInputInput) -> dict[str, Any]:
+async def send_input(manager: RemoteManager, args: s.SendInputInput) -> dict[str, Any]:
     if not args.text and not args.eof:
         raise InvalidRequest(
             "send-input needs 'text' (written as-is, add '\\n' to end a line) or eof: true"
@@ -143,11 +135,11 @@ async def send_input(manager: ProcessManager, args: s.SendInputInput) -> dict[st
     return answers.input_taken(manager.get(args.id), receipt)
 
 
-async def send_signal(manager: ProcessManager, args: s.SignalInput) -> dict[str, Any]:
+async def send_signal(manager: RemoteManager, args: s.SignalInput) -> dict[str, Any]:
     return answers.signalled(await manager.send_signal(args.id, args.signal), args.signal)
 
 
-async def restart(manager: ProcessManager, args: s.RestartInput) -> dict[str, Any]:
+async def restart(manager: RemoteManager, args: s.RestartInput) -> dict[str, Any]:
     changes = RestartChanges(
         args=None if args.args is None else list(args.args),
         cwd=args.cwd,
@@ -160,7 +152,7 @@ async def restart(manager: ProcessManager, args: s.RestartInput) -> dict[str, An
     return answers.started(record)
 
 
-async def wait(manager: ProcessManager, args: s.WaitInput) -> dict[str, Any]:
+async def wait(manager: RemoteManager, args: s.WaitInput) -> dict[str, Any]:
     sink = current_progress.get()
     timeout = args.timeout_seconds
 
@@ -180,15 +172,13 @@ async def wait(manager: ProcessManager, args: s.WaitInput) -> dict[str, Any]:
         )
     pattern = None if args.pattern is None else LinePattern.compile(args.pattern, name="pattern")
     condition = WaitCondition(pattern=pattern, port=args.port, url=args.url)
-    outcome = await wait_for(
-        manager, args.id, condition, timeout, progress=report, tail_lines=args.tail_lines
+    outcome = await manager.wait_for(
+        args.id, condition, timeout, progress=report, tail_lines=args.tail_lines
     )
     return answers.waited(outcome)
 
 
-async def _wait_for_exits(
-    manager: ProcessManager, args: s.WaitInput, report: Any
-) -> dict[str, Any]:
+async def _wait_for_exits(manager: RemoteManager, args: s.WaitInput, report: Any) -> dict[str, Any]:
     if args.id is not None:
         raise InvalidRequest(f"pass either 'id' ({args.id!r}) or 'ids' ({args.ids!r}), not both")
     if args.pattern is not None or args.port is not None or args.url is not None:
@@ -197,13 +187,13 @@ async def _wait_for_exits(
             "process: call wait once per process with 'id' for those"
         )
     assert args.ids is not None
-    outcome = await wait_for_exits(
-        manager, list(args.ids), args.mode == "all", args.timeout_seconds, progress=report
+    outcome, tails = await manager.wait_for_exits(
+        list(args.ids),
+        args.mode == "all",
+        args.timeout_seconds,
+        progress=report,
+        tail_lines=args.tail_lines or 0,
     )
-    tails = {}
-    if args.tail_lines:
-        for record in outcome.ended:
-            tails[record.id] = await tail_text(manager, record.id, args.tail_lines)
     return answers.waited_for_exits(outcome, tails)
 
 
@@ -221,7 +211,8 @@ def _specs(grace: str) -> list[ToolSpec]:
             "wait (ready or ended), then get-log with since=nextCursor (only new output), "
             "then stop. No shell unless shell: true: program in command, arguments in args. "
             "Runs in the client's project folder unless cwd says otherwise. stdin is "
-            "/dev/null (prompts read EOF) unless stdin: 'pipe' or pty: true (then send-input).",
+            "/dev/null (prompts read EOF) unless stdin: 'pipe' or pty: true (then send-input). "
+            "It stops when this session ends, unless keep: true.",
             s.StartInput,
             s.StartResult,
             start,
@@ -263,8 +254,9 @@ def _specs(grace: str) -> list[ToolSpec]:
         ToolSpec(
             "list",
             "List processes",
-            "One line per process: id, pid, status, label, command line, exitCode, start "
-            "time, listening ports.",
+            "One line per process in this project's folder, from any session: id, pid, "
+            "status, label, command line, exitCode, start time, listening ports, owner (self, "
+            "other or kept). all: true lists every folder.",
             s.ListInput,
             s.ListResult,
             list_processes,

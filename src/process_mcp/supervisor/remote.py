@@ -6,8 +6,10 @@
 core's own types (``ProcessRecord``, ``StopResult``, ``LogAnswer``, ``InputReceipt``,
 ``WaitOutcome``) and raising the core's own errors (``UnknownProcess``, ``InvalidRequest``,
 ``ProcessRunning``, ``StartFailed``) with the supervisor's text, so the layer above changes
-little. Two calls became one request each, because their facts live in the supervisor:
-``status`` (record + live facts) and ``listed`` (scoped list with owners).
+little. Some calls became one request each, because their facts live in the supervisor:
+``status`` (record + live facts, or an earlier run's record), ``read_log_of`` (the log
+and whose it is: a live record or an earlier run), ``summaries`` (the scoped ``list``
+with owners) and ``wait_for_exits`` (with the tails asked for).
 
 Ends of processes this session started or touched reach ``exit_listeners`` as soon as the
 supervisor publishes them (notifications), and ``digest_listeners`` with the answer that
@@ -32,6 +34,7 @@ import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from process_mcp.core import (
@@ -46,10 +49,10 @@ from process_mcp.core import (
 )
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
-from process_mcp.core.options import StartOptions
+from process_mcp.core.options import RestartChanges, StartOptions
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.tasks import BackgroundTasks
-from process_mcp.core.waiting import WaitCondition, WaitOutcome
+from process_mcp.core.waiting import ExitsOutcome, WaitCondition, WaitOutcome
 from process_mcp.supervisor.client import RequestFailed, SupervisorClient, SupervisorGone
 from process_mcp.supervisor.protocol import Event, MessageTooLarge
 
@@ -65,6 +68,33 @@ ProgressFn = Callable[[float, str], Awaitable[None]]
 def captured_environment() -> dict[str, str]:
     """This front-end's environment as its children should see it."""
     return {k: v for k, v in os.environ.items() if k not in PRIVATE_VARIABLES}
+
+
+@dataclass(frozen=True)
+class PastView:
+    """A run an earlier supervisor recorded (from its history), as the supervisor sent it:
+    what ``get-status`` and ``get-log`` show of an id no live record has."""
+
+    facts: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.facts["id"])
+
+    @property
+    def process_id(self) -> str:
+        return self.id
+
+    @property
+    def status(self) -> str:
+        return str(self.facts["status"])
+
+    @property
+    def log_dropped_bytes(self) -> int | None:
+        return self.facts.get("logDroppedBytes")
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.facts.items() if k != "logDroppedBytes"}
 
 
 class SupervisorLost(ProcessError):
@@ -140,6 +170,9 @@ class RecordMirror:
 
     def records(self) -> list[ProcessRecord]:
         return list(self._records.values())
+
+    def ids(self) -> list[str]:
+        return list(self._records)
 
     def apply(self, entry: dict[str, Any]) -> ProcessRecord:
         """Take ``{record, rev}`` if newer than what is held; returns the mirrored record
@@ -310,8 +343,46 @@ class RemoteManager:
         env: dict[str, str] | None = None,
         notify_on_exit: bool = False,
         options: StartOptions | None = None,
+        default_cwd: str | None = None,
         keep: bool = False,
     ) -> ProcessRecord:
+        """``ProcessManager.start`` in the supervisor, with this front-end's environment
+        as the base and ``default_cwd`` (else :attr:`folder`) as the default folder;
+        ``keep``: no session owns it. The record carries ``history`` as the core's does."""
+        record, _ = await self._start(
+            command, args, cwd, env, notify_on_exit, options, default_cwd, keep, False
+        )
+        return record
+
+    async def start_or_reuse(
+        self,
+        command: str,
+        args: list[str] | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        notify_on_exit: bool = False,
+        options: StartOptions | None = None,
+        default_cwd: str | None = None,
+        keep: bool = False,
+    ) -> tuple[ProcessRecord, bool]:
+        """``ProcessManager.start_or_reuse`` in the supervisor (any session's process with
+        the label counts); ``keep`` applies only to a process it starts."""
+        return await self._start(
+            command, args, cwd, env, notify_on_exit, options, default_cwd, keep, True
+        )
+
+    async def _start(
+        self,
+        command: str,
+        args: list[str] | None,
+        cwd: str | None,
+        env: dict[str, str] | None,
+        notify_on_exit: bool,
+        options: StartOptions | None,
+        default_cwd: str | None,
+        keep: bool,
+        reuse: bool,
+    ) -> tuple[ProcessRecord, bool]:
         options = options or StartOptions()
         answer = await self.call(
             "start",
@@ -321,40 +392,86 @@ class RemoteManager:
                 "cwd": cwd,
                 "env": env,
                 "base_env": self.env,
-                "folder": self.folder,
+                "folder": default_cwd or self.folder,
                 "notify_on_exit": notify_on_exit,
                 "options": dataclasses.asdict(options),
                 "keep": keep,
+                "reuse": reuse,
             },
         )
-        return self._apply(answer)
+        record = self._apply(answer)
+        record.history = answer.get("history")
+        return record, bool(answer.get("reused"))
 
     async def stop(self, process_id: str, force: bool = False) -> StopResult:
         answer = await self.call("stop", {"id": process_id, "force": force}, process_id)
         return StopResult(self._apply(answer), list(answer["survivors"]))
 
-    async def status(self, process_id: str) -> dict[str, Any] | None:
-        """The public record merged with its live facts (None once ended); None for an
-        unknown id."""
+    async def status(
+        self, process_id: str
+    ) -> tuple[ProcessRecord | None, dict[str, Any] | None, PastView | None]:
+        """``(record, facts, None)``: the record and its live facts (``containment``
+        always, the rest while it runs); ``(None, None, past)`` for an id only the history
+        knows; ``(None, None, None)`` for an unknown id."""
         answer = await self.call("status", {"id": process_id}, process_id)
         if answer.get("record") is None:
-            return None
+            past = answer.get("past")
+            return None, None, None if past is None else PastView(past)
         record = self._apply(answer)
-        return {**record.public(), **(answer.get("facts") or {})}
+        facts = {**(answer.get("facts") or {}), "containment": answer.get("containment")}
+        if facts["containment"] is None:
+            del facts["containment"]
+        return record, facts, None
 
     async def read_log(self, process_id: str, query: LogQuery) -> LogAnswer:
+        return (await self.read_log_of(process_id, query))[1]
+
+    async def read_log_of(
+        self, process_id: str, query: LogQuery
+    ) -> tuple[ProcessRecord | PastView, LogAnswer]:
+        """The answer to ``query`` on the log of ``process_id``, and whose log it is: the
+        live record, or the earlier run the history holds. Raises UnknownProcess."""
         fields = {f.name: getattr(query, f.name) for f in dataclasses.fields(LogQuery) if f.init}
         if isinstance(fields.get("grep"), LinePattern):
             fields["grep"] = fields["grep"].source
         answer = await self.call("read_log", {"id": process_id, "query": fields}, process_id)
-        self._apply(answer)
-        return LogAnswer(**answer["answer"])
+        log = LogAnswer(**answer["answer"])
+        if answer.get("record") is None:
+            past = answer.get("past")
+            if past is None:  # removed while the query ran
+                raise UnknownProcess(process_id, list(self.mirror.ids()))
+            return PastView(past), log
+        return self._apply(answer), log
 
     async def listed(self, everything: bool = False) -> list[dict[str, Any]]:
-        """Public records with ``listeningPorts`` and ``owner`` (self/other/kept), of the
-        processes under the default folder (``everything``: all)."""
-        answer = await self.call("list", {"folder": self.folder, "all": everything})
+        """Public records with ``listeningPorts``, ``owner`` (self/other/kept) and
+        ``commandLine``, of the processes under the default folder (``everything``: all)."""
+        folder = self.folder
+        answer = await self.call("list", {"folder": folder, "all": everything})
         return list(answer["processes"])
+
+    async def summaries(
+        self, everything: bool = False, folder: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``ProcessManager.summaries`` (one line of facts per process, the command line
+        cut), scoped to ``folder`` (else :attr:`folder`; ``everything``: all), each with
+        ``owner``."""
+        answer = await self.call("list", {"folder": folder or self.folder, "all": everything})
+        return [
+            {
+                "id": p["id"],
+                "pid": p["pid"],
+                "status": p["status"],
+                "label": p["label"],
+                "command": p["commandLine"],
+                "exitCode": p["exitCode"],
+                "signal": p["signal"],
+                "startedAt": p["startedAt"],
+                "listeningPorts": p["listeningPorts"],
+                "owner": p["owner"],
+            }
+            for p in answer["processes"]
+        ]
 
     async def remove(self, process_id: str) -> ProcessRecord:
         answer = await self.call("remove", {"id": process_id}, process_id)
@@ -372,8 +489,18 @@ class RemoteManager:
         answer = await self.call("signal", {"id": process_id, "signal": name}, process_id)
         return self._apply(answer)
 
-    async def restart(self, process_id: str) -> ProcessRecord:
-        return self._apply(await self.call("restart", {"id": process_id}, process_id))
+    async def restart(
+        self,
+        process_id: str,
+        changes: RestartChanges | None = None,
+        default_cwd: str | None = None,
+    ) -> ProcessRecord:
+        """``ProcessManager.restart`` in the supervisor; a relative ``cwd`` in ``changes``
+        resolves against ``default_cwd`` (else :attr:`folder`)."""
+        request: dict[str, Any] = {"id": process_id, "folder": default_cwd or self.folder}
+        if changes is not None:
+            request["changes"] = dataclasses.asdict(changes)
+        return self._apply(await self.call("restart", request, process_id))
 
     async def wait_for(
         self,
@@ -417,6 +544,43 @@ class RemoteManager:
             matched_line=answer.get("matched_line"),
             matched_line_number=answer.get("matched_line_number"),
         )
+
+    async def wait_for_exits(
+        self,
+        process_ids: list[str],
+        every: bool,
+        timeout: float,
+        progress: ProgressFn | None = None,
+        tail_lines: int = 0,
+    ) -> tuple[ExitsOutcome, dict[str, list[str]]]:
+        """``core.waiting.wait_for_exits`` run by the supervisor, and the newest
+        ``tail_lines`` lines (``tail_text``) of each process that ended, by id."""
+        token = None
+        if progress is not None:
+            token = str(next(self._tokens))
+            self._progress[token] = progress
+        try:
+            answer = await self.call(
+                "wait_exits",
+                {
+                    "ids": list(process_ids),
+                    "all": every,
+                    "timeout": timeout,
+                    "progress": token,
+                    "tail_lines": tail_lines,
+                },
+            )
+        finally:
+            if token is not None:
+                self._progress.pop(token, None)
+        outcome = ExitsOutcome(
+            met=answer["met"],
+            reason=answer["reason"],
+            elapsed=answer["elapsed"],
+            ended=[self._apply(entry) for entry in answer["ended"]],
+            running=[self._apply(entry) for entry in answer["running"]],
+        )
+        return outcome, dict(answer.get("tails") or {})
 
     async def follow_output(self, on: bool) -> None:
         await self.call("follow_output", {"on": on})

@@ -5,19 +5,25 @@ Ops (``args`` → ``ok``; records travel as ``entry = {"record": public record, 
 
     snapshot {}                           → {records: [entry], rev, stop_grace}; from then on
                                             the session hears every record change
-    start {command, args, cwd, env, base_env, folder, notify_on_exit, options, keep}
-                                          → entry
+    start {command, args, cwd, env, base_env, folder, notify_on_exit, options, keep, reuse}
+                                          → entry + {reused, history}
     stop {id, force}                      → entry + {survivors}
-    status {id}                           → entry + {facts} | {record: null}
+    status {id}                           → entry + {facts, containment}
+                                            | {record: null, past: run | null}
     read_log {id, query}                  → entry + {answer}        (LogQuery/LogAnswer fields)
-    list {folder, all}                    → {processes: [public + listeningPorts + owner]}
+                                            | {record: null, past: run, answer} (earlier run)
+    list {folder, all}                    → {processes: [public + listeningPorts + owner
+                                             + commandLine]}
     remove {id}                           → entry
     send_input {id, text, eof}            → entry + {receipt}
     signal {id, signal}                   → entry
-    restart {id}                          → entry
-    wait {id, pattern, port, url, timeout, progress}
-                                          → entry + {met, reason, elapsed, tail, matched_line,
-                                             matched_line_number}
+    restart {id, changes, folder}         → entry      (changes: RestartChanges fields)
+    wait {id, pattern, port, url, timeout, progress, tail_lines}
+                                          → entry + {met, reason, elapsed, tail, cursor,
+                                             matched_line, matched_line_number}
+    wait_exits {ids, all, timeout, progress, tail_lines}
+                                          → {met, reason, elapsed, ended: [entry],
+                                             running: [entry], tails: {id: [line]}}
     follow_output {on}                    → {on}
     end_session {}                        → {stopped: [ids]}
 
@@ -35,7 +41,8 @@ Guarantees:
 - **Env and folder travel with the request.** ``start`` runs the child in ``base_env`` (the
   front-end's whole environment) overlaid with ``env``, in ``cwd`` resolved against
   ``folder`` (the front-end's default folder): the supervisor's own environment and folder
-  never reach a child. A restart reuses them.
+  never reach a child. A restart reuses them (a relative ``cwd`` it changes resolves
+  against the restarting front-end's ``folder``).
 - **Events.** Every record change goes to every session that loaded a ``snapshot`` (a
   front-end's mirror feed: one session per front-end), numbered by a supervisor-wide
   ``rev`` so a front-end holding several sessions keeps one mirror that never goes back in
@@ -67,10 +74,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from process_mcp.core import ProcessError, ProcessManager, ProcessRecord, Settings
+from process_mcp.core.history import Run as PastRun
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogQuery
-from process_mcp.core.options import StartOptions
-from process_mcp.core.waiting import WaitCondition, wait_for
+from process_mcp.core.options import RestartChanges, StartOptions
+from process_mcp.core.waiting import WaitCondition, tail_text, wait_for, wait_for_exits
 from process_mcp.supervisor.protocol import RequestError
 from process_mcp.supervisor.server import Session
 
@@ -81,6 +89,7 @@ OUTPUT_INTERVAL = 1.0  # seconds between two ``output`` events of one process to
 OWNER_SELF, OWNER_OTHER, OWNER_KEPT = "self", "other", "kept"
 _QUERY_FIELDS = {f.name for f in dataclasses.fields(LogQuery) if f.init}
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(StartOptions)}
+_CHANGE_FIELDS = {f.name for f in dataclasses.fields(RestartChanges)}
 
 __all__ = ["ProcessService", "make_service"]
 
@@ -171,6 +180,7 @@ class ProcessService:
             "signal": self._signal,
             "restart": self._restart,
             "wait": self._wait,
+            "wait_exits": self._wait_exits,
             "follow_output": self._follow_output,
             "end_session": self._end_session,
         }
@@ -281,24 +291,31 @@ class ProcessService:
 
     async def _start(self, session: Session, args: dict[str, Any]) -> Any:
         folder = resolve_folder(args["folder"])
-        cwd = args.get("cwd")
-        if cwd:
-            cwd = os.path.join(folder, os.path.expanduser(cwd))
         options = {k: v for k, v in (args.get("options") or {}).items() if k in _OPTION_FIELDS}
         base_env = args.get("base_env")
-        record = await self.manager.start(
+        call = (
             args["command"],
             list(args.get("args") or []),
-            cwd=cwd or folder,
-            env=args.get("env"),
-            notify_on_exit=bool(args.get("notify_on_exit")),
-            options=StartOptions(**options),
-            base_env=None if base_env is None else dict(base_env),
+            args.get("cwd") or None,
+            args.get("env"),
+            bool(args.get("notify_on_exit")),
+            StartOptions(**options),
         )
-        self.owner[record.id] = None if args.get("keep") else session.id
-        self.touched[record.id] = {session.id}
-        self._changed(record)
-        return self.entry(record)
+        base = None if base_env is None else dict(base_env)
+        reused = False
+        if args.get("reuse"):  # the running process with that label, else a new one
+            record, reused = await self.manager.start_or_reuse(
+                *call, default_cwd=folder, base_env=base
+            )
+        else:
+            record = await self.manager.start(*call, default_cwd=folder, base_env=base)
+        if reused:
+            self._touch(session, record.id)
+        else:
+            self.owner[record.id] = None if args.get("keep") else session.id
+            self.touched[record.id] = {session.id}
+            self._changed(record)
+        return {**self.entry(record), "reused": reused, "history": record.history}
 
     async def _stop(self, session: Session, args: dict[str, Any]) -> Any:
         process_id = args["id"]
@@ -310,30 +327,51 @@ class ProcessService:
         process_id = args["id"]
         record = self.manager.find(process_id)
         if record is None:
-            return {"record": None}
+            return {"record": None, "past": await self._past(process_id)}
         self._touch(session, process_id)
-        return {**self.entry(record), "facts": self.manager.live_facts(process_id)}
+        return {
+            **self.entry(record),
+            "facts": self.manager.live_facts(process_id),
+            "containment": self.manager.containment,
+        }
+
+    async def _past(self, process_id: str) -> dict[str, Any] | None:
+        """The newest run of ``process_id`` an earlier supervisor recorded, or None."""
+        try:
+            run = await self.manager.past(process_id)
+        except ProcessError:
+            return None
+        return past_public(run)
 
     async def _read_log(self, session: Session, args: dict[str, Any]) -> Any:
         process_id = args["id"]
         self._touch(session, process_id)
         fields = {k: v for k, v in (args.get("query") or {}).items() if k in _QUERY_FIELDS}
-        answer = await self.manager.read_log(process_id, LogQuery(**fields))
-        record = self.manager.get(process_id)
-        return {**self.entry(record), "answer": dataclasses.asdict(answer)}
+        past = None
+        if self.manager.find(process_id) is None:  # an earlier run: read from the history
+            past = past_public(await self.manager.past(process_id))  # raises UnknownProcess
+        answer = dataclasses.asdict(await self.manager.read_log(process_id, LogQuery(**fields)))
+        record = self.manager.find(process_id) if past is None else None
+        if record is None:  # an earlier run, or removed while the query ran
+            return {"record": None, "past": past, "answer": answer}
+        return {**self.entry(record), "answer": answer}
 
     async def _list(self, session: Session, args: dict[str, Any]) -> Any:
+        """Reads only memory (ports from the manager's background port watch), so a few
+        hundred processes answer in milliseconds."""
         everything = bool(args.get("all"))
         folder = "" if everything else resolve_folder(args["folder"])
         listed = []
-        for record in self.manager.records():
+        records, summaries = self.manager.records(), self.manager.summaries()
+        for record, summary in zip(records, summaries, strict=True):
             if not everything and not under(record.cwd, folder):
                 continue
             listed.append(
                 {
                     **record.public(),
-                    "listeningPorts": self.manager.listening_ports(record.id),
+                    "listeningPorts": summary["listeningPorts"],
                     "owner": self.owner_of(session, record.id),
+                    "commandLine": summary["command"],
                 }
             )
         return {"processes": listed}
@@ -368,7 +406,13 @@ class ProcessService:
     async def _restart(self, session: Session, args: dict[str, Any]) -> Any:
         process_id = args["id"]
         self._touch(session, process_id)
-        record = await self.manager.restart(process_id)
+        fields = {k: v for k, v in (args.get("changes") or {}).items() if k in _CHANGE_FIELDS}
+        folder = args.get("folder")
+        record = await self.manager.restart(
+            process_id,
+            RestartChanges(**fields) if fields else None,
+            default_cwd=None if folder is None else resolve_folder(folder),
+        )
         owner = self.owner.get(process_id)
         if owner is not None and owner not in self.sessions:
             self.owner[process_id] = session.id
@@ -408,6 +452,36 @@ class ProcessService:
             "matched_line_number": outcome.matched_line_number,
         }
 
+    async def _wait_exits(self, session: Session, args: dict[str, Any]) -> Any:
+        ids = [str(process_id) for process_id in args["ids"]]
+        for process_id in ids:
+            self._touch(session, process_id)
+        token = args.get("progress")
+
+        async def progress(elapsed: float, message: str) -> None:
+            session.emit("progress", {"token": token, "elapsed": elapsed, "message": message})
+
+        outcome = await wait_for_exits(
+            self.manager,
+            ids,
+            bool(args.get("all")),
+            float(args["timeout"]),
+            progress=progress if token is not None else None,
+        )
+        tail_lines = int(args.get("tail_lines") or 0)
+        tails = {}
+        if tail_lines:
+            for record in outcome.ended:
+                tails[record.id] = await tail_text(self.manager, record.id, tail_lines)
+        return {
+            "met": outcome.met,
+            "reason": outcome.reason,
+            "elapsed": outcome.elapsed,
+            "ended": [self.entry(record) for record in outcome.ended],
+            "running": [self.entry(record) for record in outcome.running],
+            "tails": tails,
+        }
+
     async def _follow_output(self, session: Session, args: dict[str, Any]) -> Any:
         on = bool(args.get("on"))
         if on:
@@ -422,6 +496,12 @@ class ProcessService:
         """The front-end is leaving: stop what it owns and answer once that is done (its
         connection closing next then finds nothing left to stop)."""
         return {"stopped": await self._stop_owned(session.id)}
+
+
+def past_public(run: PastRun) -> dict[str, Any]:
+    """An earlier run as a front-end needs it: ``run.public()`` plus the bytes of its log
+    deleted (``logDroppedBytes``, null when the log is kept)."""
+    return {**run.public(), "logDroppedBytes": run.log_dropped_bytes}
 
 
 def make_service() -> ProcessService:
