@@ -256,3 +256,48 @@ async def test_standalone_runs_no_supervisor_process(monkeypatch: pytest.MonkeyP
         assert not [pid for pid in tagged if b"supervisor" in command_line(pid)]
         assert not SupervisorPaths.from_env().socket.exists()
         await client.ok("stop", {"id": started["id"]})
+
+
+async def test_reuse_restart_changes_and_waits_work_across_sessions() -> None:
+    async with mcp_client() as alice, mcp_client() as bob:
+        web = await alice.ok("start", {**SLEEP, "label": "web"})
+        # Bob asks for 'web' with reuse: Alice's running process answers, nothing starts.
+        reused = await bob.ok(
+            "start", {"command": "sleep", "args": ["9"], "label": "web", "reuse": True}
+        )
+        assert (reused["id"], reused["pid"], reused["reused"]) == (web["id"], web["pid"], True)
+        # Bob restarts it with other args: same id, new pid, still Alice's.
+        again = await bob.ok("restart", {"id": web["id"], "args": ["301"]})
+        assert (again["args"], again["restarts"]) == (["301"], 1) and again["pid"] != web["pid"]
+        [listed] = (await alice.ok("list"))["processes"]
+        assert (listed["command"], listed["owner"]) == ("sleep 301", "self")
+        # A wait for several: one ends (its tail comes along), the other runs on.
+        echo = await bob.ok("start", {"command": "sh", "args": ["-c", "echo one; echo two"]})
+        waited = await alice.ok(
+            "wait", {"ids": [echo["id"], web["id"]], "mode": "any", "tailLines": 1}
+        )
+        assert waited["met"] is True and waited["running"] == [web["id"]]
+        assert [(e["id"], e["tail"]) for e in waited["ended"]] == [(echo["id"], ["two"])]
+        # One process: the honest answer, with the cursor to read on from.
+        single = await alice.ok("wait", {"id": echo["id"], "pattern": "one"})
+        assert (single["met"], single["reason"], single["nextCursor"]) == (False, "exited", 2)
+        status = await bob.ok("get-status", {"id": web["id"]})
+        assert status["status"] == "running" and status["restarts"] == 1
+
+
+async def test_an_earlier_supervisors_run_is_read_from_the_history() -> None:
+    async with mcp_client() as client:
+        started = await client.ok("start", {"command": "sh", "args": ["-c", "echo from-before"]})
+        await client.ok("wait", {"id": started["id"]})
+        old = supervisor_pid()
+    # No client and nothing running: the supervisor idles out (0.5 s in tests).
+    assert wait_until(lambda: command_line(old) == b"", 15)
+    async with mcp_client() as client:
+        status = await client.ok("get-status", {"id": started["id"]})
+        assert (status["status"], status["exitCode"]) == ("exited", 0)
+        log = await client.ok("get-log", {"id": started["id"]})
+        assert log["lines"] == ["from-before"]
+        assert (await client.ok("list"))["processes"] == []  # a new supervisor's view
+        assert supervisor_pid() != old
+        unknown = await client.ok("get-status", {"id": "nope00"})
+        assert unknown == {"id": "nope00", "status": "not-exists"}

@@ -115,7 +115,9 @@ def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None
 
 
 async def list_processes(manager: RemoteManager, args: s.ListInput) -> dict[str, Any]:
-    return answers.listed(await manager.summaries(everything=args.all))  # scoped, with owners
+    # Every session's processes under the client's default folder (all: every folder).
+    summaries = await manager.summaries(everything=args.all, folder=current_folder.get())
+    return answers.listed(summaries)
 
 
 async def get_pid(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
