@@ -106,8 +106,10 @@ async def test_e2e_get_status_says_cgroup_and_stop_ends_the_escapees(tmp_path: P
 
 
 def test_server_sigkill_ends_the_escapees_and_removes_the_cgroups(tmp_path: Path) -> None:
+    """SIGKILL of the process running the manager (the server, standalone; with a
+    supervisor that process is the supervisor, killed in test_e2e_supervisor.py)."""
     tree, word = escapes(tmp_path)
-    server = RawServer()
+    server = RawServer(PROCESS_MCP_STANDALONE="1")
     try:
         server.initialize()
         server.call_tool("start", {"command": "sh", "args": ["-c", tree]})

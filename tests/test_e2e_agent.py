@@ -302,6 +302,6 @@ async def test_list_is_a_one_line_summary() -> None:
         ended, running = listed
         assert len(ended["command"]) == 120 and ended["command"].startswith("sh -c 'exit 1' yy")
         assert (ended["status"], ended["exitCode"], ended["signal"]) == ("crashed", 1, None)
-        assert set(running) == {"id", "pid", "status", "label", "command", "startedAt"}
+        assert set(running) == {"id", "pid", "status", "label", "command", "startedAt", "owner"}
         assert (running["label"], running["command"]) == ("web", "sleep 30")
         await client.ok("stop", {"id": web["id"]})

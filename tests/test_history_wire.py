@@ -19,6 +19,7 @@ from process_mcp.core import ProcessManager, Settings, StartFailed, Status, Unkn
 from process_mcp.core.history import DB_NAME, RUNS_DIR, History
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.options import StartOptions
+from process_mcp.supervisor.paths import SupervisorPaths
 
 pytestmark = pytest.mark.anyio
 
@@ -190,10 +191,10 @@ async def test_a_broken_database_never_stops_the_manager(
 
 
 def test_after_a_server_sigkill_the_next_server_reads_the_interrupted_run(
-    isolated_state_dir: Path, no_leftover_processes: str
+    isolated_state_dir: Path, no_leftover_processes: str, frontend_mode: str
 ) -> None:
-    """The sentinel ends the tree of a SIGKILLed server; the next server marks its run
-    interrupted and still reads its log and answers its stats."""
+    """The sentinel ends the tree of a SIGKILLed manager (the server, or its supervisor);
+    the next one marks its run interrupted and still reads its log and answers its stats."""
     command = {"command": "sh", "args": ["-c", "echo hello; echo world; exec sleep 300"]}
     first = RawServer()
     second = None
@@ -208,8 +209,13 @@ def test_after_a_server_sigkill_the_next_server_reads_the_interrupted_run(
             return reply["structuredContent"]["lines"]
 
         assert wait_until(lambda: logged() == ["hello", "world"], 10)
-        assert wait_until(lambda: sentinel_of(first.proc.pid) is not None, 10)
-        os.kill(first.proc.pid, signal.SIGKILL)
+        manager_pid = first.proc.pid
+        if frontend_mode == "supervisor":
+            manager_pid = SupervisorPaths.from_env().holder_pid() or 0
+            assert manager_pid > 0
+        assert wait_until(lambda: sentinel_of(manager_pid) is not None, 10)
+        os.kill(manager_pid, signal.SIGKILL)
+        first.kill()  # a front-end has nothing to keep: its supervisor is gone
         first.wait()
         assert wait_until(lambda: not tagged_processes(no_leftover_processes), 10)
 

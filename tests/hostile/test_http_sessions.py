@@ -15,8 +15,9 @@ import pytest
 from conftest import eventually, wait_until
 from support import HttpServer, HttpSession, RawServer, best_ms
 
-from process_mcp.core import ProcessManager, Settings
+from process_mcp.core import Settings
 from process_mcp.server.app import ProcessMcpServer
+from process_mcp.server.backend import Backend
 from process_mcp.server.http import bind, make_http_server, security_settings
 
 pytestmark = pytest.mark.anyio
@@ -35,9 +36,10 @@ def busy_session(url: str, target: str, http: Any = None) -> HttpSession:
 
 @asynccontextmanager
 async def in_process_server(settings: Settings, idle: float) -> AsyncIterator[Any]:
-    """The HTTP front-end in this process, so the test can look at what it remembers."""
-    manager = ProcessManager(settings)
-    app = ProcessMcpServer(manager)
+    """The HTTP front-end in this process (its supervisor too: standalone), so the test
+    can look at what it remembers."""
+    backend = await Backend.open("mcp-http", standalone=True, per_client=True, settings=settings)
+    app = ProcessMcpServer(backend)
     sock = bind("127.0.0.1", 0)
     server = make_http_server(app.http_app(security_settings("127.0.0.1", []), idle), TOKEN)
     try:
@@ -49,7 +51,7 @@ async def in_process_server(settings: Settings, idle: float) -> AsyncIterator[An
             server.should_exit = True
     finally:
         sock.close()
-        await manager.shutdown()
+        await backend.close()
 
 
 async def test_closed_and_expired_sessions_are_forgotten(settings: Settings) -> None:

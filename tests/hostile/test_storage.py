@@ -45,7 +45,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_flood_on_a_full_disk_is_reported_and_keeps_running(small_disk: Path) -> None:
-    server = RawServer(PROCESS_MCP_STATE_DIR=str(small_disk / "state"))
+    # The manager in the server (standalone): its stderr is where the loss is said once.
+    server = RawServer(PROCESS_MCP_STATE_DIR=str(small_disk / "state"), PROCESS_MCP_STANDALONE="1")
     try:
         server.initialize()
         started = server.call_tool("start", {"command": sys.executable, "args": ["-c", FLOOD]})

@@ -14,6 +14,7 @@ from conftest import wait_until
 from support import HttpServer, HttpSession, RawServer, server_env
 
 from process_mcp.core.trees import proc
+from process_mcp.supervisor.paths import SupervisorPaths
 
 NOBODY = 65534
 HTTP_ARGV = [sys.executable, "-m", "process_mcp", "--transport", "http", "--port", "0"]
@@ -28,10 +29,21 @@ def as_other_user(*argv: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def managers_of(server_pid: int) -> list[int]:
+    """The processes running the process manager for this server: the server itself, and
+    its supervisor when it is a front-end of one (the default; SPEC §10)."""
+    supervisor = SupervisorPaths.from_env().holder_pid()
+    alive = supervisor is not None and Path(f"/proc/{supervisor}").exists()
+    return [server_pid, supervisor] if alive and supervisor is not None else [server_pid]
+
+
 def sentinel_of(server_pid: int) -> int:
+    """The sentinel of the server's manager (the server's child, or its supervisor's)."""
+
     def find() -> int | None:
+        managers = managers_of(server_pid)
         for info in proc.process_table():
-            ours = info.ppid == server_pid and not info.zombie
+            ours = info.ppid in managers and not info.zombie
             if ours and b"sentinel_program.py" in Path(f"/proc/{info.pid}/cmdline").read_bytes():
                 return info.pid
         return None
@@ -79,7 +91,7 @@ def test_another_user_sees_no_token_on_any_command_line(tmp_path: Path) -> None:
         child = session.call("start", {"command": "sleep", "args": ["300"]})
         sentinel = sentinel_of(server.proc.pid)
         secrets = [b"file-token-0123456789", ownership_token(child["pid"]).encode()]
-        for pid in (server.proc.pid, sentinel, child["pid"]):
+        for pid in (*managers_of(server.proc.pid), sentinel, child["pid"]):
             seen = as_other_user("cat", f"/proc/{pid}/cmdline")
             assert seen.returncode == 0, seen.stderr  # command lines are public...
             for secret in secrets:
@@ -109,7 +121,8 @@ def test_children_never_inherit_the_token() -> None:
         assert lines == ["token=unset"]
         assert b"env-token" not in Path(f"/proc/{child['pid']}/environ").read_bytes()
         sentinel = sentinel_of(server.proc.pid)
-        assert b"env-token" not in Path(f"/proc/{sentinel}/environ").read_bytes()
+        for pid in (*managers_of(server.proc.pid)[1:], sentinel):  # supervisor, sentinel
+            assert b"env-token" not in Path(f"/proc/{pid}/environ").read_bytes()
     finally:
         session.close()
         server.close()
