@@ -17,7 +17,7 @@ import pytest
 from conftest import eventually
 from support import Client, mcp_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("frontend_mode")]
 
 LOOP = ("start", "wait", "get-log", "since", "stop")
 
