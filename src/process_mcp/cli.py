@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-import anyio
-
 from process_mcp import __version__
 
 if TYPE_CHECKING:
@@ -244,6 +242,8 @@ def _open_manager(settings: Settings) -> ProcessManager:
 
 
 async def _serve(config: Config) -> None:
+    import anyio  # here: the person's commands never load it
+
     from process_mcp.server.app import ProcessMcpServer
 
     sock = None
@@ -272,6 +272,8 @@ async def _serve(config: Config) -> None:
 
 
 async def _serve_stdio(app: ProcessMcpServer, manager: ProcessManager) -> None:
+    import anyio  # here: the person's commands never load it
+
     async with anyio.create_task_group() as group:
         group.start_soon(_exit_on_signal, manager)
         await app.run_stdio()  # returns when stdin closes: the client went away
@@ -284,6 +286,8 @@ async def _exit_on_signal(manager: ProcessManager) -> None:
     Cancelling the serving task is not enough: the SDK reads stdin in a worker thread
     that cannot be interrupted, so cancellation would wait for the next input line.
     """
+    import anyio  # here: the person's commands never load it
+
     with anyio.open_signal_receiver(*EXIT_SIGNALS) as signals:
         async for signum in signals:
             logger.info("received %s", signal.Signals(signum).name)
@@ -294,6 +298,8 @@ async def _exit_on_signal(manager: ProcessManager) -> None:
 
 
 async def _serve_http(app: ProcessMcpServer, config: Config, sock: socket.socket) -> None:
+    import anyio  # here: the person's commands never load it
+
     from process_mcp.server.http import make_http_server, security_settings
 
     token = config.token or secrets.token_urlsafe(24)
@@ -323,6 +329,12 @@ async def _serve_http(app: ProcessMcpServer, config: Config, sock: socket.socket
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if not args and sys.stdin.isatty():  # run by hand instead of by an MCP client
+        print(
+            "process-mcp: serving MCP on stdin/stdout for an MCP client (Ctrl-C to quit); "
+            "for your processes try `process-mcp ps`, or `process-mcp --help`",
+            file=sys.stderr,
+        )
     if args[:1] == ["supervisor"]:  # the per-user supervisor: no MCP import on this path
         from process_mcp.supervisor.__main__ import main as supervisor_main
 
@@ -339,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
+            import anyio
+
             anyio.run(_serve, config)
     except StartupError as exc:
         _die(str(exc), exc.status)
