@@ -29,6 +29,7 @@ def main(count: int) -> None:
     folder = tempfile.mkdtemp(prefix="cli-follow-")
     os.environ["PROCESS_MCP_RUNTIME_DIR"] = f"{folder}/run"
     os.environ["PROCESS_MCP_STATE_DIR"] = f"{folder}/state"
+    os.environ["PROCESS_MCP_SUPERVISOR_IDLE"] = "1"  # it exits soon after the run
     with Link.open() as link:
         started = link.request(
             "start",
