@@ -74,6 +74,28 @@ async def test_stop_ends_an_env_i_setsid_escapee_and_a_pid_hopper(
         kill_words(word)
 
 
+async def test_facts_of_a_cgroup_tree_count_an_escapee_and_its_cpu(
+    manager: ProcessManager,
+) -> None:
+    """An ``env -i`` + ``setsid`` busy loop carries no mark and has left the group: only
+    the cgroup knows it is in the tree, so its CPU shows only when facts come from there."""
+    word = f"{uuid.uuid4().int % 10**6 + 10**6}"
+    busy = f"env -i setsid sh -c 'while :; do :; done' {word} & sleep 300"
+    try:
+        record = await manager.start("sh", ["-c", busy])
+        await eventually(lambda: len(with_word(word)) == 2, 10)  # the outer sh, the loop
+
+        def busy_counted() -> bool:
+            facts = manager.live_facts(record.id) or {}
+            # sh, sleep, the loop; which spins a core (when it gets one)
+            return facts.get("processCount", 0) >= 3 and facts.get("cpuPercent", 0) >= 20
+
+        await eventually(busy_counted, 15)
+        await manager.stop(record.id)
+    finally:
+        kill_words(word)
+
+
 async def test_a_restart_gets_a_fresh_cgroup_and_remove_deletes_them(
     manager: ProcessManager,
 ) -> None:

@@ -8,8 +8,10 @@ ID_LENGTH = 6
 
 
 def new_id(taken: Container[str]) -> str:
-    """Return a random 6-character id not in ``taken`` (the seed never checked for collisions)."""
+    """Return a random 6-character id not in ``taken`` (the seed never checked for collisions)
+    that does not start with ``-``: a person types ids as command arguments
+    (``process-mcp stop ID``), where a leading dash reads as an option."""
     while True:
         candidate = "".join(secrets.choice(ALPHABET) for _ in range(ID_LENGTH))
-        if candidate not in taken:
+        if candidate not in taken and not candidate.startswith("-"):
             return candidate

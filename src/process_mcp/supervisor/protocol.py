@@ -31,10 +31,12 @@ first call).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import asyncio
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -235,6 +237,8 @@ async def read_line(reader: asyncio.StreamReader, max_bytes: int) -> bytes | Ove
     ``reader`` must have been made with ``limit=max_bytes`` (``open_unix_connection`` /
     ``start_unix_server`` take ``limit``), which is what bounds the buffer.
     """
+    import asyncio  # here, not at the top: the person's CLI encodes and decodes without it
+
     try:
         line = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError:

@@ -86,6 +86,7 @@ logger = logging.getLogger(__name__)
 
 KEEP_EXITS = 1000  # ends queued per session for its digest; a session away longer hears the newest
 OUTPUT_INTERVAL = 1.0  # seconds between two ``output`` events of one process to one session
+MIN_OUTPUT_INTERVAL = 0.01  # the shortest a session may ask for
 OWNER_SELF, OWNER_OTHER, OWNER_KEPT = "self", "other", "kept"
 _QUERY_FIELDS = {f.name for f in dataclasses.fields(LogQuery) if f.init}
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(StartOptions)}
@@ -366,14 +367,15 @@ class ProcessService:
         for record, summary in zip(records, summaries, strict=True):
             if not everything and not under(record.cwd, folder):
                 continue
-            listed.append(
-                {
-                    **record.public(),
-                    "listeningPorts": summary["listeningPorts"],
-                    "owner": self.owner_of(session, record.id),
-                    "commandLine": summary["command"],
-                }
-            )
+            entry = {
+                **record.public(),
+                "listeningPorts": summary["listeningPorts"],
+                "owner": self.owner_of(session, record.id),
+                "commandLine": summary["command"],
+            }
+            if args.get("facts") and record.running:  # the person's ps and top
+                entry["facts"] = self.manager.live_facts(record.id)
+            listed.append(entry)
         return {"processes": listed}
 
     async def _remove(self, session: Session, args: dict[str, Any]) -> Any:
@@ -484,8 +486,9 @@ class ProcessService:
 
     async def _follow_output(self, session: Session, args: dict[str, Any]) -> Any:
         on = bool(args.get("on"))
-        if on:
-            self._followers.setdefault(session.id, _OutputTicks(session))
+        if on:  # ``interval``: the person's ``logs -f`` asks for more than one tick a second
+            interval = max(float(args.get("interval") or OUTPUT_INTERVAL), MIN_OUTPUT_INTERVAL)
+            self._followers.setdefault(session.id, _OutputTicks(session, interval))
         else:
             ticks = self._followers.pop(session.id, None)
             if ticks is not None:

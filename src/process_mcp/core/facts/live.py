@@ -12,7 +12,10 @@ Costs (notes/supervision.md §3) drive the design:
   ``/proc`` each call): it is read once, shared by every process of the call, and kept for
   ``ttl`` seconds too. The leader is always counted, even if newer than that snapshot.
   Where each tree has a cgroup (``track(pid, cgroup)``), membership is its
-  ``cgroup.procs`` instead: no process table is read, and escapees are counted too.
+  ``cgroup.procs`` instead: no process table is read, and escapees are counted too. CPU
+  then comes from the cgroup's ``cpu.stat`` (one read for the whole tree, processes that
+  already exited included) and memory from ``memory.current`` where the memory controller
+  is on (else the members' RSS).
 * ``cpu_percent`` compares against the previous call on the *same* ``psutil.Process``
   object (the first call says 0.0), so those objects are kept between calls. They also
   remember the creation time, which guards against a reused pid.
@@ -75,6 +78,8 @@ class LiveFacts:
         self._tree_pids: dict[int, set[int]] = {}  # leader → pids whose Process objects we keep
         self._facts: dict[int, tuple[float, TreeFacts]] = {}
         self._cgroups: dict[int, Path] = {}  # leader → its tree's cgroup, where it has one
+        self._cgroup_memory: set[int] = set()  # leaders whose cgroup has memory.current
+        self._cpu_samples: dict[int, tuple[float, int]] = {}  # leader → (monotonic, usec)
         self._fresh: set[int] = set()  # Process objects with no CPU sample yet
         self.table_reads = 0  # how often the host's process table / socket tables were read
         self.socket_reads = 0
@@ -150,6 +155,8 @@ class LiveFacts:
 
     def _measure(self, leader: int) -> TreeFacts:
         members = self.members(leader)
+        if leader in self._cgroups:
+            return self._measure_cgroup(leader, members)
         cpu, rss, counted = 0.0, 0, 0
         for pid in members:
             process = self._process(pid)
@@ -170,12 +177,46 @@ class LiveFacts:
             listening_ports=self.listening_ports(leader, members),
         )
 
+    def _measure_cgroup(self, leader: int, members: list[int]) -> TreeFacts:
+        """A tree with a cgroup: CPU % from ``cpu.stat`` since the previous sample (the first
+        since the tree started), memory from ``memory.current`` or the members' RSS."""
+        cgroup = self._cgroups[leader]
+        usage = cgroups.usage(cgroup, memory=leader in self._cgroup_memory)
+        now = time.monotonic()
+        cpu = 0.0
+        if usage.cpu_usec is not None:
+            then, before = self._cpu_samples.get(leader, (now, 0))
+            elapsed = max(now - then, 0.01)
+            cpu = (usage.cpu_usec - before) / 1e6 / elapsed * 100
+            self._cpu_samples[leader] = (now, usage.cpu_usec)
+        memory = usage.memory_bytes
+        if memory is None:
+            memory = sum(self._rss(pid) for pid in members)
+        self._keep_only(leader, members)
+        return TreeFacts(
+            cpu_percent=round(max(cpu, 0.0), 1),
+            memory_bytes=memory,
+            process_count=len(members),
+            listening_ports=self.listening_ports(leader, members),
+        )
+
+    def _rss(self, pid: int) -> int:
+        process = self._process(pid)
+        try:
+            return process.memory_info().rss if process is not None else 0
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._procs.pop(pid, None)
+            return 0
+
     def track(self, pid: int, cgroup: Path | None = None) -> None:
-        """Note a new tree (and its cgroup, if it has one); nothing is read here, so spawning
-        pays nothing for live facts."""
+        """Note a new tree (and its cgroup, if it has one); nothing but one ``stat`` of the
+        cgroup is done here, so spawning pays next to nothing for live facts."""
         self._tree_pids[pid] = set()
         if cgroup is not None:
             self._cgroups[pid] = cgroup
+            self._cpu_samples[pid] = (time.monotonic(), 0)  # the cgroup is new: 0 µs so far
+            if (cgroup / "memory.current").exists():
+                self._cgroup_memory.add(pid)
 
     def _cpu(self, pid: int, process: psutil.Process) -> float:
         """CPU % since the previous sample; for a process seen for the first time, its
@@ -191,6 +232,8 @@ class LiveFacts:
         """The tree has ended: drop its Process objects (their pids may be reused)."""
         self._facts.pop(leader, None)
         self._cgroups.pop(leader, None)
+        self._cgroup_memory.discard(leader)
+        self._cpu_samples.pop(leader, None)
         for pid in self._tree_pids.pop(leader, ()):
             self._procs.pop(pid, None)
             self._fresh.discard(pid)

@@ -131,6 +131,9 @@ class Ownership:
         runs (an argv in, the wrapped argv out; raises OSError); None without cgroups."""
         if self.cgroups is None:
             return None
+        # The sentinel runs before the first run does (one spawn per server, not per start):
+        # a SIGKILL of the server right after a start still ends that run's cgroup.
+        self.sentinel.ensure()
         cgroups = self.cgroups
         return lambda argv: cgroups.place(process_id, argv)
 
@@ -165,8 +168,6 @@ class Ownership:
         for pid, (process_id, start_ticks, command, args) in pending.items():
             self.ledger.add(process_id, pid, start_ticks, command, args)
             self.sentinel.register(pid, start_ticks)
-        if self.cgroups is not None:  # the subtree exists: a crash must not leave it behind
-            self.sentinel.ensure()
         self.sentinel.flush()
 
     def leader_reaped(self, pid: int) -> None:
