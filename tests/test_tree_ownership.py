@@ -362,8 +362,9 @@ async def test_a_server_run_by_a_server_is_owned_by_both(
             return found[0].split("serving MCP at ")[1].split()[0] if found else None
 
         assert await eventually(inner_url, 20, interval=0.1)
+        # keep: the HTTP session that starts it ends right after (SPEC §10 would stop it)
         await call_over_http(
-            inner_url(), "t0k", "start", {"command": "sh", "args": ["-c", ESCAPEES]}
+            inner_url(), "t0k", "start", {"command": "sh", "args": ["-c", ESCAPEES], "keep": True}
         )
         # outer + its sentinel, inner + its sentinel, the tree (3)
         count = lambda: len(tagged_processes(no_leftover_processes))  # noqa: E731
