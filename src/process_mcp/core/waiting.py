@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import UnknownProcess
-from process_mcp.core.facts.httpprobe import probe_url
 from process_mcp.core.facts.listening import tree_listens_on
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import ANSWER_LINE_BYTES, LogQuery
@@ -274,6 +273,8 @@ async def _probe(
         assert condition.port is not None and record.pid is not None
         return tree_listens_on(record.pid, condition.port)
     assert condition.url is not None
+    from process_mcp.core.facts.httpprobe import probe_url  # urllib: only for url waits
+
     status = await asyncio.to_thread(probe_url, condition.url, max(timeout, 0.1))
     return status is not None and status < 500
 

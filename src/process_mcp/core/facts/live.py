@@ -23,14 +23,34 @@ Costs (notes/supervision.md §3) drive the design:
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
+from types import ModuleType
 
 from process_mcp.core.facts.listening import listening_sockets, socket_inodes
 from process_mcp.core.trees import cgroups, proc
+
+
+def _lazy(name: str) -> ModuleType:
+    """``name`` imported on first use (the standard library's ``LazyLoader``): the
+    supervisor answers its first request before psutil (tens of ms to import) is needed,
+    which is only when live facts are first asked for."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+psutil = _lazy("psutil")
+
 
 TTL = 2.0
 FACTS_TTL = 1.0
