@@ -224,3 +224,22 @@ def test_ids_never_start_with_a_dash() -> None:
     from process_mcp.core.ids import new_id
 
     assert not any(new_id(()).startswith("-") for _ in range(5000))
+
+
+def test_ps_imports_neither_mcp_nor_asyncio(kept: None) -> None:
+    """``ps`` is typed by a person waiting for it: with a supervisor running, its path
+    loads no MCP, no pydantic and no event loop (those imports alone outweigh the rest)."""
+    cli("start", "--", "sleep", "300")  # the supervisor runs (starting it needs asyncio)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "process_mcp", "ps"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "process_mcp" in imported
+    assert not imported & {"mcp", "pydantic", "asyncio", "anyio", "psutil"}, sorted(imported)
