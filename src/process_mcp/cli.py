@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import anyio
+
 from process_mcp import __version__
 
 if TYPE_CHECKING:
@@ -280,8 +282,6 @@ async def _open_backend(config: Config) -> Backend:
 
 
 async def _serve(config: Config) -> None:
-    import anyio  # here: the person's commands never load it
-
     from process_mcp.server.app import ProcessMcpServer
 
     sock = None
@@ -310,8 +310,6 @@ async def _serve(config: Config) -> None:
 
 
 async def _serve_stdio(app: ProcessMcpServer, backend: Backend) -> None:
-    import anyio  # here: the person's commands never load it
-
     async with anyio.create_task_group() as group:
         group.start_soon(_exit_on_signal, backend)
         await app.run_stdio()  # returns when stdin closes: the client went away
@@ -324,8 +322,6 @@ async def _exit_on_signal(backend: Backend) -> None:
     Cancelling the serving task is not enough: the SDK reads stdin in a worker thread
     that cannot be interrupted, so cancellation would wait for the next input line.
     """
-    import anyio  # here: the person's commands never load it
-
     with anyio.open_signal_receiver(*EXIT_SIGNALS) as signals:
         async for signum in signals:
             logger.info("received %s", signal.Signals(signum).name)
@@ -336,8 +332,6 @@ async def _exit_on_signal(backend: Backend) -> None:
 
 
 async def _serve_http(app: ProcessMcpServer, config: Config, sock: socket.socket) -> None:
-    import anyio  # here: the person's commands never load it
-
     from process_mcp.server.http import make_http_server, security_settings
 
     token = config.token or secrets.token_urlsafe(24)
@@ -373,10 +367,6 @@ def main(argv: list[str] | None = None) -> None:
             "for your processes try `process-mcp ps`, or `process-mcp --help`",
             file=sys.stderr,
         )
-    if args[:1] == ["supervisor"]:  # the per-user supervisor: no MCP import on this path
-        from process_mcp.supervisor.__main__ import main as supervisor_main
-
-        sys.exit(supervisor_main(args[1:]))
     env_token = os.environ.pop(TOKEN_VAR, None)  # read once; no child may inherit it
     try:
         config = _configure(_parse(argv), env_token)
@@ -389,8 +379,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            import anyio
-
             anyio.run(_serve, config)
     except StartupError as exc:
         _die(str(exc), exc.status)

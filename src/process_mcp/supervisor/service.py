@@ -114,6 +114,18 @@ def resolve_folder(folder: Any) -> str:
     return os.path.realpath(folder)
 
 
+def _progress_to(session: Session, token: Any) -> Callable[[float, str], Awaitable[None]] | None:
+    """A wait's progress reporter that sends ``progress`` events tagged with the request's
+    ``token`` to ``session``; None when the request asked for no progress."""
+    if token is None:
+        return None
+
+    async def progress(elapsed: float, message: str) -> None:
+        session.emit("progress", {"token": token, "elapsed": elapsed, "message": message})
+
+    return progress
+
+
 class _OutputTicks:
     """``output`` events to one session: the first at once, then at most one per
     ``interval`` per process (later ones coalesced into one at the end of the interval)."""
@@ -430,17 +442,12 @@ class ProcessService:
             port=args.get("port"),
             url=args.get("url"),
         )
-        token = args.get("progress")
-
-        async def progress(elapsed: float, message: str) -> None:
-            session.emit("progress", {"token": token, "elapsed": elapsed, "message": message})
-
         outcome = await wait_for(
             self.manager,
             process_id,
             condition,
             float(args["timeout"]),
-            progress=progress if token is not None else None,
+            progress=_progress_to(session, args.get("progress")),
             tail_lines=args.get("tail_lines"),
         )
         return {
@@ -458,17 +465,12 @@ class ProcessService:
         ids = [str(process_id) for process_id in args["ids"]]
         for process_id in ids:
             self._touch(session, process_id)
-        token = args.get("progress")
-
-        async def progress(elapsed: float, message: str) -> None:
-            session.emit("progress", {"token": token, "elapsed": elapsed, "message": message})
-
         outcome = await wait_for_exits(
             self.manager,
             ids,
             bool(args.get("all")),
             float(args["timeout"]),
-            progress=progress if token is not None else None,
+            progress=_progress_to(session, args.get("progress")),
         )
         tail_lines = int(args.get("tail_lines") or 0)
         tails = {}
