@@ -16,7 +16,8 @@ import time
 
 from _harness import machine, p50_p99, table
 
-from process_mcp.person.link import Link
+from process_mcp.cli.link import Link
+from process_mcp.core.options import StartRequest
 
 CLI = [sys.executable, "-m", "process_mcp"]
 CHILD = (
@@ -31,17 +32,12 @@ def main(count: int) -> None:
     os.environ["PROCESS_MCP_STATE_DIR"] = f"{folder}/state"
     os.environ["PROCESS_MCP_SUPERVISOR_IDLE"] = "1"  # it exits soon after the run
     with Link.open() as link:
-        started = link.request(
-            "start",
-            {
-                "command": sys.executable,
-                "args": ["-c", CHILD.format(n=count)],
-                "folder": folder,
-                "keep": True,
-            },
+        request = StartRequest(
+            sys.executable, ("-c", CHILD.format(n=count)), folder=folder, keep=True
         )
+        started = link.call(request).record
         follower = subprocess.Popen(
-            [*CLI, "logs", "-f", started["record"]["id"]], stdout=subprocess.PIPE, text=True
+            [*CLI, "logs", "-f", started.id], stdout=subprocess.PIPE, text=True
         )
         assert follower.stdout is not None
         samples = [(time.time() - float(line)) * 1000 for line in follower.stdout]

@@ -3,7 +3,7 @@ included, as a person types it (not a terminal: plain text, no ``rich`` import).
 
 Starts N kept ``sleep`` processes through the supervisor (its own runtime and state
 folders), times ``process-mcp ps --all`` R times, then stops them all.
-Goal (SPEC §11 / issue 14): ≤ 150 ms with 300 processes.
+Goal (issue 14): ≤ 150 ms with 300 processes.
 Run: ``uv run python benchmarks/cli_ps.py [N] [R]``
 """
 
@@ -17,7 +17,9 @@ import time
 
 from _harness import machine, p50_p99, table
 
-from process_mcp.person.link import Link
+from process_mcp.cli.link import Link
+from process_mcp.core.options import StartRequest
+from process_mcp.supervisor.protocol import ops
 
 CLI = [sys.executable, "-m", "process_mcp"]
 
@@ -30,11 +32,8 @@ def main(count: int, rounds: int) -> None:
     with Link.open() as link:
         ids = []
         for _ in range(count):
-            started = link.request(
-                "start",
-                {"command": "sleep", "args": ["600"], "folder": folder, "keep": True},
-            )
-            ids.append(started["record"]["id"])
+            started = link.call(StartRequest("sleep", ("600",), folder=folder, keep=True))
+            ids.append(started.record.id)
         try:
             rows = []
             for args in (["ps", "--all"], ["ps", "--all", "--json"]):
@@ -50,7 +49,7 @@ def main(count: int, rounds: int) -> None:
             bare = (time.perf_counter() - began) * 1000
         finally:
             for process_id in ids:
-                link.request("stop", {"id": process_id, "force": True})
+                link.call(ops.Stop(process_id, force=True))
     print(machine())
     print(table(["command", "processes", "p50 ms", "p99 ms", "min ms"], rows))
     print(f"bare `python -c pass`: {bare:.0f} ms")

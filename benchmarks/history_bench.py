@@ -1,4 +1,4 @@
-"""Cost of the history database's calls with many runs recorded (SPEC §11).
+"""Cost of the history database's calls with many runs recorded.
 
     uv run python benchmarks/history_bench.py [RUNS] [STARTS]
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from process_mcp.core import ProcessManager, Settings
 from process_mcp.core.history import DB_NAME, History
+from process_mcp.core.options import StartRequest
 
 
 def report(name: str, times: list[float]) -> None:
@@ -82,7 +83,7 @@ async def start_latency(state: Path, starts: int) -> list[float]:
     try:
         for i in range(starts):
             begin = time.perf_counter()
-            record = await manager.start("true", [str(i % 5)])
+            record = await manager.start(StartRequest("true", [str(i % 5)]))
             times.append(time.perf_counter() - begin)
             await manager.wait_ended(record.id)
     finally:

@@ -1,4 +1,4 @@
-"""The server keeps answering while it serves hostile or huge requests (SPEC §9).
+"""The server keeps answering while it serves hostile or huge requests.
 
 Pings the real server (stdio, raw JSON-RPC lines, so the client's own parsing of a big
 answer is not counted) every 20 ms while one of these is asked again and again:

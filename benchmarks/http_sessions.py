@@ -1,4 +1,4 @@
-"""Abandoned and closed HTTP sessions must not slow the server down (SPEC §9).
+"""Abandoned and closed HTTP sessions must not slow the server down.
 
 ``start {"command": "true"}`` p50/p99 and server RSS, measured by one steady client on
 a fresh ``--transport http`` server, then after

@@ -2,7 +2,7 @@
 own cost, without the SDK client's schema validation): median and fastest decile of many
 calls, so a busy machine shows less in the figure, and the answer's size.
 
-SPEC §8: 300 processes answer in at most 1.5x the original TypeScript server's time on
+300 processes answer in at most 1.5x the original TypeScript server's time on
 the same machine (~3 ms there). Compare two versions of this server by running the script
 with each on ``PYTHONPATH`` in turn, e.g. ``PYTHONPATH=/tmp/base/src``.
 Run: ``uv run python benchmarks/list_scale.py [count] [calls]``

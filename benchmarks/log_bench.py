@@ -24,6 +24,7 @@ import psutil
 
 from process_mcp.core import ProcessManager, Settings
 from process_mcp.core.logs.query import LogQuery, run_query
+from process_mcp.core.options import StartRequest
 from process_mcp.server import schemas, tools
 
 GIB = 1024**3
@@ -42,7 +43,7 @@ async def drain(manager: ProcessManager, argv: list[str]) -> tuple[str, float, i
     me = psutil.Process()
     base_rss = peak = me.memory_info().rss
     began = time.perf_counter()
-    record = await manager.start(argv[0], argv[1:])
+    record = await manager.start(StartRequest(argv[0], argv[1:]))
     waiter = asyncio.ensure_future(manager.wait_ended(record.id))
     while not waiter.done():
         peak = max(peak, me.memory_info().rss)

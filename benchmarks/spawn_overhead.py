@@ -13,7 +13,7 @@ Rows:
   server writes those in a batch 20 ms after a start, so the sentinel wakes once per batch:
   one row flushes after every spawn (the worst case: starts more than 20 ms apart), the
   other every 20 spawns (a burst of starts);
-* with cgroup — the batched row plus cgroup placement (SPEC §12), where cgroups are
+* with cgroup — the batched row plus cgroup placement, where cgroups are
   writable: a fresh cgroup made for the run, the argv wrapped by the launcher that joins
   it before exec (compiled C, or ``/bin/sh``), and the emptied cgroup removed after the
   reap. Skipped where cgroups are not available (or ``PROCESS_MCP_CGROUPS=0``).

@@ -1,4 +1,4 @@
-"""The cost of the supervisor hop (SPEC §10): the MCP server as a front-end of the per-user
+"""The cost of the supervisor hop: the MCP server as a front-end of the per-user
 supervisor, against ``--standalone`` (the supervisor inside the server: same code, an
 in-memory connection instead of the Unix socket and a second process).
 

@@ -164,13 +164,14 @@ async def core_start_table() -> None:
     from pathlib import Path
 
     from process_mcp.core import ProcessManager, Settings
+    from process_mcp.core.options import StartRequest
 
     manager = ProcessManager(Settings(state_dir=Path(tempfile.mkdtemp())))
     samples = []
     try:
         for _ in range(300):
             started = time.perf_counter()
-            await manager.start("sleep", ["600"])
+            await manager.start(StartRequest("sleep", ["600"]))
             samples.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(0)
     finally:

@@ -1,6 +1,37 @@
-"""Shared fixtures. Every test runs with a unique tag in its environment, inherited by
-every process it starts (directly or through a server), and fails if any such process
-is still alive afterwards: no test may leave a process behind."""
+"""Shared fixtures, and how the suite stays fast (``uv run pytest``: a few minutes on two cores).
+
+Isolation, per test (autouse, so every new test has it):
+
+* ``no_leftover_processes``: a unique tag in the environment (``PROCESS_MCP_TEST_TAG``),
+  inherited by every process the test starts, directly or through a server or supervisor;
+  the test fails if one is still alive afterwards, or if a cgroup it made is left.
+* ``isolated_state_dir`` / ``isolated_supervisor``: the test's own state folder and
+  supervisor runtime folder (socket, lock) under ``tmp_path``; the supervisor idles out
+  0.5 s after its last client, and a runtime folder still locked at the end fails the test.
+
+Because nothing is shared between tests but the read-only code, they may run in parallel
+(``-n 2``, pytest-xdist; not yet the default). Every fixture above is per test, so it holds
+in each worker. A fixture shared by a module or the session must not carry a test's tag or
+folders (they are set per test): give it its own folders, as ``hostile/test_malformed_rpc.py``
+does, and end what it starts.
+
+Cheap harnesses first, each a real one (no mocks of the OS):
+
+* the core: ``manager`` / ``manager_with(...)``, a :class:`ProcessManager` in this process;
+* the MCP server: ``support.mcp_client()``, by default *in this process*, over JSON lines
+  in memory: the server's own configuration, backend (supervisor or standalone) and stdio
+  runner, without the 2.5 s of CPU a server process spends importing the SDK. Mark a test
+  ``@pytest.mark.server_process`` when the process boundary is what it tests (the server's
+  pid, signals, exit, environment); ``RawServer`` / ``HttpServer`` are always processes.
+  ``PROCESS_MCP_TEST_SERVERS=subprocess uv run pytest`` runs every ``mcp_client`` as a real
+  server process: the slow, thorough run.
+* ``frontend_mode`` (``pytestmark = pytest.mark.usefixtures("frontend_mode")``): the test
+  runs twice, against a front-end of a supervisor process and a standalone server.
+
+Synchronise on events or deadlines (:func:`wait_until`, :func:`eventually`,
+``support.wait_status``), never on bare sleeps, and assert no durations: the machine may
+be loaded. Deadlines are generous (seconds), because a loaded machine is slow, not wrong.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +47,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import support
 
 from process_mcp.core import ProcessManager, Settings
 from process_mcp.core.logs.query import LogQuery, run_query
@@ -31,9 +63,51 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+ON_LINUX = os.path.isdir("/proc/self")
+# Files that read /proc for their checks or test what only Linux gives (the subreaper's
+# adopted orphans, cgroups): skipped elsewhere (macOS), where the posix backend's weaker
+# guarantees are documented instead.
+LINUX_ONLY_FILES = {
+    "test_cgroup_containment.py",
+    "test_cgroups.py",
+    "test_tree_ownership.py",
+    "test_e2e_server_exit.py",
+    "test_supervisor_transport.py",
+    "test_core_interactive.py",
+    "test_token_handling.py",
+    "test_trust.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_LINUX:
+        return
+    skip = pytest.mark.skip(reason="reads /proc or needs Linux (subreaper, cgroups)")
+    for item in items:
+        if item.path.name in LINUX_ONLY_FILES:
+            item.add_marker(skip)
+
+
+def _psutil_oracle(keep: Callable[[object], bool]) -> list[int]:
+    """Where there is no /proc (macOS): live processes ``keep`` accepts, by psutil."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            mine = process.pid == os.getpid()
+            if not mine and process.status() != psutil.STATUS_ZOMBIE and keep(process):
+                found.append(process.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
 def tagged_processes(tag: str) -> list[int]:
     """Live (non-zombie) processes whose environment carries ``tag``."""
     needle = f"{TAG_VAR}={tag}".encode()
+    if not ON_LINUX:  # macOS hides the environment of restricted binaries: see group_pids
+        return _psutil_oracle(lambda p: p.environ().get(TAG_VAR) == tag)  # type: ignore[attr-defined]
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
@@ -55,6 +129,8 @@ def group_pids(pgid: int) -> list[int]:
     """Live (non-zombie) processes in process group ``pgid``, read straight from ``/proc``
     rather than through the code under test. Unlike :func:`tagged_processes` it also sees
     a member that cleared its environment (``env -i``)."""
+    if not ON_LINUX:
+        return _psutil_oracle(lambda p: os.getpgid(p.pid) == pgid)  # type: ignore[attr-defined]
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -149,6 +225,15 @@ def no_leftover_processes(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(autouse=True)
+def isolated_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The person's policy file is looked up in the test's own config folder (none there:
+    the built-in floor), never in the user's real one."""
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config / "process-mcp" / "policy.toml"
+
+
+@pytest.fixture(autouse=True)
 def isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Servers started by a test keep their files (and look for a crashed predecessor's
     leftovers) in the test's own directory, never in another suite's running next to it."""
@@ -195,6 +280,17 @@ def isolated_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         with contextlib.suppress(OSError):
             os.kill(holder, signal.SIGKILL)
     pytest.fail(f"test left a supervisor running: pid {holder} holds {runtime}")
+
+
+@pytest.fixture(autouse=True)
+def server_kind(request: pytest.FixtureRequest):
+    """``support.mcp_client`` serves in-process unless the test is marked
+    ``server_process`` (see ``support.py``); reset after each test."""
+    support.use_server_processes(
+        request.node.get_closest_marker(support.SERVER_PROCESS_MARK) is not None
+    )
+    yield
+    support.use_server_processes(False)
 
 
 STANDALONE_VARIABLE = "PROCESS_MCP_STANDALONE"

@@ -1,9 +1,20 @@
 """Helpers for end-to-end tests: the real server over stdio, driven by the official SDK client,
-or by raw JSON-RPC lines when a test needs the server's pid or to send garbage."""
+or by raw JSON-RPC lines when a test needs the server's pid or to send garbage.
+
+:func:`mcp_client` serves in-process by default: the server's own code path (flags and
+variables checked as ``process-mcp`` checks them, the backend in either mode, the stdio
+runner with its relay and malformed-line answers) on JSON lines over memory, with no
+interpreter start and no SDK import to pay (about 2.5 s of CPU each). The supervisor, in
+supervisor mode, is still a real process. Pass ``process=True`` when the process boundary
+is what a test is about (the server's pid, its signals, its exit, its environment), or mark
+the test (or module) ``pytest.mark.server_process``; set ``PROCESS_MCP_TEST_SERVERS=subprocess``
+to run every such client against a real server subprocess (the slow, thorough run)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 import selectors
@@ -11,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +35,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 SERVER_ARGV = [sys.executable, "-m", "process_mcp"]
+SERVERS_VARIABLE = "PROCESS_MCP_TEST_SERVERS"  # "subprocess": every mcp_client is a real process
+SHUTDOWN_DEADLINE = 60.0  # seconds an in-process server gets to stop what it runs, then exit
 
 
 class ExitParams(BaseModel):
@@ -64,16 +77,40 @@ def server_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PROCESS_MCP_STOP_GRACE": "1", **extra}
 
 
+SERVER_PROCESS_MARK = "server_process"
+"""``pytestmark = pytest.mark.server_process`` (or on one test): every :func:`mcp_client`
+of the test is a real server process (conftest's ``server_kind`` fixture reads it)."""
+
+_marked_for_processes = False
+
+
+def use_server_processes(marked: bool) -> None:
+    """Whether the running test asked for real server processes (by its mark)."""
+    global _marked_for_processes
+    _marked_for_processes = marked
+
+
+def subprocess_servers() -> bool:
+    """Whether :func:`mcp_client` starts real server processes in the running test: it is
+    marked ``server_process``, or ``PROCESS_MCP_TEST_SERVERS=subprocess`` is set."""
+    chosen = os.environ.get(SERVERS_VARIABLE, "").strip().lower() == "subprocess"
+    return chosen or _marked_for_processes
+
+
 @asynccontextmanager
 async def mcp_client(
-    *, list_roots: Any = None, cwd: str | None = None, **env: str
+    *, list_roots: Any = None, cwd: str | None = None, process: bool | None = None, **env: str
 ) -> AsyncIterator[Client]:
-    """The real server as a subprocess (launched in ``cwd``), with an initialized official
-    SDK client session; ``list_roots`` (the SDK's roots callback) makes the client declare
-    the roots capability."""
-    params = StdioServerParameters(
-        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env), cwd=cwd
-    )
+    """The server (launched in ``cwd``, with ``env`` added to its environment), with an
+    initialized official SDK client session; ``list_roots`` (the SDK's roots callback)
+    makes the client declare the roots capability. In-process unless ``process`` (or
+    the test's ``server_process`` mark, or ``PROCESS_MCP_TEST_SERVERS=subprocess``; see the
+    module docstring). A bearer token in
+    ``env`` always means a real process: the server removes it from its own environment,
+    which only a process of its own shows."""
+    if process is None:
+        process = subprocess_servers() or "PROCESS_MCP_TOKEN" in env
+    transport = stdio_client_of(cwd, env) if process else in_process_server(cwd, env)
     holder: list[Client] = []
 
     async def on_exit(params: ExitParams) -> None:
@@ -84,7 +121,7 @@ async def mcp_client(
         holder[0].timed_messages.append((time.monotonic(), message))
 
     async with (
-        stdio_client(params) as (read, write),
+        transport as (read, write),
         ClientSession(
             read,
             write,
@@ -98,6 +135,142 @@ async def mcp_client(
         holder.append(Client(session))
         await session.initialize()
         yield holder[0]
+
+
+def stdio_client_of(cwd: str | None, env: dict[str, str]) -> Any:
+    """The SDK's stdio transport to a real server subprocess."""
+    params = StdioServerParameters(
+        command=SERVER_ARGV[0], args=SERVER_ARGV[1:], env=server_env(**env), cwd=cwd
+    )
+    return stdio_client(params)
+
+
+class TextPipe:
+    """One direction of an in-memory stdio: ``write`` whole lines (what the SDK's stdio
+    writers do: one JSON message and its newline per call), iterate to read them; iteration
+    ends once :meth:`close` is called and what was written has been read."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[str](math.inf)
+
+    async def write(self, text: str) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._send.send(text)
+
+    async def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._send.close()
+
+    def __aiter__(self) -> TextPipe:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+
+_OPEN_SERVERS: list[tuple[dict[str, str], dict[str, str | None]]] = []
+"""The environment changes of the in-process servers open now (innermost last), each with
+the values they replaced."""
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextlib.contextmanager
+def server_environment(changes: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` as a server launched from here with ``changes`` would have it, until
+    the block ends. An in-process server reads its variables, and captures what its
+    processes inherit, as it opens (as the real one does at start); what it reads later
+    (a supervisor started again after one died) it reads from here too. A server opened
+    while another is open starts from this process's own environment, not the other's
+    changes; the innermost open server's environment holds until it closes."""
+    touched = set(changes).union(*(outer for outer, _ in _OPEN_SERVERS))
+    before = {name: os.environ.get(name) for name in touched}
+    for outer, replaced in reversed(_OPEN_SERVERS):
+        for name in outer:
+            _set_variable(name, replaced[name])
+    replaced = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    _OPEN_SERVERS.append((changes, replaced))
+    try:
+        yield
+    finally:
+        _OPEN_SERVERS.pop()
+        for name, value in before.items():
+            _set_variable(name, value)
+
+
+@asynccontextmanager
+async def in_process_server(cwd: str | None, env: dict[str, str]) -> AsyncIterator[tuple[Any, Any]]:
+    """``process-mcp`` (stdio) served in this process over :class:`TextPipe` lines: its
+    configuration, backend (either mode) and stdio runner are the real server's, and its
+    messages are JSON text both ways, as on a pipe. Leaving the block is the client going
+    away: end of input, after which the server stops what its session owns and closes its
+    backend, as the real one does before it exits; that must finish within
+    ``SHUTDOWN_DEADLINE``."""
+    from mcp.client.stdio import _parse_line
+
+    from process_mcp.server import main as server_main
+    from process_mcp.server.app import ProcessMcpServer
+
+    launch_dir = os.path.realpath(cwd or os.getcwd())  # what the server's os.getcwd() says
+    to_server, to_client = TextPipe(), TextPipe()
+    client_in, client_read = anyio.create_memory_object_stream[Any](math.inf)
+    client_write, client_out = anyio.create_memory_object_stream[Any](math.inf)
+    with server_environment({"PROCESS_MCP_STOP_GRACE": "1", **env}):
+        config = server_main._configure(server_main._parse([]), None)
+        backend = await server_main._open_backend(config)
+        try:
+            backend.default_folder = launch_dir
+            app = ProcessMcpServer(backend, launch_dir)
+        except BaseException:
+            await backend.close()
+            raise
+        served = anyio.Event()
+
+        async def serve() -> None:
+            try:
+                await app.run_stdio(to_server, to_client)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await backend.close()
+                to_client.close()
+                served.set()
+
+        async def lines_to_client() -> None:
+            async with client_in:
+                async for line in to_client:
+                    with contextlib.suppress(anyio.BrokenResourceError):  # the client left
+                        await client_in.send(_parse_line(line))
+
+        async def messages_to_server() -> None:
+            async with client_out:
+                async for message in client_out:
+                    text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await to_server.write(text + "\n")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve)
+            group.start_soon(lines_to_client)
+            group.start_soon(messages_to_server)
+            try:
+                yield client_read, client_write
+            finally:
+                client_write.close()
+                to_server.close()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_DEADLINE):
+                    await served.wait()
+                group.cancel_scope.cancel()
+                assert served.is_set(), f"the server did not exit {SHUTDOWN_DEADLINE:g} s after EOF"
 
 
 class RawServer:
@@ -359,3 +532,58 @@ class HttpSession:
     def close(self) -> None:
         if self._own_http:
             self.http.close()
+
+
+# ------------------------------------------------------- the supervisor's service, in process
+@asynccontextmanager
+async def service_supervisor(tmp_path: Any) -> AsyncIterator[Any]:
+    """The supervisor's service behind its transport, in this process, with the test's own
+    state and runtime folders (no lock taken, no socket bound: sessions join by socket
+    pair, see :func:`service_session`). For tests of the service, not of the process
+    boundary. Closed, with every process it holds stopped, on leaving the block."""
+    from process_mcp.core import Settings
+    from process_mcp.supervisor.paths import SupervisorPaths
+    from process_mcp.supervisor.service import ProcessService
+    from process_mcp.supervisor.transport import SupervisorServer
+
+    settings = Settings(state_dir=tmp_path / "state", stop_grace=1.0, exit_drain_grace=0.5)
+    paths = SupervisorPaths(runtime_dir=tmp_path / "run", state_dir=tmp_path / "state")
+    server = SupervisorServer(ProcessService(settings), paths)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def service_session(server: Any, folder: Any, kind: str = "test") -> Any:
+    """A front-end's session on ``server`` whose default folder is ``folder``, with its own
+    record mirror, snapshot loaded: a ``RemoteManager`` as an MCP front-end holds one."""
+    import socket
+
+    from process_mcp.supervisor.client import SupervisorClient
+    from process_mcp.supervisor.remote import RecordMirror, RemoteManager
+
+    remote = RemoteManager(RecordMirror(), folder_fallback=lambda: str(folder))
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    await server.connect_local(theirs)
+    remote.client = await SupervisorClient.connect(ours, kind=kind, on_event=remote.on_event)
+    await remote.snapshot()
+    return remote
+
+
+# A person's policy file the rails tests share: one deny rule, one ask rule.
+SAMPLE_POLICY = """\
+version = 1
+
+[[rule]]
+id = "no-deploy"
+match = ["npm", "run", "deploy"]
+decision = "deny"
+reason = "Production deploys are the person's job."
+
+[[rule]]
+id = "slow-sleep"
+match = ["sleep", "301"]
+decision = "ask"
+reason = "Sleeps long."
+"""

@@ -1,4 +1,4 @@
-"""Cgroup containment wired in (SPEC §12): escapes that a process group and an ownership mark
+"""Cgroup containment wired in: escapes that a process group and an ownership mark
 cannot hold (an ``env -i`` + ``setsid`` escapee carries no mark; a pid hopper outruns every
 scan) are gone after ``stop`` and after a SIGKILL of the server; with
 ``PROCESS_MCP_CGROUPS=0`` the group design works alone, as before. Real processes; the
@@ -17,6 +17,7 @@ from conftest import eventually, wait_until
 from support import RawServer, mcp_client
 
 from process_mcp.core import ProcessManager, Settings
+from process_mcp.core.options import StartRequest
 from process_mcp.core.trees import cgroups
 
 pytestmark = [
@@ -65,7 +66,7 @@ async def test_stop_ends_an_env_i_setsid_escapee_and_a_pid_hopper(
     assert manager.containment == "cgroup"
     tree, word = escapes(tmp_path)
     try:
-        record = await manager.start("sh", ["-c", tree])
+        record = await manager.start(StartRequest("sh", ["-c", tree]))
         await eventually(lambda: len(with_word(word)) >= 2, 10)
         stopped = await manager.stop(record.id)
         assert (stopped.survivors, stopped.tree_gone) == ([], True)
@@ -82,7 +83,7 @@ async def test_facts_of_a_cgroup_tree_count_an_escapee_and_its_cpu(
     word = f"{uuid.uuid4().int % 10**6 + 10**6}"
     busy = f"env -i setsid sh -c 'while :; do :; done' {word} & sleep 300"
     try:
-        record = await manager.start("sh", ["-c", busy])
+        record = await manager.start(StartRequest("sh", ["-c", busy]))
         await eventually(lambda: len(with_word(word)) == 2, 10)  # the outer sh, the loop
 
         def busy_counted() -> bool:
@@ -99,7 +100,7 @@ async def test_facts_of_a_cgroup_tree_count_an_escapee_and_its_cpu(
 async def test_a_restart_gets_a_fresh_cgroup_and_remove_deletes_them(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start("sleep", ["300"])
+    record = await manager.start(StartRequest("sleep", ["300"]))
     first = manager.ownership.cgroups.jobs(record.id)  # type: ignore[union-attr]
     assert len(first) == 1
     await eventually(lambda: cgroups.members(first[0]) == [record.pid], 10)
@@ -157,7 +158,9 @@ async def test_fallback_with_cgroups_turned_off_keeps_the_group_design(
     try:
         assert manager.containment == "group" and manager.ownership.cgroups is None
         # today's guarantee: setsid escapees and double-forked daemons (marked) are ended
-        record = await manager.start("sh", ["-c", "setsid sleep 300 & (setsid sleep 301 &); wait"])
+        record = await manager.start(
+            StartRequest("sh", ["-c", "setsid sleep 300 & (setsid sleep 301 &); wait"])
+        )
         await eventually(lambda: len(manager.tree_pids(record.id)) == 3, 10)
         stopped = await manager.stop(record.id)
         assert (stopped.survivors, stopped.tree_gone) == ([], True)

@@ -329,23 +329,30 @@ def test_term_reaches_every_member_and_usage_is_read(layout: Layout, helper: Pat
 def test_sweep_ends_a_dead_owners_subtree_and_spares_a_live_one(
     layout: Layout, helper: Path | None
 ) -> None:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
+    # The owner lives until the orphan has joined: a supervisor starting in another
+    # worker sweeps the same parent, and must not take the group before it is set up.
+    owner = subprocess.Popen(["sleep", "300"])
     assert PROBE.parent is not None
     stale = Layout(PROBE.parent / f"{cgroups.BASE_PREFIX}test-stale-{uuid.uuid4().hex[:8]}")
     os.mkdir(stale.base)
     try:
-        os.setxattr(stale.base, cgroups.OWNER_XATTR, f"{gone.pid}:1".encode())
+        os.setxattr(stale.base, cgroups.OWNER_XATTR, owner_tag(owner.pid).encode())
         os.mkdir(stale.jobs)
         job = stale.create_job("left")
         orphan = subprocess.Popen(cgroup_join.wrap(["sleep", "300"], job, helper=helper))
         assert wait_until(lambda: cgroups.members(job) == [orphan.pid], timeout=10)
         layout.create_job("mine")
-        removed = sweep(PROBE.parent)
-        assert stale.base in removed and not stale.base.exists()
+        assert stale.base not in sweep(PROBE.parent)  # its owner still runs
+        assert cgroups.members(job) == [orphan.pid]
+        owner.kill()
+        owner.wait()
+        sweep(PROBE.parent)  # ours, or one in another worker, removed it
+        assert not stale.base.exists()
         assert orphan.wait(timeout=10) == -signal.SIGKILL
-        assert layout.base not in removed and layout.job("mine").is_dir()
+        assert layout.job("mine").is_dir()
     finally:
+        owner.kill()
+        owner.wait()
         if stale.base.exists():
             stale.close(timeout=10)
 

@@ -1,6 +1,6 @@
-"""SPEC §8 in the core: default folder joining, restart overrides, start reuse, the list
-summary (no /proc read per process), waits on several processes, honest ``met``, wait
-tails and cursors, and which grep lines matched."""
+"""The agent's working set in the core: default folder joining, restart overrides, start
+reuse, the list summary (no /proc read per process), waits on several processes, honest
+``met``, wait tails and cursors, and which grep lines matched."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from process_mcp.core import InvalidRequest, ProcessManager, ProcessRecord, Star
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
-from process_mcp.core.options import RestartChanges, StartOptions
+from process_mcp.core.options import RestartChanges, StartOptions, StartRequest
 from process_mcp.core.spawn.launch import join_cwd
 from process_mcp.core.waiting import TAIL_LINES, WaitCondition, wait_for, wait_for_exits
 from process_mcp.server import answers
@@ -43,8 +43,8 @@ async def test_start_runs_in_the_default_folder_and_relative_cwd_joins_it(
     manager: ProcessManager, tmp_path: Path
 ) -> None:
     (tmp_path / "sub").mkdir()
-    here = await manager.start("pwd", default_cwd=str(tmp_path))
-    below = await manager.start("pwd", cwd="sub", default_cwd=str(tmp_path))
+    here = await manager.start(StartRequest("pwd", folder=str(tmp_path)))
+    below = await manager.start(StartRequest("pwd", cwd="sub", folder=str(tmp_path)))
     assert (here.cwd, below.cwd) == (str(tmp_path), str(tmp_path / "sub"))
     for record in (here, below):
         ended = await manager.wait_ended(record.id)
@@ -54,7 +54,7 @@ async def test_start_runs_in_the_default_folder_and_relative_cwd_joins_it(
 
 # ---------------------------------------------------------- restart overrides
 async def test_restart_with_stdin_pipe_makes_a_prompt_answerable(manager: ProcessManager) -> None:
-    record = await manager.start(sys.executable, ["-c", PROMPT])
+    record = await manager.start(StartRequest(sys.executable, ["-c", PROMPT]))
     await manager.wait_ended(record.id)
     assert record.status.value == "crashed"  # the prompt read EOF from /dev/null
     again = await manager.restart(record.id, RestartChanges(stdin="pipe"))
@@ -66,7 +66,7 @@ async def test_restart_with_stdin_pipe_makes_a_prompt_answerable(manager: Proces
 async def test_restart_overrides_args_cwd_env_and_timeout(
     manager: ProcessManager, tmp_path: Path
 ) -> None:
-    record = await manager.start("sh", ["-c", "echo first"], env={"A": "1", "B": "2"})
+    record = await manager.start(StartRequest("sh", ["-c", "echo first"], env={"A": "1", "B": "2"}))
     await manager.wait_ended(record.id)
     changes = RestartChanges(
         args=["-c", 'echo "$A-$B" $(pwd); exec sleep 30'],
@@ -86,7 +86,7 @@ async def test_restart_overrides_args_cwd_env_and_timeout(
 async def test_a_restart_that_cannot_start_keeps_what_it_was_started_with(
     manager: ProcessManager, tmp_path: Path
 ) -> None:
-    record = await manager.start("true", cwd=str(tmp_path))
+    record = await manager.start(StartRequest("true", cwd=str(tmp_path)))
     await manager.wait_ended(record.id)
     with pytest.raises(StartFailed, match="does not exist"):
         await manager.restart(record.id, RestartChanges(args=["x"], cwd="/no/such/dir"))
@@ -99,24 +99,25 @@ async def test_a_restart_that_cannot_start_keeps_what_it_was_started_with(
 # ------------------------------------------------------------------- reuse
 async def test_reuse_answers_the_running_process_with_the_label(manager: ProcessManager) -> None:
     web = StartOptions(label="web")
-    first, reused = await manager.start_or_reuse("sleep", ["30"], options=web)
+    first, reused = await manager.start_or_reuse(StartRequest("sleep", ["30"], options=web))
     assert not reused
-    again, reused = await manager.start_or_reuse("sleep", ["30"], options=web)
+    again, reused = await manager.start_or_reuse(StartRequest("sleep", ["30"], options=web))
     assert reused and again is first and len(manager.records()) == 1
     await manager.stop(first.id)
-    third, reused = await manager.start_or_reuse("sleep", ["30"], options=web)
+    third, reused = await manager.start_or_reuse(StartRequest("sleep", ["30"], options=web))
     assert not reused and third.id != first.id
     with pytest.raises(InvalidRequest, match="needs a 'label'"):
-        await manager.start_or_reuse("sleep", ["30"])
+        await manager.start_or_reuse(StartRequest("sleep", ["30"]))
     await manager.stop(third.id)
 
 
 # -------------------------------------------------------------- list summary
 async def test_summaries_are_one_line_each_without_reading_proc(manager: ProcessManager) -> None:
     long_args = ["-c", "exit 3", "x" * 200]
-    crashed = await manager.start("sh", long_args)
+    crashed = await manager.start(StartRequest("sh", long_args))
     running = [
-        await manager.start("sleep", ["30"], options=StartOptions(label=f"s{n}")) for n in range(5)
+        await manager.start(StartRequest("sleep", ["30"], options=StartOptions(label=f"s{n}")))
+        for n in range(5)
     ]
     await manager.wait_ended(crashed.id)
     facts, ports = manager.facts, manager.ports
@@ -137,7 +138,9 @@ async def test_summaries_are_one_line_each_without_reading_proc(manager: Process
 
 
 async def test_shell_command_lines_are_shown_as_given(manager: ProcessManager) -> None:
-    record = await manager.start("echo 'a b' | wc -w", options=StartOptions(shell=True))
+    record = await manager.start(
+        StartRequest("echo 'a b' | wc -w", options=StartOptions(shell=True))
+    )
     assert manager.summaries()[0]["command"] == "echo 'a b' | wc -w"
     assert record.command_line() == "echo 'a b' | wc -w"
 
@@ -145,7 +148,9 @@ async def test_shell_command_lines_are_shown_as_given(manager: ProcessManager) -
 async def test_listening_ports_reach_the_summary_in_the_background(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start(sys.executable, ["-m", "http.server", "0", "--bind", "127.0.0.1"])
+    record = await manager.start(
+        StartRequest(sys.executable, ["-m", "http.server", "0", "--bind", "127.0.0.1"])
+    )
     assert await eventually(lambda: manager.summaries()[0]["listeningPorts"], 15)
     [port] = manager.summaries()[0]["listeningPorts"]
     assert port in manager.listening_ports(record.id)
@@ -155,8 +160,8 @@ async def test_listening_ports_reach_the_summary_in_the_background(
 
 # ------------------------------------------------------------------ waiting
 async def test_wait_for_any_and_all_of_several_processes(manager: ProcessManager) -> None:
-    quick = await manager.start("sh", ["-c", "sleep 0.3; exit 4"])
-    slow = await manager.start("sleep", ["30"])
+    quick = await manager.start(StartRequest("sh", ["-c", "sleep 0.3; exit 4"]))
+    slow = await manager.start(StartRequest("sleep", ["30"]))
     outcome = await wait_for_exits(manager, [quick.id, slow.id], every=False, timeout=20)
     assert (outcome.met, outcome.reason) == (True, "exited")
     assert [r.id for r in outcome.ended] == [quick.id] and outcome.ended[0].exit_code == 4
@@ -172,7 +177,7 @@ async def test_wait_for_any_and_all_of_several_processes(manager: ProcessManager
 async def test_a_pattern_on_a_process_that_already_ended_is_not_met(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start(sys.executable, ["-c", PROMPT])
+    record = await manager.start(StartRequest(sys.executable, ["-c", PROMPT]))
     await manager.wait_ended(record.id)  # crashed: the prompt read EOF
     prompt = WaitCondition(pattern=LinePattern.compile(r"\[y/N\]"))
     outcome = await wait_for(manager, record.id, prompt, 5)
@@ -180,11 +185,12 @@ async def test_a_pattern_on_a_process_that_already_ended_is_not_met(
     assert outcome.matched_line == "Apply? [y/N] "  # still reported
     assert outcome.tail == ["Apply? [y/N] "]  # not met: a tail by default
     ended = await wait_for(manager, record.id, WaitCondition(), 5)
-    assert (ended.met, ended.reason, ended.tail) == (True, "exited", [])  # met: no tail
+    # met, but it crashed: the tail says why (a clean end brings none)
+    assert (ended.met, ended.reason, ended.tail) == (True, "exited", ["Apply? [y/N] "])
 
 
 async def test_wait_tails_and_cursor(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "seq 1 50; echo ready; exec sleep 30"])
+    record = await manager.start(StartRequest("sh", ["-c", "seq 1 50; echo ready; exec sleep 30"]))
     ready = WaitCondition(pattern=LinePattern.compile("^ready$"))
     met = await wait_for(manager, record.id, ready, 10)
     assert met.met and met.tail == [] and met.cursor == 51

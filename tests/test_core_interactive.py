@@ -14,7 +14,7 @@ from conftest import eventually
 
 from process_mcp.core import InvalidRequest, ProcessManager, StartFailed, Status
 from process_mcp.core.logs.query import LogQuery, run_query
-from process_mcp.core.options import StartOptions
+from process_mcp.core.options import StartOptions, StartRequest
 from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +36,7 @@ async def has_line(manager: ProcessManager, process_id: str, wanted: str, timeou
 # ------------------------------------------------------------------- stdin pipe
 async def test_python_repl_driven_over_a_pipe(manager: ProcessManager) -> None:
     record = await manager.start(
-        sys.executable, ["-q", "-i", "-u"], options=StartOptions(stdin="pipe")
+        StartRequest(sys.executable, ["-q", "-i", "-u"], options=StartOptions(stdin="pipe"))
     )
     await manager.send_input(record.id, "print(6 * 7)\n")
     assert await has_line(manager, record.id, "42")
@@ -49,7 +49,7 @@ async def test_python_repl_driven_over_a_pipe(manager: ProcessManager) -> None:
 
 
 async def test_eof_ends_cat(manager: ProcessManager) -> None:
-    record = await manager.start("cat", options=StartOptions(stdin="pipe"))
+    record = await manager.start(StartRequest("cat", options=StartOptions(stdin="pipe")))
     await manager.send_input(record.id, "no newline yet")
     assert await eventually(lambda: manager.log(record.id).pending(), 10)
     assert record.running  # cat waits for more input until EOF
@@ -60,10 +60,10 @@ async def test_eof_ends_cat(manager: ProcessManager) -> None:
 
 
 async def test_send_input_errors_name_the_fix(manager: ProcessManager) -> None:
-    closed = await manager.start("sleep", ["30"])
+    closed = await manager.start(StartRequest("sleep", ["30"]))
     with pytest.raises(InvalidRequest, match="stdin: 'pipe'"):
         await manager.send_input(closed.id, "hi\n")
-    cat = await manager.start("cat", options=StartOptions(stdin="pipe"))
+    cat = await manager.start(StartRequest("cat", options=StartOptions(stdin="pipe")))
     await manager.send_input(cat.id, eof=True)
     with pytest.raises(InvalidRequest, match="eof"):
         await manager.send_input(cat.id, "more")
@@ -75,7 +75,7 @@ async def test_send_input_errors_name_the_fix(manager: ProcessManager) -> None:
 async def test_input_to_a_process_that_does_not_read_never_blocks(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start("sleep", ["30"], options=StartOptions(stdin="pipe"))
+    record = await manager.start(StartRequest("sleep", ["30"], options=StartOptions(stdin="pipe")))
     receipt = await manager.send_input(record.id, "x" * 300_000)  # > any pipe buffer
     assert receipt.bytes_pending > 0 and receipt.bytes_written < 300_000
     with pytest.raises(InvalidRequest, match="still waiting to be read"):
@@ -92,7 +92,9 @@ async def test_prompt_without_newline_is_visible_under_a_pty(manager: ProcessMan
         "name = input('name? ')\n"
         "print('hello', name)\n"
     )
-    record = await manager.start(sys.executable, ["-c", code], options=StartOptions(pty=True))
+    record = await manager.start(
+        StartRequest(sys.executable, ["-c", code], options=StartOptions(pty=True))
+    )
     log = manager.log(record.id)
     assert await eventually(lambda: [p.data for p in log.pending()] == [b"name? "], 15), texts(
         manager, record.id
@@ -106,7 +108,7 @@ async def test_prompt_without_newline_is_visible_under_a_pty(manager: ProcessMan
 
 async def test_python_repl_driven_over_a_pty(manager: ProcessManager) -> None:
     record = await manager.start(
-        sys.executable, ["-q"], env={"TERM": "dumb"}, options=StartOptions(pty=True)
+        StartRequest(sys.executable, ["-q"], env={"TERM": "dumb"}, options=StartOptions(pty=True))
     )
     assert await eventually(lambda: any(">>> " in line for line in texts(manager, record.id)), 15)
     await manager.send_input(record.id, "print(6 * 7)\n")
@@ -117,7 +119,7 @@ async def test_python_repl_driven_over_a_pty(manager: ProcessManager) -> None:
 
 
 async def test_eof_under_a_pty_after_a_partial_line_ends_cat(manager: ProcessManager) -> None:
-    record = await manager.start("cat", options=StartOptions(pty=True))
+    record = await manager.start(StartRequest("cat", options=StartOptions(pty=True)))
     await manager.send_input(record.id, "abc")  # echoed, but cat has read nothing yet
     await manager.send_input(record.id, eof=True)  # Ctrl-D delivers "abc", a second one EOF
     with anyio.fail_after(15):
@@ -128,7 +130,9 @@ async def test_eof_under_a_pty_after_a_partial_line_ends_cat(manager: ProcessMan
 
 async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> None:
     code = "import time\nprint('ready')\ntime.sleep(60)\n"
-    record = await manager.start(sys.executable, ["-c", code], options=StartOptions(pty=True))
+    record = await manager.start(
+        StartRequest(sys.executable, ["-c", code], options=StartOptions(pty=True))
+    )
     assert await has_line(manager, record.id, "ready")
     await manager.send_input(record.id, "\x03")
     with anyio.fail_after(15):  # without a controlling terminal it would sleep on
@@ -139,16 +143,16 @@ async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> N
 
 async def test_pty_start_of_a_missing_program_is_an_error(manager: ProcessManager) -> None:
     with pytest.raises(StartFailed, match="No such file"):
-        await manager.start("no-such-program-xyz", options=StartOptions(pty=True))
+        await manager.start(StartRequest("no-such-program-xyz", options=StartOptions(pty=True)))
     with pytest.raises(StartFailed, match="shell: true"):
-        await manager.start("npm run dev", options=StartOptions(pty=True))
+        await manager.start(StartRequest("npm run dev", options=StartOptions(pty=True)))
     assert manager.records() == []
 
 
 # -------------------------------------------------------------------- shell
 async def test_shell_mode_runs_a_pipeline(manager: ProcessManager) -> None:
     record = await manager.start(
-        "echo abc | tr a-z A-Z && echo second", options=StartOptions(shell=True)
+        StartRequest("echo abc | tr a-z A-Z && echo second", options=StartOptions(shell=True))
     )
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
@@ -158,7 +162,7 @@ async def test_shell_mode_runs_a_pipeline(manager: ProcessManager) -> None:
 
 async def test_shell_mode_refuses_args(manager: ProcessManager) -> None:
     with pytest.raises(InvalidRequest, match="'args' must be empty"):
-        await manager.start("echo", ["hi"], options=StartOptions(shell=True))
+        await manager.start(StartRequest("echo", ["hi"], options=StartOptions(shell=True)))
 
 
 # ------------------------------------------------------------------ signals
@@ -166,10 +170,12 @@ async def test_signal_reaches_a_handler_and_the_process_runs_on(manager: Process
     code = (
         "import signal, time\n"
         "signal.signal(signal.SIGUSR1, lambda *_: print('got SIGUSR1', flush=True))\n"
-        "print('ready', flush=True)\n"
+        # one write: unbuffered print() writes 'ready' and '\n' apart, and a handler run
+        # between the two would land inside the line the test waits for
+        "import os; os.write(1, b'ready\\n')\n"
         "while True: time.sleep(1)\n"
     )
-    record = await manager.start(sys.executable, ["-c", code])
+    record = await manager.start(StartRequest(sys.executable, ["-c", code]))
     assert await has_line(manager, record.id, "ready")
     await manager.send_signal(record.id, "SIGUSR1")
     assert await has_line(manager, record.id, "got SIGUSR1")
@@ -177,21 +183,21 @@ async def test_signal_reaches_a_handler_and_the_process_runs_on(manager: Process
 
 
 async def test_our_sigterm_ends_it_as_stopped_not_crashed(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     await manager.send_signal(record.id, "SIGTERM")
     await manager.wait_ended(record.id)
     assert (record.status, record.signal) == (Status.STOPPED, "SIGTERM")
 
 
 async def test_signal_to_an_ended_process_is_refused(manager: ProcessManager) -> None:
-    record = await manager.start("true")
+    record = await manager.start(StartRequest("true"))
     await manager.wait_ended(record.id)
     with pytest.raises(InvalidRequest, match=f"{record.id!r} has already ended"):
         await manager.send_signal(record.id, "SIGTERM")
 
 
 async def test_stop_and_cont_keep_it_running(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
 
     def state() -> str:
         info = proc.read_proc(record.pid)  # type: ignore[arg-type]
@@ -206,7 +212,7 @@ async def test_stop_and_cont_keep_it_running(manager: ProcessManager) -> None:
 
 # ------------------------------------------------------------------ restart
 async def test_restart_keeps_id_and_numbering(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "echo one; echo two; exec sleep 30"])
+    record = await manager.start(StartRequest("sh", ["-c", "echo one; echo two; exec sleep 30"]))
     log = manager.log(record.id)
     assert await eventually(lambda: log.last_line == 2, 10)
     first_pid = record.pid
@@ -226,7 +232,7 @@ async def test_restart_keeps_id_and_numbering(manager: ProcessManager) -> None:
 
 
 async def test_concurrent_restarts_start_one_process(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     results: list[object] = []
 
     async def restart() -> None:
@@ -244,7 +250,9 @@ async def test_concurrent_restarts_start_one_process(manager: ProcessManager) ->
 
 
 async def test_restart_of_an_ended_process_keeps_its_options(manager: ProcessManager) -> None:
-    record = await manager.start("cat", options=StartOptions(stdin="pipe", label="echoer"))
+    record = await manager.start(
+        StartRequest("cat", options=StartOptions(stdin="pipe", label="echoer"))
+    )
     await manager.send_input(record.id, "first\n", eof=True)
     await manager.wait_ended(record.id)
     await manager.restart(record.id)
@@ -256,38 +264,42 @@ async def test_restart_of_an_ended_process_keeps_its_options(manager: ProcessMan
 
 # ------------------------------------------------------------ timeout, label
 async def test_timeout_stops_it_and_says_so(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"], options=StartOptions(timeout_seconds=0.3))
+    record = await manager.start(
+        StartRequest("sleep", ["30"], options=StartOptions(timeout_seconds=0.3))
+    )
     await manager.wait_ended(record.id)
     assert (record.status, record.timed_out, record.signal) == (Status.STOPPED, True, "SIGTERM")
     assert record.public()["timedOut"] is True
 
 
 async def test_timeout_does_not_touch_a_process_that_ends_first(manager: ProcessManager) -> None:
-    record = await manager.start("true", options=StartOptions(timeout_seconds=30))
+    record = await manager.start(StartRequest("true", options=StartOptions(timeout_seconds=30)))
     await manager.wait_ended(record.id)
     assert (record.status, record.timed_out) == (Status.EXITED, False)
 
 
 async def test_invalid_timeout_is_refused(manager: ProcessManager) -> None:
     with pytest.raises(InvalidRequest, match="timeoutSeconds"):
-        await manager.start("true", options=StartOptions(timeout_seconds=0))
+        await manager.start(StartRequest("true", options=StartOptions(timeout_seconds=0)))
 
 
 async def test_duplicate_running_label_is_refused_naming_the_other(
     manager: ProcessManager,
 ) -> None:
-    web = await manager.start("sleep", ["30"], options=StartOptions(label="web"))
+    web = await manager.start(StartRequest("sleep", ["30"], options=StartOptions(label="web")))
     with pytest.raises(InvalidRequest, match=f"running process {web.id!r}"):
-        await manager.start("sleep", ["30"], options=StartOptions(label="web"))
+        await manager.start(StartRequest("sleep", ["30"], options=StartOptions(label="web")))
     assert len(manager.records()) == 1
     await manager.stop(web.id)
-    again = await manager.start("sleep", ["30"], options=StartOptions(label="web"))
+    again = await manager.start(StartRequest("sleep", ["30"], options=StartOptions(label="web")))
     assert again.public()["label"] == "web"
 
 
 # -------------------------------------------------------------- live facts
 async def test_http_server_port_is_listed(manager: ProcessManager) -> None:
-    record = await manager.start(sys.executable, ["-m", "http.server", "0", "--bind", "127.0.0.1"])
+    record = await manager.start(
+        StartRequest(sys.executable, ["-m", "http.server", "0", "--bind", "127.0.0.1"])
+    )
     port_line = re.compile(r"port (\d+)")
     assert await eventually(
         lambda: any(port_line.search(line) for line in texts(manager, record.id)), 15
@@ -307,7 +319,7 @@ async def test_http_server_port_is_listed(manager: ProcessManager) -> None:
 
 
 async def test_an_ended_process_has_no_live_facts(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     assert manager.live_facts(record.id) is not None
     await manager.stop(record.id)
     assert manager.live_facts(record.id) is None and manager.listening_ports(record.id) == []
@@ -317,8 +329,8 @@ async def test_port_of_a_grandchild_counts_and_tables_are_read_once(
     manager: ProcessManager,
 ) -> None:
     server = f"{sys.executable} -m http.server 0 --bind 127.0.0.1; true"  # sh stays the parent
-    record = await manager.start(server, options=StartOptions(shell=True))
-    others = [await manager.start("sleep", ["30"]) for _ in range(3)]
+    record = await manager.start(StartRequest(server, options=StartOptions(shell=True)))
+    others = [await manager.start(StartRequest("sleep", ["30"])) for _ in range(3)]
     assert await eventually(lambda: manager.listening_ports(record.id), 15)
     facts = manager.facts
     tables, sockets = facts.table_reads, facts.socket_reads
@@ -330,7 +342,9 @@ async def test_port_of_a_grandchild_counts_and_tables_are_read_once(
 
 
 async def test_facts_cover_the_whole_tree(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "sleep 30 & sleep 30 & echo started; wait"])
+    record = await manager.start(
+        StartRequest("sh", ["-c", "sleep 30 & sleep 30 & echo started; wait"])
+    )
     assert await has_line(manager, record.id, "started")
     assert await eventually(
         lambda: manager.live_facts(record.id)["processCount"] == 3,
@@ -339,7 +353,7 @@ async def test_facts_cover_the_whole_tree(manager: ProcessManager) -> None:
 
 
 async def test_idle_seconds_counts_from_the_last_output(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "echo hi; exec sleep 30"])
+    record = await manager.start(StartRequest("sh", ["-c", "echo hi; exec sleep 30"]))
     assert await has_line(manager, record.id, "hi")
     assert await eventually(
         lambda: manager.live_facts(record.id)["idleSeconds"] >= 0.3,
@@ -359,12 +373,12 @@ async def test_terminals_and_pipes_leave_no_fd_behind(manager: ProcessManager) -
         return len(os.listdir("/proc/self/fd"))
 
     # The records file and the sentinel are opened once, lazily, by the first registration.
-    warm = await manager.start("sleep", ["30"], options=StartOptions(pty=True))
+    warm = await manager.start(StartRequest("sleep", ["30"], options=StartOptions(pty=True)))
     manager.ownership.flush()
     await manager.stop(warm.id)
     before, known = open_fds(), fd_targets()
     for options in [StartOptions(pty=True), StartOptions(stdin="pipe")] * 5:
-        record = await manager.start("cat", options=options)
+        record = await manager.start(StartRequest("cat", options=options))
         await manager.send_input(record.id, "x\n", eof=True)
         with anyio.fail_after(15):
             await manager.wait_ended(record.id)

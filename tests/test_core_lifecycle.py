@@ -17,33 +17,34 @@ from process_mcp.core import (
     Status,
     UnknownProcess,
 )
+from process_mcp.core.options import StartRequest
 from process_mcp.core.trees import proc
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_exit_zero_is_exited(manager: ProcessManager) -> None:
-    record = await manager.start("true")
+    record = await manager.start(StartRequest("true"))
     await manager.wait_ended(record.id)
     assert (record.status, record.exit_code, record.signal) == (Status.EXITED, 0, None)
     assert record.ended_at is not None
 
 
 async def test_nonzero_exit_is_crashed_with_code(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "exit 3"])
+    record = await manager.start(StartRequest("sh", ["-c", "exit 3"]))
     await manager.wait_ended(record.id)
     assert (record.status, record.exit_code) == (Status.CRASHED, 3)
 
 
 async def test_foreign_signal_is_crashed_with_signal_name(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     os.kill(record.pid, signal.SIGKILL)
     await manager.wait_ended(record.id)
     assert (record.status, record.exit_code, record.signal) == (Status.CRASHED, None, "SIGKILL")
 
 
 async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     assert record.status is Status.RUNNING
     stopped = await manager.stop(record.id)
     assert stopped.record is record and (stopped.survivors, stopped.tree_gone) == ([], True)
@@ -52,14 +53,14 @@ async def test_stop_answers_after_the_end_with_stopped(manager: ProcessManager) 
 
 
 async def test_stop_ended_process_returns_final_record(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "exit 4"])
+    record = await manager.start(StartRequest("sh", ["-c", "exit 4"]))
     await manager.wait_ended(record.id)
     again = await manager.stop(record.id)
     assert (again.record.status, again.record.exit_code) == (Status.CRASHED, 4)
 
 
 async def test_force_stop_uses_sigkill(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "trap '' TERM; sleep 30"])
+    record = await manager.start(StartRequest("sh", ["-c", "trap '' TERM; sleep 30"]))
     started = time.monotonic()
     await manager.stop(record.id, force=True)
     assert (record.status, record.signal) == (Status.STOPPED, "SIGKILL")
@@ -71,7 +72,7 @@ async def test_sigterm_ignoring_child_is_escalated_to_sigkill(manager: ProcessMa
         "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         "print('ready', flush=True); time.sleep(60)"
     )
-    record = await manager.start(sys.executable, ["-c", code])
+    record = await manager.start(StartRequest(sys.executable, ["-c", code]))
     log = manager.log(record.id)
     assert await eventually(lambda: log.last_line >= 1, 10)  # the handler is installed
     started = time.monotonic()
@@ -90,7 +91,7 @@ async def test_stop_continues_a_suspended_process_so_it_can_exit_cleanly(
         "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
         "print('ready', flush=True); time.sleep(60)"
     )
-    record = await manager.start(sys.executable, ["-c", code])
+    record = await manager.start(StartRequest(sys.executable, ["-c", code]))
     log = manager.log(record.id)
     assert await eventually(lambda: log.last_line >= 1, 10)  # the handler is installed
     os.killpg(record.pid, signal.SIGSTOP)
@@ -102,7 +103,7 @@ async def test_stop_continues_a_suspended_process_so_it_can_exit_cleanly(
 
 
 async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "sleep 300 & sleep 301 & wait"])
+    record = await manager.start(StartRequest("sh", ["-c", "sleep 300 & sleep 301 & wait"]))
     pgid = record.pid
     assert await eventually(lambda: len(proc.group_members(pgid)) == 3, 10)
     grandchildren = [p.pid for p in proc.descendants(record.pid)]
@@ -114,14 +115,16 @@ async def test_stop_ends_grandchildren(manager: ProcessManager) -> None:
 async def test_grandchild_ignoring_sigterm_is_killed_after_leader_exits(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start("sh", ["-c", "(trap '' TERM; exec sleep 300) & sleep 301"])
+    record = await manager.start(
+        StartRequest("sh", ["-c", "(trap '' TERM; exec sleep 300) & sleep 301"])
+    )
     assert await eventually(lambda: len(proc.group_members(record.pid)) == 3, 10)
     await manager.stop(record.id)
     assert not proc.group_exists(record.pid)
 
 
 async def test_cwd_is_resolved_and_used(manager: ProcessManager, tmp_path) -> None:
-    record = await manager.start("pwd", cwd=str(tmp_path))
+    record = await manager.start(StartRequest("pwd", cwd=str(tmp_path)))
     await manager.wait_ended(record.id)
     assert log_lines(manager, record.id) == [str(tmp_path.resolve())]
     assert record.cwd == str(tmp_path.resolve())
@@ -131,7 +134,11 @@ async def test_env_overlay_is_added_to_the_inherited_environment(
     manager: ProcessManager,
 ) -> None:
     record = await manager.start(
-        "sh", ["-c", 'echo "$GREETING"; echo "$PATH" | head -c 1'], env={"GREETING": "hello there"}
+        StartRequest(
+            "sh",
+            ["-c", 'echo "$GREETING"; echo "$PATH" | head -c 1'],
+            env={"GREETING": "hello there"},
+        )
     )
     await manager.wait_ended(record.id)
     # "/": the first character of the server's PATH, inherited
@@ -141,7 +148,7 @@ async def test_env_overlay_is_added_to_the_inherited_environment(
 async def test_relative_cwd_is_resolved(manager: ProcessManager, tmp_path, monkeypatch) -> None:
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path)
-    record = await manager.start("true", cwd="sub")
+    record = await manager.start(StartRequest("true", cwd="sub"))
     assert record.cwd == str((tmp_path / "sub").resolve())
     await manager.wait_ended(record.id)
 
@@ -169,13 +176,13 @@ async def test_start_failures_are_errors_without_record(
     script.chmod(0o755)
     command = command.format(plain_file=plain, script_without_shebang=script)
     with pytest.raises(StartFailed, match=expected.replace("[", r"\[").replace("]", r"\]")):
-        await manager.start(command, args, cwd=cwd)
+        await manager.start(StartRequest(command, args, cwd=cwd))
     assert manager.records() == []
 
 
 async def test_invalid_env_name_is_rejected(manager: ProcessManager) -> None:
     with pytest.raises(StartFailed, match="env entry 'A=B'"):
-        await manager.start("true", env={"A=B": "x"})
+        await manager.start(StartRequest("true", env={"A=B": "x"}))
 
 
 async def test_unknown_id(manager: ProcessManager) -> None:
@@ -185,7 +192,7 @@ async def test_unknown_id(manager: ProcessManager) -> None:
 
 
 async def test_remove_of_a_running_process_is_refused(manager: ProcessManager) -> None:
-    record = await manager.start("sleep", ["30"])
+    record = await manager.start(StartRequest("sleep", ["30"]))
     with pytest.raises(ProcessRunning, match=record.id):
         await manager.remove(record.id)
     assert manager.find(record.id) is record
@@ -195,7 +202,7 @@ async def test_remove_of_a_running_process_is_refused(manager: ProcessManager) -
 async def test_remove_forgets_an_ended_process_and_deletes_its_log(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start("sh", ["-c", "echo logged"])
+    record = await manager.start(StartRequest("sh", ["-c", "echo logged"]))
     await manager.wait_ended(record.id)
     directory = manager.log(record.id).directory
     assert directory.exists()
@@ -207,7 +214,7 @@ async def test_remove_forgets_an_ended_process_and_deletes_its_log(
 async def test_exit_listener_runs_once_after_output(manager: ProcessManager) -> None:
     seen = []
     manager.add_exit_listener(lambda r: seen.append((r.id, r.status, manager.log(r.id).last_line)))
-    record = await manager.start("sh", ["-c", "seq 1 500; exit 1"])
+    record = await manager.start(StartRequest("sh", ["-c", "seq 1 500; exit 1"]))
     await manager.wait_ended(record.id)
     await manager.stop(record.id)
     assert seen == [(record.id, Status.CRASHED, 500)]
@@ -215,8 +222,13 @@ async def test_exit_listener_runs_once_after_output(manager: ProcessManager) -> 
 
 async def test_fast_failing_process_keeps_all_stderr(manager: ProcessManager) -> None:
     record = await manager.start(
-        sys.executable,
-        ["-c", "import sys\nfor i in range(20000): print('err', i, file=sys.stderr)\nsys.exit(7)"],
+        StartRequest(
+            sys.executable,
+            [
+                "-c",
+                "import sys\nfor i in range(20000): print('err', i, file=sys.stderr)\nsys.exit(7)",
+            ],
+        )
     )
     await manager.wait_ended(record.id)
     log = manager.log(record.id)
@@ -226,7 +238,7 @@ async def test_fast_failing_process_keeps_all_stderr(manager: ProcessManager) ->
 
 
 async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "sleep 30 & echo parent done"])
+    record = await manager.start(StartRequest("sh", ["-c", "sleep 30 & echo parent done"]))
     started = time.monotonic()
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
@@ -237,7 +249,7 @@ async def test_grandchild_holding_pipe_does_not_delay_end_forever(manager: Proce
 
 
 async def test_many_rapid_starts_leave_no_zombies(manager: ProcessManager) -> None:
-    records = [await manager.start("true") for _ in range(50)]
+    records = [await manager.start(StartRequest("true")) for _ in range(50)]
     for record in records:
         await manager.wait_ended(record.id)
     assert all(r.status is Status.EXITED for r in records)
@@ -249,7 +261,9 @@ async def test_many_rapid_starts_leave_no_zombies(manager: ProcessManager) -> No
 
 async def test_shutdown_stops_everything(settings) -> None:
     manager = ProcessManager(settings)
-    records = [await manager.start("sh", ["-c", "sleep 300 & sleep 300"]) for _ in range(3)]
+    records = [
+        await manager.start(StartRequest("sh", ["-c", "sleep 300 & sleep 300"])) for _ in range(3)
+    ]
     await manager.shutdown()
     assert all(r.status is Status.STOPPED for r in records)
     assert not any(proc.group_exists(r.pid) for r in records)
@@ -258,9 +272,9 @@ async def test_shutdown_stops_everything(settings) -> None:
 
 async def test_stop_after_the_leader_ended_by_itself_keeps_its_status(manager_with) -> None:
     """The leader crashed, a grandchild still holds its output: stop ends the grandchild
-    but the record says crashed (SPEC §2: stopped only when our stop ended it)."""
+    but the record says crashed (stopped only when our stop ended it)."""
     manager = manager_with(exit_drain_grace=30)  # the end waits for the grandchild
-    record = await manager.start("sh", ["-c", "sleep 30 & exit 3"])
+    record = await manager.start(StartRequest("sh", ["-c", "sleep 30 & exit 3"]))
     # /proc/<pid> goes when the manager reaps the leader; the group lives on in the sleep.
     assert await eventually(lambda: proc.read_proc(record.pid) is None, 10)
     assert group_pids(record.pid)
@@ -275,7 +289,9 @@ async def test_stop_ends_a_group_that_keeps_forking(manager_with) -> None:
     """A leader that ignores SIGTERM and forks without pause: the SIGKILL reaches the whole
     group (signalled as a group, not as the leader's pid), within the grace plus a second."""
     manager = manager_with(stop_grace=0.3)
-    record = await manager.start("sh", ["-c", "trap '' TERM; while :; do sleep 300 & done"])
+    record = await manager.start(
+        StartRequest("sh", ["-c", "trap '' TERM; while :; do sleep 300 & done"])
+    )
     assert await eventually(lambda: len(group_pids(record.pid)) >= 20, 10)
     started = time.monotonic()
     await manager.stop(record.id)
@@ -290,7 +306,9 @@ async def test_output_written_after_the_leader_exits_is_in_the_log_at_the_end(
     """A grandchild writes after the leader exited: the end is published only once that
     output is captured (its pipe closed), so it is in the log when the process has ended."""
     manager = manager_with(exit_drain_grace=30)  # the grandchild closes the pipe long before
-    record = await manager.start("sh", ["-c", "(sleep 0.2; echo late >&2) & echo early; exit 1"])
+    record = await manager.start(
+        StartRequest("sh", ["-c", "(sleep 0.2; echo late >&2) & echo early; exit 1"])
+    )
     await manager.wait_ended(record.id)
     assert log_lines(manager, record.id) == ["early", "late"]
 
@@ -299,6 +317,6 @@ async def test_output_written_after_the_drain_grace_is_still_captured(manager_wi
     """The end is published after ``exit_drain_grace`` even though a grandchild holds the
     pipe, but what it writes later still reaches the log."""
     manager = manager_with(exit_drain_grace=0.2)
-    record = await manager.start("sh", ["-c", "(sleep 1; echo later) & echo first"])
+    record = await manager.start(StartRequest("sh", ["-c", "(sleep 1; echo later) & echo first"]))
     await manager.wait_ended(record.id)
     assert await eventually(lambda: log_lines(manager, record.id) == ["first", "later"], 10)

@@ -1,5 +1,5 @@
-"""SPEC §8 through the real server and the official SDK client: the default folder (from
-roots, or the launch directory), slim answers, cheap and portable tool definitions, grep
+"""The agent's working set through the real server and the official SDK client: the default folder
+(from roots, or the launch directory), slim answers, cheap and portable tool definitions, grep
 answers in ``grep -n -C`` form, and the new wait, restart and start parameters."""
 
 from __future__ import annotations
@@ -89,6 +89,26 @@ async def test_a_client_without_roots_gets_the_launch_directory(tmp_path: Path) 
         assert (await pwd_of(client, cwd="sub"))[0] == str(tmp_path / "sub")
 
 
+async def test_the_first_start_after_initialize_runs_in_the_root(tmp_path: Path) -> None:
+    """A start sent right after initialize, while the client takes its time to answer
+    roots/list, waits for that answer (at most 1 s) instead of running in the launch
+    directory."""
+    project, launch = tmp_path / "project", tmp_path / "launch"
+    project.mkdir()
+    launch.mkdir()
+    asked = anyio.Event()
+
+    async def slowly(ctx: Any) -> types.ListRootsResult:
+        asked.set()
+        await anyio.sleep(0.5)
+        return types.ListRootsResult(roots=[types.Root(uri=project.as_uri())])
+
+    async with mcp_client(list_roots=slowly, cwd=str(launch)) as client:
+        with anyio.fail_after(10):
+            await asked.wait()  # the question is in flight
+        assert await pwd_of(client) == (str(project), [str(project)])  # no settle first
+
+
 async def test_roots_that_are_never_answered_never_delay_a_tool_call(tmp_path: Path) -> None:
     asked = anyio.Event()
 
@@ -102,7 +122,8 @@ async def test_roots_that_are_never_answered_never_delay_a_tool_call(tmp_path: P
             await asked.wait()
         began = time.monotonic()
         started = await client.ok("start", {"command": "pwd"})
-        assert time.monotonic() - began < 2  # the server gives roots 5 s: it did not wait
+        # The server gives roots 5 s; a start waits for them 1 s at most.
+        assert time.monotonic() - began < 3
         assert started["cwd"] == str(tmp_path)
         listed = await client.ok("list")
         assert [p["id"] for p in listed["processes"]] == [started["id"]]

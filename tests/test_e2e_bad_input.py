@@ -1,4 +1,4 @@
-"""SPEC §6: every malformed request gets a clear error and the server keeps serving."""
+"""Every malformed request gets a clear error and the server keeps serving."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_garbage_lines_on_stdin_do_not_kill_the_server() -> None:
         ]:
             server.send_line(garbage)
         result = server.call_tool("get-status", {"id": "abc"})
-        # SPEC §8: an unknown id is {id, status} and nothing else (no nulls, no events: []).
+        # An unknown id is {id, status} and nothing else (no nulls, no events: []).
         assert result["structuredContent"] == {"id": "abc", "status": "not-exists"}
         reply = server.request("no/such/method", {})
         assert "error" in reply

@@ -1,4 +1,4 @@
-"""get-log (SPEC §7.1) through the real server over stdio, on real processes."""
+"""get-log through the real server over stdio, on real processes."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ async def test_answer_fields_and_seed_calls() -> None:
             "totalLines": 3,
         }
         assert log["status"] == "exited"
-        # Slim (SPEC §8): fields at their default are left out, not sent as false/0/null.
+        # Slim: fields at their default are left out, not sent as false/0/null.
         assert set(log) == {
             "id",
             "status",
@@ -154,28 +154,56 @@ async def test_cap_drops_old_data_numbers_stay_and_since_into_dropped_is_flagged
 
 
 async def test_following_a_noisy_build_never_exceeds_max_bytes() -> None:
+    """Paging with since = nextCursor, each page within maxBytes, reads every line exactly
+    once: a page full of bytes ends at its last line (before, it kept its newest lines and
+    the cursor passed the rest)."""
     code = (
         "import sys\n"
-        "for i in range(30000):\n"
+        "for i in range(12000):\n"
         "    print(f'warning: unused variable x{i} ' + 'w' * (i % 200))\n"
-        "    if i % 5000 == 0: print('error: failed step', i, file=sys.stderr)\n"
+        "    if i % 2000 == 0: print('error: failed step', i, file=sys.stderr)\n"
     )
     async with mcp_client() as client:
         started = await client.ok("start", py(code))
-        cursor, errors = 0, []
+        cursor, errors, numbers = 0, [], []
         while True:
-            status = (await client.ok("get-status", {"id": started["id"]}))["status"]
             log = await client.ok(
                 "get-log",
-                {"id": started["id"], "since": cursor, "grep": "error|warning", "maxBytes": 2048},
+                {"id": started["id"], "since": cursor, "grep": "error|warning", "maxBytes": 8192},
             )
-            assert answer_bytes(log["lines"]) <= 2048
+            assert answer_bytes(log["lines"]) <= 8192
             # grep -n form: "N:" before each matching line (no context, so no "--")
             assert all(re.match(r"\d+:(error|warning)", line) for line in log["lines"])
+            numbers += [int(line.split(":", 1)[0]) for line in log["lines"]]
             errors += [line for line in log["lines"] if line.split(":", 1)[1].startswith("error")]
+            if log["lines"]:
+                assert log["nextCursor"] == int(log["lines"][-1].split(":", 1)[0])
             cursor = log["nextCursor"]
-            if status == "exited" and cursor == log["totalLines"]:
+            if log["status"] == "exited" and cursor == log["totalLines"]:
                 break
-        assert cursor == 30_006
+        assert cursor == 12_006
+        assert numbers == list(range(1, 12_007)) and len(errors) == 6
         only_errors = await client.ok("get-log", {"id": started["id"], "grep": "^error"})
         assert len(only_errors["lines"]) == 6
+
+
+async def test_a_burst_paged_with_since_is_read_whole() -> None:
+    """5,000 lines of 120 bytes, all stored, read with since = nextCursor and the default
+    limit and maxBytes: every line once (before: 2,705 of 5,000)."""
+    code = (
+        "import sys\n"
+        "sys.stdout.write(''.join(f'{i:05}: ' + 'x' * 113 + '\\n' for i in range(1, 5001)))"
+    )
+    async with mcp_client() as client:
+        started = await client.ok("start", py(code))
+        await wait_status(client, started["id"], {"exited"})
+        cursor, lines = 0, []
+        while True:
+            page = await client.ok("get-log", {"id": started["id"], "since": cursor})
+            assert "truncated" not in page and "omittedLines" not in page
+            lines += page["lines"]
+            if page["nextCursor"] == cursor:
+                break
+            assert page["nextCursor"] == page["lastLine"]
+            cursor = page["nextCursor"]
+        assert [int(line[:5]) for line in lines] == list(range(1, 5001))

@@ -94,7 +94,9 @@ async def test_signal_reaches_a_handler() -> None:
     code = (
         "import signal, time\n"
         "signal.signal(signal.SIGUSR1, lambda *_: print('got SIGUSR1', flush=True))\n"
-        "print('ready', flush=True)\n"
+        # one write: unbuffered print() writes 'ready' and '\n' apart, and a handler run
+        # between the two would land inside the line the test waits for
+        "import os; os.write(1, b'ready\\n')\n"
         "while True: time.sleep(1)\n"
     )
     async with mcp_client() as client:

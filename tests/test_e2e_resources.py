@@ -198,7 +198,7 @@ async def test_modern_era_client_opting_in_gets_exits_as_log_messages() -> None:
         started = await client.call_tool("start", {"command": "sh", "args": ["-c", "exit 6"]})
         pid = started.structured_content["id"]
         waited = await client.call_tool("wait", {"id": pid})
-        # The answer shows the exit itself, so 'events' does not repeat it (SPEC §8); the
+        # The answer shows the exit itself, so 'events' does not repeat it; the
         # log message still rides this answer.
         assert waited.structured_content["status"] == "crashed"
         assert "events" not in waited.structured_content

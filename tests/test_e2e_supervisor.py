@@ -1,4 +1,4 @@
-"""One supervisor for every session (SPEC §10), end to end: real servers (front-ends) over
+"""One supervisor for every session, end to end: real servers (front-ends) over
 stdio, the real supervisor they start, real processes.
 
 Sessions share a project folder's view, own what they start (stopped when the session ends,
@@ -14,13 +14,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import eventually, group_pids, tagged_processes, wait_until
 from support import SERVER_ARGV, RawServer, mcp_client, server_env, wait_status
 
 from process_mcp.supervisor.paths import SupervisorPaths
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.server_process]  # front-ends are processes
 
 SLEEP = {"command": "sleep", "args": ["300"]}
 # A leader, a grandchild, a setsid escapee and a double-forked daemon.
@@ -29,14 +30,14 @@ TREE = "sleep 300 & setsid sleep 301 & (setsid sleep 302 &); wait"
 
 def supervisor_pid() -> int:
     pid = SupervisorPaths.from_env().holder_pid()
-    assert pid is not None and Path(f"/proc/{pid}").exists(), "no supervisor runs"
+    assert pid is not None and psutil.pid_exists(pid), "no supervisor runs"
     return pid
 
 
 def command_line(pid: int) -> bytes:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return "\0".join(psutil.Process(pid).cmdline()).encode()
+    except (psutil.Error, OSError):
         return b""
 
 

@@ -50,7 +50,7 @@ async def test_dev_server_waited_on_by_pattern_port_and_url() -> None:
             assert answer["reason"] == reason
             assert answer["status"] == "running"
             assert answer["elapsedSeconds"] >= 0.5, "returned before the server was ready"
-            assert "tail" not in answer  # met: no tail unless asked (SPEC §8)
+            assert "tail" not in answer  # met: no tail unless asked
             # "starting up" is stored; the "ready on" line follows the bind, so a port or
             # url wait may answer before it is.
             assert answer["nextCursor"] >= (2 if reason == "pattern" else 1)
@@ -100,11 +100,14 @@ async def test_wait_without_condition_waits_for_the_end() -> None:
     # 2 s: the first start of a server answers in 0.6 s on a loaded machine (lazy set-up),
     # and the process must still run when the wait begins.
     async with mcp_client() as client:
-        started = await client.ok("start", {"command": "sh", "args": ["-c", "sleep 2; exit 4"]})
+        script = "sleep 2; seq 1 30; echo 'error: step 3 failed' >&2; exit 4"
+        started = await client.ok("start", {"command": "sh", "args": ["-c", script]})
         answer = await client.ok("wait", {"id": started["id"]})
         assert (answer["met"], answer["reason"]) == (True, "exited")
         assert (answer["status"], answer["exitCode"]) == ("crashed", 4)
         assert answer["elapsedSeconds"] >= 0.3
+        # A crash brings its reason, met or not: the newest 20 lines.
+        assert answer["tail"] == [*map(str, range(12, 31)), "error: step 3 failed"]
 
 
 async def test_progress_is_sent_about_once_a_second_with_a_token() -> None:
@@ -185,7 +188,7 @@ async def test_every_output_schema_declares_events() -> None:
     async with mcp_client() as client:
         for tool in (await client.session.list_tools()).tools:
             assert tool.output_schema["properties"]["events"]["type"] == "array", tool.name
-            # Left out when there is nothing to report, so not required (SPEC §8).
+            # Left out when there is nothing to report, so not required.
             assert "events" not in tool.output_schema.get("required", [])
 
 

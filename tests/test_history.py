@@ -1,4 +1,4 @@
-"""The history database: records and logs that outlive the supervisor (SPEC §11)."""
+"""The history database: records and logs that outlive the supervisor."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from process_mcp.core.history import (
     History,
     HistoryError,
     LogFacts,
-    Run,
+    PastRun,
 )
 from process_mcp.core.history.schema import MIGRATIONS, migrate, user_version
 from process_mcp.core.logs.query import LogQuery, run_query
@@ -25,7 +25,7 @@ from process_mcp.core.logs.store import LogStore
 SUP = "1234-abcd"
 
 
-def start(history: History, process_id: str = "abc123", **overrides: object) -> Run:
+def start(history: History, process_id: str = "abc123", **overrides: object) -> PastRun:
     fields: dict = {
         "command": "npm",
         "args": ["test"],
@@ -39,7 +39,7 @@ def start(history: History, process_id: str = "abc123", **overrides: object) -> 
     return run
 
 
-def write_log(run: Run, size: int) -> int:
+def write_log(run: PastRun, size: int) -> int:
     """A log store's files for ``run`` holding about ``size`` bytes; returns the exact size."""
     assert run.log_dir is not None
     store = LogStore(run.log_dir, max_bytes=1 << 30, max_line_bytes=1 << 16)
@@ -48,7 +48,7 @@ def write_log(run: Run, size: int) -> int:
     return store.size
 
 
-def end(history: History, run: Run, status: str = "exited", **overrides: object) -> None:
+def end(history: History, run: PastRun, status: str = "exited", **overrides: object) -> None:
     fields: dict = {"exit_code": 0 if status == "exited" else None, "signal": None}
     fields.update(overrides)
     history.record_end(run.id, status=status, **fields)

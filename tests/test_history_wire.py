@@ -1,4 +1,4 @@
-"""The manager's history (SPEC §11): runs and their logs outlive the manager that ran them,
+"""The manager's history: runs and their logs outlive the manager that ran them,
 within the disk cap. Real SQLite files in the test's state dir, real processes and servers."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from test_tree_ownership import sentinel_of
 from process_mcp.core import ProcessManager, Settings, StartFailed, Status, UnknownProcess
 from process_mcp.core.history import DB_NAME, RUNS_DIR, History
 from process_mcp.core.logs.query import LogQuery
-from process_mcp.core.options import StartOptions
+from process_mcp.core.options import StartOptions, StartRequest
 from process_mcp.supervisor.paths import SupervisorPaths
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +31,9 @@ async def test_a_run_and_its_log_outlive_the_manager(settings: Settings) -> None
     first = ProcessManager(settings)
     try:
         record = await first.start(
-            "sh", ["-c", "echo one; echo two >&2; exit 3"], options=StartOptions(label="job")
+            StartRequest(
+                "sh", ["-c", "echo one; echo two >&2; exit 3"], options=StartOptions(label="job")
+            )
         )
         await first.wait_ended(record.id)
         assert record.history is None  # nothing ran it before
@@ -61,7 +63,7 @@ async def test_a_run_and_its_log_outlive_the_manager(settings: Settings) -> None
 async def test_restart_continues_one_log_that_a_later_manager_reads(settings: Settings) -> None:
     first = ProcessManager(settings)
     try:
-        record = await first.start("sh", ["-c", "echo run"])
+        record = await first.start(StartRequest("sh", ["-c", "echo run"]))
         await first.wait_ended(record.id)
         directory = first.log(record.id).directory
         await first.restart(record.id)
@@ -92,26 +94,28 @@ async def test_start_answers_stats_of_earlier_runs(settings: Settings, tmp_path:
     script = ["-c", "[ -e flag ] && exit 0; touch flag; exit 2"]
     first = ProcessManager(settings)
     try:
-        crashed = await first.start("sh", script, cwd=str(tmp_path))
+        crashed = await first.start(StartRequest("sh", script, cwd=str(tmp_path)))
         await first.wait_ended(crashed.id)
         assert crashed.status is Status.CRASHED and crashed.history is None
     finally:
         await first.shutdown()
     second = ProcessManager(settings)
     try:
-        exited = await second.start("sh", script, cwd=str(tmp_path))
+        exited = await second.start(StartRequest("sh", script, cwd=str(tmp_path)))
         await second.wait_ended(exited.id)
         assert exited.history == {
             "runs": 1,
             "failures": 1,
             "medianSeconds": pytest.approx(0, abs=5),
         }
-        third = await second.start("sh", script, cwd=str(tmp_path))
+        third = await second.start(StartRequest("sh", script, cwd=str(tmp_path)))
         await second.wait_ended(third.id)
         assert third.history is not None
         assert (third.history["runs"], third.history["failures"]) == (2, 1)
         assert isinstance(third.history["medianSeconds"], float)
-        other = await second.start("sh", script, cwd=str(tmp_path / ".."))  # another cwd
+        other = await second.start(
+            StartRequest("sh", script, cwd=str(tmp_path / ".."))
+        )  # another cwd
         await second.wait_ended(other.id)
         assert other.history is None
     finally:
@@ -123,11 +127,11 @@ async def test_disk_cap_drops_the_oldest_ended_logs_and_keeps_records(
 ) -> None:
     manager = ProcessManager(dataclasses.replace(settings, disk_cap=6000))
     try:
-        old = await manager.start(sys.executable, ["-c", WRITE_4000])
+        old = await manager.start(StartRequest(sys.executable, ["-c", WRITE_4000]))
         await manager.wait_ended(old.id)
         old_dir = manager.log(old.id).directory
         assert (await manager.read_log(old.id, LogQuery())).total_lines == 40
-        new = await manager.start(sys.executable, ["-c", WRITE_4000])
+        new = await manager.start(StartRequest(sys.executable, ["-c", WRITE_4000]))
         await manager.wait_ended(new.id)
         # 2 x 4040 bytes > 6000: the older log goes, in the live table too.
         assert await eventually(lambda: manager.log(old.id).size == 0, 10)
@@ -151,7 +155,7 @@ async def test_disk_cap_drops_the_oldest_ended_logs_and_keeps_records(
 async def test_remove_deletes_the_log_and_keeps_the_record(settings: Settings) -> None:
     first = ProcessManager(settings)
     try:
-        record = await first.start("sh", ["-c", "echo bye"])
+        record = await first.start(StartRequest("sh", ["-c", "echo bye"]))
         await first.wait_ended(record.id)
         directory = first.log(record.id).directory
         await first.remove(record.id)
@@ -179,7 +183,7 @@ async def test_a_broken_database_never_stops_the_manager(
     try:
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == 1 and DB_NAME in warnings[0] and "without history" in warnings[0]
-        record = await manager.start("sh", ["-c", "echo still works"])
+        record = await manager.start(StartRequest("sh", ["-c", "echo still works"]))
         await manager.wait_ended(record.id)
         assert (await manager.read_log(record.id, LogQuery())).lines == ["still works"]
         assert manager.log(record.id).directory.is_relative_to(manager.instance_dir)
@@ -284,7 +288,7 @@ async def test_a_failed_restart_leaves_no_run_and_the_log_droppable(
     folder.mkdir()
     manager = ProcessManager(settings)
     try:
-        record = await manager.start("sh", ["-c", "echo once"], cwd=str(folder))
+        record = await manager.start(StartRequest("sh", ["-c", "echo once"], cwd=str(folder)))
         await manager.wait_ended(record.id)
         folder.rmdir()
         with pytest.raises(StartFailed, match="does not exist"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TAG_VAR
 from support import HttpServer, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,8 +48,21 @@ def inspect(*args: str, expect_error: bool = False) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def isolation_flags() -> list[str]:
+    """The Inspector gives a stdio server only a few safe variables (HOME, PATH, ...): pass
+    the test's own folders, idle timeout and tag with ``-e``, so the supervisor that server
+    starts is this test's (found by the leftover check, gone 0.5 s after it)."""
+    names = ("PROCESS_MCP_STATE_DIR", "PROCESS_MCP_RUNTIME_DIR", "PROCESS_MCP_SUPERVISOR_IDLE")
+    flags: list[str] = []
+    for name in (*names, TAG_VAR):
+        flags += ["-e", f"{name}={os.environ[name]}"]
+    return flags
+
+
 def test_inspector_lists_tools_over_stdio() -> None:
-    listed = inspect(sys.executable, "-m", "process_mcp", "--method", "tools/list")
+    listed = inspect(
+        *isolation_flags(), sys.executable, "-m", "process_mcp", "--method", "tools/list"
+    )
     names = {tool["name"] for tool in listed["tools"]}
     assert names >= {"start", "stop", "get-status", "get-log", "list", "get-pid", "remove"}
     start = next(tool for tool in listed["tools"] if tool["name"] == "start")
@@ -141,7 +155,7 @@ def test_inspector_waits_for_a_dev_server_and_for_a_crash_over_http() -> None:
         assert "EADDRINUSE" in answer["tail"]
         assert answer["elapsedSeconds"] < 5
         assert answer["status"] == "crashed"
-        # The answer shows the crash itself, so its 'events' never repeat it (SPEC §8).
+        # The answer shows the crash itself, so its 'events' never repeat it.
         assert [e for e in answer.get("events", []) if e["id"] == doomed_id] == []
     finally:
         server.close()

@@ -80,12 +80,38 @@ def test_default_max_bytes_keeps_the_newest_lines(tmp_path: Path) -> None:
     assert answer.numbers == list(range(100_001 - len(answer.lines), 100_001))
 
 
-def test_max_bytes_on_since_keeps_newest_of_the_page(tmp_path: Path) -> None:
+def test_max_bytes_on_since_ends_the_page_at_its_last_line(tmp_path: Path) -> None:
     log = numbered(tmp_path, 1000)
     answer = ask(log, since=0, limit=500, max_bytes=1000)
-    assert answer.lines[-1] == "line 500" and answer.next_cursor == 500
+    assert answer.lines[0] == "line 1" and answer.next_cursor == answer.numbers[-1] < 500
     assert budget_bytes(answer.lines) <= 1000
-    assert answer.omitted_lines == 500 - len(answer.lines) and answer.truncated
+    assert answer.omitted_lines == 0 and not answer.truncated  # nothing left out: page on
+
+
+def follow_pages(log: LogStore, cursor: int = 0, **query) -> tuple[list[int], int]:
+    """Every line number read by paging with ``since = nextCursor`` until the log ends."""
+    seen: list[int] = []
+    while True:
+        page = ask(log, since=cursor, **query)
+        seen += page.numbers
+        assert page.next_cursor >= cursor
+        if page.next_cursor == cursor or page.next_cursor >= page.last_stored:
+            return seen, page.next_cursor
+        assert page.next_cursor == page.numbers[-1]  # the last line actually returned
+        cursor = page.next_cursor
+
+
+def test_a_burst_paged_with_since_is_read_whole_each_line_once(tmp_path: Path) -> None:
+    """5,000 lines of 120 bytes (all stored) read in pages of the default 64 KiB budget:
+    before, each page kept its newest lines and the cursor passed the rest (2,705 of
+    5,000 read)."""
+    log = LogStore(tmp_path / "log", 1 << 24, 64 * 1024)
+    body = b"x" * 113
+    log.append("stdout", b"".join(b"%05d: %s\n" % (i, body) for i in range(1, 5001)))
+    seen, cursor = follow_pages(log)
+    assert seen == list(range(1, 5001)) and cursor == 5000
+    seen, _ = follow_pages(log, 4500, limit=100_000, max_bytes=256)  # one line per page
+    assert seen == list(range(4501, 5001))
 
 
 def test_streams_are_filtered_and_interleaving_kept(tmp_path: Path) -> None:
@@ -141,6 +167,16 @@ def test_invalid_regex_is_quoted() -> None:
         LogQuery(grep="(unclosed")
 
 
+def test_invalid_regex_error_shows_the_pattern_as_typed() -> None:
+    """RE2 quotes the pattern it compiled, with the internal '(?m)' in front: the error
+    shows the user's pattern instead (and a '(?m)' the user typed stays)."""
+    with pytest.raises(InvalidRequest) as refused:
+        LogQuery(grep="(oops")
+    assert "(?m)" not in str(refused.value) and "missing ): (oops." in str(refused.value)
+    with pytest.raises(InvalidRequest, match=r"missing \): \(\?m\)\(x\."):
+        LogQuery(grep="(?m)(x")
+
+
 def test_context_without_grep_is_an_error() -> None:
     with pytest.raises(InvalidRequest, match="'context'"):
         LogQuery(context=2)
@@ -153,6 +189,17 @@ def test_ansi_and_progress_are_cleaned_unless_raw(tmp_path: Path) -> None:
     assert ask(log).lines == ["red text", "100%", "crlf", "ok"]
     assert ask(log, raw=True).lines[:2] == ["\x1b[31mred\x1b[0m text", "10%\r50%\r100%"]
     assert ask(log, grep="^red text$").numbers == [1]
+
+
+def test_charset_screen_and_c1_escapes_are_cleaned_too(tmp_path: Path) -> None:
+    """ESC ( 0 (line drawing), ESC # 8 (fill the screen with E), ESC c (reset), ESC 7,
+    the C1 CSI and OSC (U+009B, U+009D, in UTF-8) and an OSC 52 clipboard write: all
+    removed unless raw; "ě" (whose UTF-8 ends in byte 0x9b) is left alone."""
+    log = LogStore(tmp_path / "log", 1 << 20, 1024)
+    written = "\x1b(0lqk\x1b(B \x1b#8\x1bc\x1b7ok\u009b2J \u009d2;t\u009c \x1b]52;c;eA==\x07ě\n"
+    log.append("stdout", written.encode())
+    assert ask(log).lines == ["lqk ok  ě"]
+    assert ask(log, raw=True).lines == [written[:-1]]
 
 
 def test_invalid_utf8_is_replaced(tmp_path: Path) -> None:
@@ -191,16 +238,23 @@ def test_search_lines_from_a_line_number(tmp_path: Path) -> None:
 
 def test_noisy_build_followed_with_since_and_grep_stays_under_max_bytes(tmp_path: Path) -> None:
     log = LogStore(tmp_path / "log", 1 << 24, 64 * 1024)
-    cursor, seen = 0, []
-    for round_ in range(20):
+    cursor, seen, numbers = 0, [], []
+    for round_ in range(5):
         log.append("stdout", b"".join(b"warning: noisy %d-%d\n" % (round_, i) for i in range(3000)))
         log.append("stderr", b"error: " + b"z" * 5000 + b"\n")
-        answer = ask(log, since=cursor, grep="warning|error", max_bytes=4096, limit=10_000)
-        assert budget_bytes(answer.lines) <= 4096
-        assert answer.next_cursor > cursor
+        while True:  # page until this round's output is read
+            answer = ask(log, since=cursor, grep="warning|error", max_bytes=4096, limit=10_000)
+            assert budget_bytes(answer.lines) <= 4096
+            assert answer.next_cursor > cursor or not answer.lines
+            seen += answer.lines
+            numbers += answer.numbers
+            if answer.next_cursor == cursor or answer.next_cursor >= answer.last_stored:
+                break
+            cursor = answer.next_cursor
         cursor = answer.next_cursor
-        seen.append(answer.lines[-1])
-    assert all(line.startswith("error: ") for line in seen)
+    assert sum(line.startswith("error: ") for line in seen) == 5
+    assert sum(line.startswith("warning: ") for line in seen) == 5 * 3000
+    assert numbers == list(range(1, 5 * 3001 + 1))  # every line, each once, in order
 
 
 @pytest.mark.parametrize(
@@ -302,7 +356,16 @@ def test_since_stream_grep_context_and_budget_together(tmp_path: Path) -> None:
     assert full.numbers[-1] == 400 and full.next_cursor == 400
     # The budget counts the grep -n -C form: "398-err 199", "400:err 200 FAIL", and room
     # for a "--" line before each.
+    # A page read with since ends at its last line ("198-err 99", "200:err 100 FAIL", and
+    # room for a "--" line before each); the next one starts after it.
     cut = ask(log, since=150, stream="stderr", grep="FAIL", context=1, max_bytes=35)
-    assert cut.lines == ["err 199", "err 200 FAIL"] and cut.numbers == [398, 400]
-    assert cut.omitted_lines == 6 and cut.truncated
+    assert cut.lines == ["err 99", "err 100 FAIL"] and cut.numbers == [198, 200]
+    assert cut.next_cursor == 200 and cut.omitted_lines == 0
     assert budget_bytes(grep_listing(cut, separate=True)) <= 35
+    matches, cursor = [], 150
+    while cursor < 400:
+        page = ask(log, since=cursor, stream="stderr", grep="FAIL", context=1, max_bytes=35)
+        assert budget_bytes(grep_listing(page, separate=True)) <= 35
+        matches += [n for n, hit in zip(page.numbers, page.hits, strict=True) if hit]
+        cursor = page.next_cursor
+    assert matches == [200, 300, 400]  # every match once

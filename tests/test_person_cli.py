@@ -1,4 +1,4 @@
-"""The person's commands (SPEC §11) as a person runs them: ``process-mcp <command>`` as a
+"""The person's commands as a person runs them: ``process-mcp <command>`` as a
 subprocess against a real supervisor (this test's own runtime folder), real processes,
 ``top`` in a real terminal (tmux)."""
 

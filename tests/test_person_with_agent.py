@@ -1,4 +1,4 @@
-"""The person and the agent share one view (SPEC §10-§11): an agent's process (MCP over
+"""The person and the agent share one view: an agent's process (MCP over
 stdio, through the supervisor) is in ``process-mcp ps`` and ``logs``; the person's
 ``stop`` reaches the agent as ``stopped`` with an ``events`` entry; a process the person
 starts is in the agent's ``list``. Real server, real supervisor, CLI as a subprocess."""

@@ -5,54 +5,43 @@ environment a child gets, and the front-end's record mirror."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from conftest import eventually, group_pids
+from support import service_session, service_supervisor
 
-from process_mcp.core import Settings
+from process_mcp.core import ProcessRecord
 from process_mcp.core.errors import InvalidRequest, UnknownProcess
 from process_mcp.core.logs.query import LogQuery
+from process_mcp.core.options import StartRequest
 from process_mcp.core.waiting import WaitCondition
-from process_mcp.supervisor.client import SupervisorClient
-from process_mcp.supervisor.paths import SupervisorPaths
+from process_mcp.supervisor.protocol.documents import Entry, RecordDoc
 from process_mcp.supervisor.remote import RecordMirror, RemoteManager
-from process_mcp.supervisor.server import SupervisorServer
-from process_mcp.supervisor.service import ProcessService
+from process_mcp.supervisor.transport import SupervisorServer
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def supervisor(tmp_path: Path) -> AsyncIterator[SupervisorServer]:
-    settings = Settings(state_dir=tmp_path / "state", stop_grace=1.0, exit_drain_grace=0.5)
-    paths = SupervisorPaths(runtime_dir=tmp_path / "run", state_dir=tmp_path / "state")
-    server = SupervisorServer(ProcessService(settings), paths)
-    try:
+    async with service_supervisor(tmp_path) as server:
         yield server
-    finally:
-        await server.close()
 
 
 async def session(server: SupervisorServer, folder: Path) -> RemoteManager:
     """A front-end's session whose default folder is ``folder``, with its own mirror."""
-    remote = RemoteManager(RecordMirror(), folder_fallback=lambda: str(folder))
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    await server.connect_local(theirs)
-    remote.client = await SupervisorClient.connect(ours, kind="test", on_event=remote.on_event)
-    await remote.snapshot()
-    return remote
+    return await service_session(server, folder)
 
 
 async def test_a_closed_session_stops_what_it_owns_and_nothing_else(
     supervisor: SupervisorServer, tmp_path: Path
 ) -> None:
     alice, bob = await session(supervisor, tmp_path), await session(supervisor, tmp_path)
-    owned = await alice.start("sleep", ["300"])
-    kept = await alice.start("sleep", ["300"], keep=True)
-    others = await bob.start("sleep", ["300"])
+    owned = await alice.start(StartRequest("sleep", ["300"]))
+    kept = await alice.start(StartRequest("sleep", ["300"], keep=True))
+    others = await bob.start(StartRequest("sleep", ["300"]))
     assert {p["id"]: p["owner"] for p in await bob.listed()} == {
         owned.id: "other",
         kept.id: "kept",
@@ -73,7 +62,7 @@ async def test_restarting_a_process_whose_session_ended_takes_it_over(
     supervisor: SupervisorServer, tmp_path: Path
 ) -> None:
     alice, bob = await session(supervisor, tmp_path), await session(supervisor, tmp_path)
-    started = await alice.start("sleep", ["300"])
+    started = await alice.start(StartRequest("sleep", ["300"]))
     await alice.end_session()
     assert bob.get(started.id).status.value == "stopped"
     again = await bob.restart(started.id)
@@ -89,9 +78,9 @@ async def test_list_is_scoped_to_the_default_folder_unless_all(
     (tmp_path / "two").mkdir()
     one = await session(supervisor, tmp_path / "one")
     two = await session(supervisor, tmp_path / "two")
-    here = await one.start("true")
-    deeper = await one.start("true", cwd="deep")
-    there = await two.start("true")
+    here = await one.start(StartRequest("true"))
+    deeper = await one.start(StartRequest("true", cwd="deep"))
+    there = await two.start(StartRequest("true"))
     assert deeper.cwd == str((tmp_path / "one" / "deep").resolve())
     assert {p["id"] for p in await one.listed()} == {here.id, deeper.id}
     assert {p["id"] for p in await two.listed()} == {there.id}
@@ -111,7 +100,7 @@ async def test_exits_reach_the_sessions_concerned_in_their_next_answer(
         remote.digest_listeners.append(
             lambda records, _, n=name: digests[n].extend(r.id for r in records)
         )
-    started = await alice.start("sh", ["-c", "exit 3"])
+    started = await alice.start(StartRequest("sh", ["-c", "exit 3"]))
     assert await eventually(lambda: heard["alice"] == [started.id], timeout=10)
     assert bob.get(started.id).status.value == "crashed"  # bob's mirror follows anyway
     with pytest.raises(UnknownProcess):
@@ -139,7 +128,11 @@ async def test_a_child_gets_the_front_ends_environment_not_the_supervisors(
         "FRONT": "end",
     }
     started = await remote.start(
-        "sh", ["-c", "echo ${FRONT}-${EXTRA}-${ONLY_IN_THE_SUPERVISOR:-absent}"], env={"EXTRA": "x"}
+        StartRequest(
+            "sh",
+            ["-c", "echo ${FRONT}-${EXTRA}-${ONLY_IN_THE_SUPERVISOR:-absent}"],
+            env={"EXTRA": "x"},
+        )
     )
     outcome = await remote.wait_for(started.id, WaitCondition(), 10, tail_lines=5)
     assert outcome.met and outcome.tail == ["end-x-absent"]
@@ -154,7 +147,7 @@ async def test_core_errors_cross_the_wire_as_themselves(
     supervisor: SupervisorServer, tmp_path: Path
 ) -> None:
     remote = await session(supervisor, tmp_path)
-    await remote.start("sleep", ["300"], options=None)
+    await remote.start(StartRequest("sleep", ["300"]))
     with pytest.raises(UnknownProcess, match="'nope00'"):
         await remote.read_log("nope00", LogQuery())
     with pytest.raises(InvalidRequest, match="SIGFOO"):
@@ -169,9 +162,9 @@ def test_the_mirror_never_goes_back_in_time() -> None:
     mirror.ended_listeners.append(lambda record: ended.append(record.status.value))
     mirror.list_listeners.append(lambda: listed.append(len(mirror.records())))
 
-    def entry(status: str, rev: int) -> dict[str, object]:
-        record = {"id": "abc123", "command": "sleep", "args": ["1"], "cwd": "/", "pid": 7}
-        return {"record": {**record, "status": status}, "rev": rev}
+    def entry(status: str, rev: int) -> Entry:
+        record = ProcessRecord("abc123", "sleep", ["1"], "/", {}, False, pid=7)
+        return Entry(RecordDoc.from_public({**record.public(), "status": status}), rev)
 
     mirror.apply(entry("running", 1))
     mirror.apply(entry("exited", 3))

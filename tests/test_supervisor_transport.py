@@ -36,6 +36,7 @@ from process_mcp.supervisor.client import (
 from process_mcp.supervisor.echo import EchoHandler
 from process_mcp.supervisor.paths import SupervisorPaths
 from process_mcp.supervisor.protocol import (
+    PROTOCOL_VERSION,
     Event,
     Hello,
     MessageTooLarge,
@@ -47,7 +48,7 @@ from process_mcp.supervisor.protocol import (
     read_line,
     to_wire,
 )
-from process_mcp.supervisor.server import AlreadyRunning, SupervisorServer
+from process_mcp.supervisor.transport import AlreadyRunning, SupervisorServer
 
 pytestmark = pytest.mark.anyio
 
@@ -144,7 +145,7 @@ def test_encode_refuses_oversize_and_unencodable_values() -> None:
         encode({"id": 1, "op": "echo", "args": {"x": "y" * 200}}, max_bytes=100)
     with pytest.raises(ProtocolError, match="cannot be encoded"):
         encode({"x": float("nan")})
-    with pytest.raises(ProtocolError, match="hello 'pid' must be an integer"):
+    with pytest.raises(ProtocolError, match="hello: 'pid' must be a whole number, got '42'"):
         decode(b'{"hello": {"version": "1", "kind": "x", "pid": "42"}}')
 
 
@@ -357,13 +358,13 @@ async def test_a_client_that_stops_reading_is_disconnected_not_waited_for(
 ) -> None:
     handler = EchoHandler()
     async with SupervisorServer(handler, paths, max_message_bytes=1024) as server:
-        assert server.max_pending_bytes == 8192
+        assert server.max_pending_bytes == 2048  # twice the message limit
         reader, writer = await raw_connect(paths)
         try:
             writer.write(hello_line())
             assert "welcome" in json.loads(await reader.readline())
             writer.write(encode({"id": 1, "op": "emit", "args": {"count": 50000}}))
-            # We never read: far more than the socket buffer plus 8 KiB piles up.
+            # We never read: far more than the socket buffer plus 2 KiB piles up.
             assert await eventually(lambda: handler.closed == ["s1"], timeout=10)
             async with await SupervisorClient.connect(paths.socket, kind="test") as other:
                 assert (await other.request("ping"))["pong"] is True
@@ -511,8 +512,8 @@ async def test_a_busy_supervisor_of_another_version_gives_a_clear_error(
         with pytest.raises(VersionMismatch) as mismatch:
             await ensure_supervisor("mcp-stdio", paths=paths, version="9.9.9")
         text = str(mismatch.value)
-        assert f"runs version {__version__} (protocol 1)" in text
-        assert "this mcp-stdio is version 9.9.9 (protocol 1)" in text
+        assert f"runs version {__version__} (protocol {PROTOCOL_VERSION})" in text
+        assert f"this mcp-stdio is version 9.9.9 (protocol {PROTOCOL_VERSION})" in text
         assert f"kill {first.supervisor_pid}" in text and "1 other session" in text
         assert not mismatch.value.retiring
         assert (await first.request("ping"))["pong"] is True

@@ -17,6 +17,7 @@ from conftest import eventually, tagged_processes, wait_until
 from support import RawServer, call_over_http, mcp_client
 
 from process_mcp.core import ProcessManager, Settings, Status
+from process_mcp.core.options import StartRequest
 from process_mcp.core.spawn import fdlimit
 from process_mcp.core.trees import proc
 from process_mcp.supervisor.paths import SupervisorPaths
@@ -64,7 +65,7 @@ def sentinel_of(server_pid: int) -> int | None:
 
 # ------------------------------------------------------------------ stop
 async def test_stop_ends_setsid_escapee_and_double_forked_daemon(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", ESCAPEES])
+    record = await manager.start(StartRequest("sh", ["-c", ESCAPEES]))
 
     def escaped() -> bool:
         # three processes in three sessions (the leader's and two escaped ones), and the
@@ -82,7 +83,7 @@ async def test_stop_ends_setsid_escapee_and_double_forked_daemon(manager: Proces
 
 
 async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "(setsid sleep 300 &); echo forked"])
+    record = await manager.start(StartRequest("sh", ["-c", "(setsid sleep 300 &); echo forked"]))
     await manager.wait_ended(record.id)
     assert record.status is Status.EXITED
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
@@ -93,7 +94,7 @@ async def test_stop_of_an_ended_process_ends_the_daemon_it_left(manager: Process
 
 
 async def test_remove_ends_the_daemon_an_ended_process_left(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", "(setsid sleep 300 &)"])
+    record = await manager.start(StartRequest("sh", ["-c", "(setsid sleep 300 &)"]))
     await manager.wait_ended(record.id)
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     daemon = manager.tree_pids(record.id)[0]
@@ -103,7 +104,7 @@ async def test_remove_ends_the_daemon_an_ended_process_left(manager: ProcessMana
 
 async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> None:
     manager = ProcessManager(settings)
-    record = await manager.start("sh", ["-c", "(setsid sleep 300 &)"])
+    record = await manager.start(StartRequest("sh", ["-c", "(setsid sleep 300 &)"]))
     await manager.wait_ended(record.id)
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     daemon = manager.tree_pids(record.id)[0]
@@ -112,7 +113,7 @@ async def test_shutdown_ends_daemons_of_ended_processes(settings: Settings) -> N
 
 
 async def test_stop_escalates_for_a_sigterm_ignoring_escapee(manager: ProcessManager) -> None:
-    record = await manager.start("sh", ["-c", f"setsid sh -c {STUBBORN!r} & wait"])
+    record = await manager.start(StartRequest("sh", ["-c", f"setsid sh -c {STUBBORN!r} & wait"]))
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 2, 10)
     [escapee] = [pid for pid in manager.tree_pids(record.id) if pid != record.pid]
     assert await eventually(lambda: ignores_sigterm(escapee), 10)
@@ -126,7 +127,7 @@ async def test_stop_escalates_for_a_sigterm_ignoring_escapee(manager: ProcessMan
 
 async def test_shutdown_escalates_for_a_sigterm_ignoring_daemon(settings: Settings) -> None:
     manager = ProcessManager(settings)
-    record = await manager.start("sh", ["-c", f"(setsid sh -c {STUBBORN!r} &)"])
+    record = await manager.start(StartRequest("sh", ["-c", f"(setsid sh -c {STUBBORN!r} &)"]))
     await manager.wait_ended(record.id)
     assert await eventually(lambda: len(manager.tree_pids(record.id)) == 1, 10)
     [daemon] = manager.tree_pids(record.id)
@@ -135,6 +136,7 @@ async def test_shutdown_escalates_for_a_sigterm_ignoring_daemon(settings: Settin
     assert proc.read_proc(daemon) is None
 
 
+@pytest.mark.server_process  # counts the server among the processes left
 async def test_e2e_stop_says_the_tree_is_gone(no_leftover_processes: str) -> None:
     async with mcp_client() as client:
         started = await client.ok("start", {"command": "sh", "args": ["-c", ESCAPEES]})
@@ -152,7 +154,7 @@ async def test_e2e_stop_says_the_tree_is_gone(no_leftover_processes: str) -> Non
 async def test_each_process_is_recorded_with_a_start_window_holding_its_start(
     manager: ProcessManager,
 ) -> None:
-    record = await manager.start("sleep", ["300"])
+    record = await manager.start(StartRequest("sleep", ["300"]))
     actual = proc.read_proc(record.pid).start_ticks
     records = manager.instance_dir / "processes.jsonl"
     assert await eventually(records.exists, 5)  # written in a batch, 20 ms after
@@ -329,7 +331,7 @@ def test_1000_starts_of_true_leave_no_zombie(no_leftover_processes: str) -> None
             server.call_tool("start", {"command": "true"})
 
         def all_exited() -> bool:
-            listed = server.call_tool("list", {})["structuredContent"]["processes"]
+            listed = server.call_tool("list", {"ended": 1000})["structuredContent"]["processes"]
             return len(listed) == 1000 and all(p["status"] == "exited" for p in listed)
 
         assert wait_until(all_exited, 30, interval=0.2)
@@ -362,7 +364,7 @@ async def test_a_server_run_by_a_server_is_owned_by_both(
             return found[0].split("serving MCP at ")[1].split()[0] if found else None
 
         assert await eventually(inner_url, 20, interval=0.1)
-        # keep: the HTTP session that starts it ends right after (SPEC §10 would stop it)
+        # keep: the HTTP session that starts it ends right after (which would stop it)
         await call_over_http(
             inner_url(), "t0k", "start", {"command": "sh", "args": ["-c", ESCAPEES], "keep": True}
         )

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 from support import Client, RawServer
 
-PING_LIMIT = 0.1  # seconds: SPEC §9, the server answers ping within 100 ms during any attack
+PING_LIMIT = 0.1  # seconds: the server answers ping within 100 ms during any attack
 PING_EVERY = 0.02
 
 

@@ -16,6 +16,7 @@ from support import RawServer, mcp_client, wait_status
 
 from process_mcp.core import InvalidRequest, ProcessManager, limits
 from process_mcp.core.logs.format import split_cut_marker
+from process_mcp.core.options import StartRequest
 
 pytestmark = pytest.mark.anyio
 
@@ -42,16 +43,14 @@ async def test_start_caps_refuse_with_short_clear_errors() -> None:
         assert (await client.ok("list"))["processes"] == []
 
 
-async def test_processes_kept_are_capped(manager: ProcessManager, monkeypatch) -> None:
+async def test_processes_running_are_capped(manager: ProcessManager, monkeypatch) -> None:
     monkeypatch.setattr(limits, "MAX_PROCESSES", 2)
     for _ in range(2):
-        await manager.start("true")
-    with pytest.raises(InvalidRequest, match=r"2 processes are kept .* limit is 2; 'remove'"):
-        await manager.start("true")
-    ended = manager.records()[0]
-    await manager.wait_ended(ended.id)
-    await manager.remove(ended.id)
-    await manager.start("true")  # room again
+        await manager.start(StartRequest("sleep", ("300",)))
+    with pytest.raises(InvalidRequest, match=r"2 processes are running, .* limit is 2; 'stop'"):
+        await manager.start(StartRequest("true"))
+    await manager.stop(manager.records()[0].id)
+    await manager.start(StartRequest("true"))  # room again: ended ones do not count
 
 
 async def test_max_bytes_is_capped_at_one_mib() -> None:

@@ -68,6 +68,7 @@ async def test_stop_ends_a_pid_hopping_tree_and_says_so_truthfully(tmp_path: Pat
             assert stopped["treeGone"] is True and stopped.get("survivors", []) == []
 
 
+@pytest.mark.server_process  # the server process exits
 async def test_server_exit_ends_a_pid_hopping_tree(tmp_path: Path) -> None:
     beat = tmp_path / "beat"
     async with mcp_client() as client:

@@ -1,4 +1,4 @@
-"""HTTP sessions (SPEC §9): a session that closes or goes idle past the timeout is forgotten
+"""HTTP sessions: a session that closes or goes idle past the timeout is forgotten
 with everything kept for it; abandoned sessions do not slow the server down; the
 capabilities advertised over HTTP are those advertised over stdio."""
 

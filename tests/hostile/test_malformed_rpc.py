@@ -1,4 +1,4 @@
-"""Malformed JSON-RPC (SPEC §9): every request with an id gets an answer, -32700 or -32600,
+"""Malformed JSON-RPC: every request with an id gets an answer, -32700 or -32600,
 with its id when one can be read; a call before ``initialize`` is told "not initialized";
 the server answers ``ping`` within 100 ms after each."""
 
@@ -42,11 +42,22 @@ def ping_ms(server: RawServer) -> float:
     return best_ms(lambda: server.request("ping"))
 
 
+def own_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A module-wide server's own state and supervisor folders: it is started before any
+    test sets them (and would otherwise meet the user's supervisor, which idles for 10
+    minutes), and its supervisor idles out as a test's does."""
+    return {
+        "PROCESS_MCP_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+        "PROCESS_MCP_RUNTIME_DIR": str(tmp_path_factory.mktemp("run")),
+        "PROCESS_MCP_SUPERVISOR_IDLE": "0.5",
+    }
+
+
 @pytest.fixture(scope="module")
 def stdio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawServer]:
     """One server for every garbage line (none changes its state): starting one per case
     would cost seconds each."""
-    server = RawServer(PROCESS_MCP_STATE_DIR=str(tmp_path_factory.mktemp("state")))
+    server = RawServer(**own_folders(tmp_path_factory))
     try:
         server.initialize()
         yield server
@@ -56,7 +67,7 @@ def stdio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawServer
 
 @pytest.fixture(scope="module")
 def http_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpSession]:
-    server = HttpServer("tok-malformed", PROCESS_MCP_STATE_DIR=str(tmp_path_factory.mktemp("s")))
+    server = HttpServer("tok-malformed", **own_folders(tmp_path_factory))
     session = HttpSession(server.url, server.token)
     try:
         yield session

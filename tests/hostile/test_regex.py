@@ -20,6 +20,7 @@ LINES = 100_000
 PRINT_EVIL = f"import sys; sys.stdout.write(('a' * 36 + '!\\n') * {LINES}); print('done')"
 
 
+@pytest.mark.server_process  # pings time the server alone, not the client too
 async def test_catastrophic_grep_answers_at_once_and_ping_meanwhile() -> None:
     async with mcp_client() as client:
         started = await client.ok("start", {"command": sys.executable, "args": ["-c", PRINT_EVIL]})
@@ -37,6 +38,7 @@ async def test_catastrophic_grep_answers_at_once_and_ping_meanwhile() -> None:
         assert_responsive(pings)
 
 
+@pytest.mark.server_process  # pings time the server alone, not the client too
 async def test_catastrophic_wait_pattern_times_out_normally() -> None:
     async with mcp_client() as client:
         started = await client.ok(

@@ -1,4 +1,4 @@
-"""Binding beyond loopback (SPEC §9): refused without ``--allow-remote``; with it, the
+"""Binding beyond loopback: refused without ``--allow-remote``; with it, the
 Host/Origin checks (DNS-rebinding protection) stay on for the names given. A loopback
 address other than 127.0.0.1 keeps them too."""
 

@@ -1,4 +1,4 @@
-"""Start-up faults (SPEC §9): an unusable state dir, an address in use or out of range, a
+"""Start-up faults: an unusable state dir, an address in use or out of range, a
 bad flag or ``PROCESS_MCP_*`` variable → one clear line on stderr, a non-zero exit status,
 no traceback, and nothing left running."""
 
@@ -108,10 +108,15 @@ def test_bad_log_level() -> None:
         ("PROCESS_MCP_STOP_GRACE", "soon"),
         ("PROCESS_MCP_LOG_MAX_BYTES", "12"),
         ("PROCESS_MCP_HTTP_SESSION_IDLE", "-5"),
+        ("PROCESS_MCP_SUPERVISOR_IDLE", "soon"),
+        ("PROCESS_MCP_CGROUPS", "maybe"),
+        ("PROCESS_MCP_DISK_CAP", "lots"),
     ],
 )
 def test_bad_variable(variable: str, value: str) -> None:
-    assert_one_line_refusal(run_server(SERVER, **{variable: value}), variable)
+    result = run_server(SERVER, **{variable: value})
+    assert_one_line_refusal(result, f"{variable}={value!r}")
+    assert result.returncode == 2
 
 
 def test_unknown_flag() -> None:

@@ -58,7 +58,8 @@ def test_a_flood_on_a_full_disk_is_reported_and_keeps_running(small_disk: Path) 
         log = server.call_tool("get-log", {"id": process_id})["structuredContent"]
         assert log["lostBytes"] > 0, log
         assert "could not be stored (No space left on device)" in log["notice"], log["notice"]
-        assert "FINAL-LINE" not in log["lines"]  # it was lost, and the answer says so
+        # FINAL-LINE itself may be stored (the disk can free up meanwhile, e.g. SQLite
+        # truncating its journal): what must hold is that the loss is said, above.
         for _ in range(2):  # reading again reports it again; stderr says it once
             assert server.call_tool("get-log", {"id": process_id})["structuredContent"]["lostBytes"]
         server.close_stdin()

@@ -1,4 +1,4 @@
-"""The HTTP bearer token and the ownership token (SPEC §9): never on a command line (which
+"""The HTTP bearer token and the ownership token: never on a command line (which
 every local user can read), never inherited by a child, never printed unless generated."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def as_other_user(*argv: str) -> subprocess.CompletedProcess[bytes]:
 
 def managers_of(server_pid: int) -> list[int]:
     """The processes running the process manager for this server: the server itself, and
-    its supervisor when it is a front-end of one (the default; SPEC §10)."""
+    its supervisor when it is a front-end of one (the default)."""
     supervisor = SupervisorPaths.from_env().holder_pid()
     alive = supervisor is not None and Path(f"/proc/{supervisor}").exists()
     return [server_pid, supervisor] if alive and supervisor is not None else [server_pid]

@@ -23,3 +23,24 @@ class ProcessRunning(ProcessError):
 
 class InvalidRequest(ProcessError):
     """Arguments that are well-typed but cannot be honoured together."""
+
+
+class PolicyRefused(ProcessError):
+    """The person's policy refuses the command (or a limit it sets is reached); the text
+    names the rule, its ``FILE:LINE``, the reason and the command as evaluated."""
+
+
+class ApprovalRequired(ProcessError):
+    """The policy asks the person first; ``request_id`` is what they approve."""
+
+    def __init__(self, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.request_id = request_id or _request_id_in(message)
+
+
+def _request_id_in(message: str) -> str:
+    """The request id an approval text carries (``approval: "r-1a2b3c"``), '' if none."""
+    import re
+
+    match = re.search(r'approval: "(r-[0-9a-f]+)"', message)
+    return match.group(1) if match else ""

@@ -1,4 +1,4 @@
-"""Every cap on what a client may ask, in one place (SPEC §9).
+"""Every cap on what a client may ask, in one place.
 
 Each limit bounds what one request can make the server hold or do, so that no client,
 careless or hostile, can freeze it or grow its memory without bound. The tool schemas and
@@ -27,7 +27,10 @@ MAX_ENV_BYTES = 1 * MIB
 MAX_LABEL_CHARS = 200
 """``label``: a name shown in every ``list``."""
 MAX_PROCESSES = 10_000
-"""Records kept, running or ended: each holds a log on disk and a line of every ``list``."""
+"""Processes running at once (ended ones leave memory for the history: core/retention.py)."""
+MAX_SESSION_PROCESSES = 2_500
+"""Processes one supervisor session may have running at once: no session can use up
+``MAX_PROCESSES`` and lock the others out."""
 MAX_ANSWER_BYTES = 1 * MIB
 """``get-log`` ``maxBytes``: the largest answer one call can ask for."""
 MAX_SUBSCRIPTIONS = 1000
@@ -79,18 +82,34 @@ def check_start(command: str, args: list[str], env: dict[str, str] | None) -> No
         )
 
 
+LABEL_REFUSED_CATEGORIES = {
+    "Cc": "control character",
+    "Cf": "format character",  # bidi overrides (U+202E), zero width (U+200B): spoofing
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+    "Cs": "surrogate",
+}
+
+
 def check_label(label: str) -> None:
     """Raise InvalidRequest when ``label`` is blank, longer than ``MAX_LABEL_CHARS`` or
-    holds a control character (it is shown in every ``list``, often in a terminal). Pure."""
+    holds a control, format or separator character (it is shown in every ``list``, often
+    in a terminal, where U+202E or U+200B would make it read as another one): the error
+    names the character and its position. Pure."""
     if len(label) > MAX_LABEL_CHARS:
         raise InvalidRequest(
             f"label is {len(label)} characters, more than the limit of {MAX_LABEL_CHARS}"
         )
     if not label.strip():
         raise InvalidRequest("label must not be blank; leave it out for no label")
-    for char in label:
-        if unicodedata.category(char) == "Cc":
+    if label.isprintable():
+        return
+    for position, char in enumerate(label, start=1):
+        kind = LABEL_REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            name = unicodedata.name(char, "")
             raise InvalidRequest(
-                f"label {quote(label)} contains the control character {char!r}; use "
-                "printable characters only"
+                f"label {quote(label)} contains the {kind} U+{ord(char):04X}"
+                f"{f' ({name})' if name else ''} at character {position}; use printable "
+                "characters only"
             )

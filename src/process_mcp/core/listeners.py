@@ -14,6 +14,7 @@ from process_mcp.core.records import ProcessRecord
 ExitListener = Callable[[ProcessRecord], None]
 OutputListener = Callable[[str], None]
 RecordsListener = Callable[[], None]
+ForgetListener = Callable[[str], None]
 
 
 class Listeners:
@@ -23,6 +24,7 @@ class Listeners:
         self._exit: list[ExitListener] = []
         self._output: dict[object, OutputListener] = {}
         self._records: list[RecordsListener] = []
+        self._forgotten: list[ForgetListener] = []
 
     def on_exit(self, listener: ExitListener) -> None:
         """``listener(record)`` runs once per run, after its output has been captured."""
@@ -40,6 +42,11 @@ class Listeners:
         """``listener()`` runs when a record is added (start) or forgotten (remove)."""
         self._records.append(listener)
 
+    def on_forgotten(self, listener: ForgetListener) -> None:
+        """``listener(process_id)`` runs when an ended process leaves memory for the
+        history (its id then answers from there); not for ``remove``."""
+        self._forgotten.append(listener)
+
     def exited(self, record: ProcessRecord) -> None:
         for listener in list(self._exit):
             listener(record)
@@ -51,3 +58,7 @@ class Listeners:
     def records_changed(self) -> None:
         for listener in list(self._records):
             listener()
+
+    def forgotten(self, process_id: str) -> None:
+        for listener in list(self._forgotten):
+            listener(process_id)

@@ -10,20 +10,22 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from process_mcp.core import limits
+from process_mcp.core import limits, platform
 from process_mcp.core.errors import InvalidRequest, ProcessRunning, UnknownProcess
-from process_mcp.core.facts.live import LiveFacts, TreeFacts
+from process_mcp.core.facts.live import LiveFacts
 from process_mcp.core.facts.ports import PortWatch
-from process_mcp.core.history import Run as PastRun
+from process_mcp.core.forgetting import ManagerForgetting
+from process_mcp.core.history import PastRun
 from process_mcp.core.history.recorder import Recorder
 from process_mcp.core.ids import new_id
 from process_mcp.core.listeners import ExitListener, Listeners, OutputListener
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
-from process_mcp.core.options import RestartChanges, StartOptions
-from process_mcp.core.records import ProcessRecord, Status, StopResult
+from process_mcp.core.options import RestartChanges, StartOptions, StartRequest
+from process_mcp.core.records import ProcessRecord, StopResult
+from process_mcp.core.retention import EndedRecords
 from process_mcp.core.run import Run, RunHooks, start_run
-from process_mcp.core.settings import Settings
+from process_mcp.core.settings import RunSettings, Settings
 from process_mcp.core.spawn import launch
 from process_mcp.core.spawn.launch import join_cwd
 from process_mcp.core.spawn.stdin import InputReceipt
@@ -33,13 +35,13 @@ from process_mcp.core.trees import proc, stopping
 from process_mcp.core.trees.ownership import Ownership
 
 
-class ProcessManager:
+class ProcessManager(ManagerForgetting):
     """Owns every managed process of one instance. Not thread-safe: use it from one loop.
 
     Example::
 
         manager = ProcessManager(Settings.from_env())
-        record = await manager.start("npm", ["run", "dev"], cwd="/path/to/project")
+        record = await manager.start(StartRequest("npm", ("run", "dev"), cwd="/path/to"))
         answer = await manager.read_log(record.id, LogQuery(last_lines=20))
         stopped = await manager.stop(record.id)  # the whole tree, verified gone
         await manager.shutdown()                 # every tree; the instance's files
@@ -65,10 +67,12 @@ class ProcessManager:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        platform.select(settings.platform)  # the OS backend, for this whole process
         self.instance_dir = Path(settings.state_dir) / f"{os.getpid()}-{secrets.token_hex(4)}"
         self._records: dict[str, ProcessRecord] = {}
         self._runs: dict[str, Run] = {}  # the current run of each record still watched
         self._logs: dict[str, LogStore] = {}
+        self.ended_held = EndedRecords()  # which ended records leave memory, and when
         self.listeners = Listeners()
         # Subreaper, raised fd limit, leftovers of dead servers ended, records, sentinel.
         self.ownership = Ownership(self.instance_dir, Path(settings.state_dir), settings.stop_grace)
@@ -99,48 +103,9 @@ class ProcessManager:
         """``listener()`` runs when a record is added (start) or forgotten (remove)."""
         self.listeners.on_records(listener)
 
-    def get(self, process_id: str) -> ProcessRecord:
-        """The live record (mutated as the process runs). Raises UnknownProcess, naming the
-        known ids."""
-        try:
-            return self._records[process_id]
-        except KeyError:
-            raise UnknownProcess(process_id, list(self._records)) from None
-
-    def find(self, process_id: str) -> ProcessRecord | None:
-        """The record, or None for an unknown id; never raises."""
-        return self._records.get(process_id)
-
-    def records(self) -> list[ProcessRecord]:
-        """Every record, running or ended, in start order (a new list)."""
-        return list(self._records.values())
-
-    def summaries(self) -> list[dict[str, object]]:
-        """One line of facts per record, in start order (see ``ProcessRecord.summary``),
-        with the listening ports the background port watch last saw (at most about a
-        second old). Reads only memory: no ``/proc`` read per process."""
-        runs, ports, running = self._runs, self.ports.table(), Status.RUNNING
-        return [
-            record.summary(
-                list(ports.get(run.pgid, ()))
-                if record.status is running and (run := runs.get(record.id)) is not None
-                else []
-            )
-            for record in self._records.values()
-        ]
-
-    def labelled(self, label: str) -> ProcessRecord | None:
-        """The running process that has ``label``, if any (labels are unique among them)."""
-        for record in self._records.values():
-            if record.running and record.options.label == label:
-                return record
-        return None
-
-    def log(self, process_id: str) -> LogStore:
-        """The process's log store, for counters and snapshots; read lines with
-        :meth:`read_log`. Raises UnknownProcess."""
-        self.get(process_id)
-        return self._logs[process_id]
+    def add_forget_listener(self, listener: Callable[[str], None]) -> None:
+        """``listener(process_id)`` runs when an ended record leaves memory for the history."""
+        self.listeners.on_forgotten(listener)
 
     async def read_log(self, process_id: str, query: LogQuery) -> LogAnswer:
         """Answer ``query`` on the process's log: the one way the server reads a log
@@ -174,86 +139,70 @@ class ProcessManager:
             await run.ended.wait()
         return record
 
-    @property
-    def containment(self) -> str:
-        """How every tree of this server is held: ``"cgroup"`` or ``"group"`` (SPEC §12)."""
-        return self.ownership.containment
-
-    def tree_pids(self, process_id: str) -> list[int]:
-        """Live pids of the process's whole tree (group, marked escapees, descendants)."""
-        record = self.find(process_id)  # removed meanwhile by a concurrent call: nothing left
-        if record is None or record.pid is None:
-            return []
-        run = self._runs.get(process_id)
-        leader_unreaped = run is not None and run.exit_status is None
-        return self.ownership.tree_pids(process_id, record.pid, leader_unreaped)
-
     # ---------------------------------------------------------------- control
     async def start(
-        self,
-        command: str,
-        args: list[str] | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        notify_on_exit: bool = False,
-        options: StartOptions | None = None,
-        default_cwd: str | None = None,
-        base_env: dict[str, str] | None = None,
+        self, request: StartRequest, on_spawn: Callable[[ProcessRecord], None] | None = None
     ) -> ProcessRecord:
-        """Start ``command`` with ``args`` (no shell unless ``options.shell``) in ``cwd``,
-        with ``base_env`` (default: the server's environment) overlaid with ``env``;
-        restarts reuse both. No ``cwd``: ``default_cwd``
-        (the caller's default folder), else the server's working directory; a relative
-        ``cwd`` resolves against ``default_cwd`` (else the server's).
+        """Start what ``request`` asks (see :class:`StartRequest`; ``keep`` and ``reuse``
+        are the caller's business): ``command`` with ``args`` (no shell unless
+        ``options.shell``) in ``cwd``, with ``base_env`` (default: the server's environment)
+        overlaid with ``env``; restarts reuse both. No ``cwd``: ``folder`` (the caller's
+        default folder), else the server's working directory; a relative ``cwd`` resolves
+        against ``folder`` (else the server's).
+
+        ``on_spawn(record)`` runs as soon as the child is spawned and listed, before this
+        call awaits anything more (the history's stats): a caller records what it owns
+        there, so a cancel of the rest of ``start`` cannot leave a child nobody owns.
 
         On return the process is running under a new id: its record is listed, its output
         drains into its log, its exit is watched and its tree is owned. Raises InvalidRequest
         (bad options, label in use) or StartFailed (cwd, env, program, descriptors), and
         then leaves no record, no log and no process; also InvalidRequest when a ``limits``
-        cap is exceeded (sizes of the request, ``MAX_PROCESSES`` records kept)."""
-        options = options or StartOptions()
+        cap is exceeded (sizes of the request, ``MAX_PROCESSES`` running). Ended records
+        due to leave memory (``core/retention.py``) leave first. ``request.run_settings``
+        (the caller's; default: the manager's) say how it is stopped and how much output
+        is kept, for this process and its restarts."""
+        options = request.options
         options.check()
-        if len(self._records) >= limits.MAX_PROCESSES:
+        self.forget_due()
+        active = len(self._records) - len(self.ended_held)  # running, or ending
+        if active >= limits.MAX_PROCESSES:
             raise InvalidRequest(
-                f"{len(self._records)} processes are kept (running or ended), the limit is "
-                f"{limits.MAX_PROCESSES}; 'remove' ended processes first ('list' shows them)"
+                f"{active} processes are running, the limit is {limits.MAX_PROCESSES}; "
+                "'stop' some first ('list' shows them)"
             )
         self._check_label(options.label)
         record = ProcessRecord(
             id=new_id(self._records),
-            command=command,
-            args=list(args or []),
+            command=request.command,
+            args=list(request.args),
             # checked and absolute before the spawn: the history's stats need it
-            cwd=launch.resolve_cwd(join_cwd(cwd, default_cwd)),
-            env=dict(env or {}),
-            notify_on_exit=notify_on_exit,
+            cwd=launch.resolve_cwd(join_cwd(request.cwd, request.folder)),
+            env=dict(request.env or {}),
+            notify_on_exit=request.notify_on_exit,
             options=options,
-            base_env=None if base_env is None else dict(base_env),
+            base_env=None if request.base_env is None else dict(request.base_env),
+            run_settings=request.run_settings,
         )
         async with self.recorder.starting(record) as log_dir:  # then sets record.history
             # A log creates no file before the child writes: a failed start leaves none.
-            log = LogStore(log_dir, self.settings.log_max_bytes, self.settings.max_line_bytes)
+            run = self.run_settings_of(record)
+            log = LogStore(log_dir, run.log_max_bytes, run.max_line_bytes)
             self._launch(record, log)
             self._records[record.id] = record
             self._logs[record.id] = log
             self.listeners.records_changed()
+            if on_spawn is not None:
+                on_spawn(record)
         return record
 
     async def start_or_reuse(
-        self,
-        command: str,
-        args: list[str] | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        notify_on_exit: bool = False,
-        options: StartOptions | None = None,
-        default_cwd: str | None = None,
-        base_env: dict[str, str] | None = None,
+        self, request: StartRequest, on_spawn: Callable[[ProcessRecord], None] | None = None
     ) -> tuple[ProcessRecord, bool]:
         """``(record, reused)``: the running process that already has ``options.label``
         (``reused`` true; nothing is started, whatever its command), else what ``start``
         starts. Raises InvalidRequest without a label, else what ``start`` raises."""
-        label = (options or StartOptions()).label
+        label = request.options.label
         if label is None:
             raise InvalidRequest(
                 "reuse: true answers the running process with the same label, so it needs "
@@ -262,10 +211,7 @@ class ProcessManager:
         existing = self.labelled(label)
         if existing is not None:
             return existing, True
-        started = await self.start(
-            command, args, cwd, env, notify_on_exit, options, default_cwd, base_env
-        )
-        return started, False
+        return await self.start(request, on_spawn), False
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
         """Write ``text`` to the process's stdin (then end the input when ``eof``).
@@ -351,6 +297,7 @@ class ProcessManager:
             record.args, record.cwd, record.env, record.options = before
             raise
         record.restarts += 1
+        self.ended_held.discard(process_id)
         self._logs[process_id].note(
             f"--- process-mcp: restarted at {record.started_at} "
             f"(restart {record.restarts}, new pid {record.pid}) ---"
@@ -373,26 +320,6 @@ class ProcessManager:
         self._runs[record.id] = run
         self.facts.track(run.pgid, self.ownership.current_cgroup(record.id))
         self.ports.track(run.pgid)
-
-    def live_facts(self, process_id: str) -> dict[str, object] | None:
-        """CPU, memory, processes, ports, idle time and log size; None once it has ended."""
-        record = self.get(process_id)
-        facts = self._tree_facts(process_id)
-        if facts is None:
-            return None
-        return facts.describe(record.last_output_at, self._logs[process_id].size)
-
-    def listening_ports(self, process_id: str) -> list[int]:
-        """TCP ports its tree listens on (empty once it has ended); at most 1 s old."""
-        facts = self._tree_facts(process_id)
-        return [] if facts is None else facts.listening_ports
-
-    def _tree_facts(self, process_id: str) -> TreeFacts | None:
-        """The running tree's sampled facts; None once the process has ended."""
-        run = self._runs.get(process_id)
-        if not self.get(process_id).running or run is None:
-            return None
-        return self.facts.tree_facts(run.pgid)
 
     def _check_label(self, label: str | None, exclude: str | None = None) -> None:
         if label is None:
@@ -423,34 +350,9 @@ class ProcessManager:
         # open: end that tree too, but keep the status it earned (exited/crashed).
         if run.exit_status is None:
             record.stop_requested = True
-        grace = 0.0 if force else self.settings.stop_grace
+        grace = 0.0 if force else self.run_settings_of(record).stop_grace
         survivors = await stopping.end_tree(self.ownership, process_id, run.pgid, run.ended, grace)
         return StopResult(record, survivors)
-
-    async def remove(self, process_id: str) -> ProcessRecord:
-        """Forget an ended process, end what it left running, and delete its log.
-
-        On return the id is unknown and no process of its tree runs (unless stuck in the
-        kernel). Raises UnknownProcess, or ProcessRunning while it runs.
-        """
-        record = self.get(process_id)
-        if record.running:
-            raise ProcessRunning(
-                f"process {process_id!r} (pid {record.pid}) is still running; "
-                "call 'stop' first, then 'remove'"
-            )
-        run = self._runs.pop(process_id, None)
-        if run is not None:
-            run.release()
-        await self._end_leftovers(record)  # no id would reach a daemon it left any more
-        if record.pid is not None:
-            self.ownership.release(record.pid)
-        self.ownership.forget(process_id)
-        del self._records[process_id]
-        self._logs.pop(process_id).delete()
-        self.recorder.removed(process_id)  # its records stay, their log marked dropped
-        self.listeners.records_changed()
-        return record
 
     async def shutdown(self) -> None:
         """Stop every process tree in parallel under one deadline, then delete our files.
@@ -494,9 +396,10 @@ class ProcessManager:
     def _run_closed(self, run: Run) -> None:
         if self._runs.get(run.process_id) is run:
             del self._runs[run.process_id]
+            if not run.record.running:
+                self.ended_held.ended(run.process_id)
+                self.forget_due()
 
-    async def _end_leftovers(self, record: ProcessRecord) -> list[int]:
-        """After the leader ended: SIGKILL what of its tree still runs; returns survivors."""
-        if record.pid is None:
-            return []
-        return await stopping.end_leftovers(self.ownership, record.id, record.pid)
+    def run_settings_of(self, record: ProcessRecord) -> RunSettings:
+        """The settings ``record`` was started with (else the manager's own)."""
+        return record.run_settings or self.settings.run

@@ -1,15 +1,23 @@
-"""How a process is started beyond command/args/cwd/env (SPEC §7.4), kept for ``restart``."""
+"""What a start asks for: :class:`StartRequest` (the one object a start travels as, from
+the MCP tool or the person's CLI through the supervisor to the manager) and its
+:class:`StartOptions` (how the process runs, kept for ``restart``); :class:`RestartChanges`.
+
+Standard library only (the person's CLI builds a StartRequest without an event loop). A
+field's ``range`` metadata is the accepted range the supervisor's decoder checks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from process_mcp.core.errors import InvalidRequest
 from process_mcp.core.limits import check_label, quote
+from process_mcp.core.settings import RunSettings
 
 StdinMode = Literal["null", "pipe"]
 SHELL = "/bin/sh"
+RANGE = "process_mcp.range"  # field metadata: (lowest, highest) accepted, either may be None
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,7 @@ class StartOptions:
     shell: bool = False
     stdin: StdinMode = "null"
     pty: bool = False
-    timeout_seconds: float | None = None
+    timeout_seconds: float | None = field(default=None, metadata={RANGE: (0, None)})
     label: str | None = None
 
     @property
@@ -65,7 +73,7 @@ class RestartChanges:
     env: dict[str, str] | None = None
     stdin: StdinMode | None = None
     pty: bool | None = None
-    timeout_seconds: float | None = None
+    timeout_seconds: float | None = field(default=None, metadata={RANGE: (0, None)})
 
     def options(self, current: StartOptions) -> StartOptions:
         """``current`` with the options this changes, checked (raises InvalidRequest)."""
@@ -79,3 +87,39 @@ class RestartChanges:
         )
         changed.check()
         return changed
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """One start, as asked: ``command`` with ``args`` (no shell unless ``options.shell``)
+    in ``cwd`` — absolute, or relative to ``folder`` (the caller's default folder; None:
+    the starting process's own) — with ``base_env`` (None: the starting process's
+    environment) overlaid with ``env``. ``notify_on_exit`` asks for an exit notification;
+    ``keep``: the process belongs to no session (it outlives the one that started it);
+    ``reuse``: answer the running process with ``options.label`` instead, if there is one.
+
+    Immutable: ``args`` becomes a tuple, and the mappings are copied, so a request can be
+    handed from layer to layer and retried without anyone changing it underway."""
+
+    command: str
+    args: Sequence[str] = ()
+    cwd: str | None = None
+    env: Mapping[str, str] | None = None
+    notify_on_exit: bool = False
+    options: StartOptions = StartOptions()
+    folder: str | None = None
+    base_env: Mapping[str, str] | None = None
+    keep: bool = False
+    reuse: bool = False
+    approval: str | None = None  # a request id the person approved (the policy asked)
+    force: bool = False  # run despite a deny rule: honoured for the person's CLI only
+    # How it is stopped and how much output is kept: the caller's per-run settings
+    # (None: the starting process's own).
+    run_settings: RunSettings | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "args", tuple(self.args))
+        for name in ("env", "base_env"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, dict(value))

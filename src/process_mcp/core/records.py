@@ -1,4 +1,4 @@
-"""The record kept for each managed process, and its status vocabulary (SPEC §2)."""
+"""The record kept for each managed process, and its status vocabulary."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from process_mcp.core.options import StartOptions
+from process_mcp.core.settings import RunSettings
 
 COMMAND_LINE_CHARS = 120  # how much of a command line a summary shows
 
@@ -20,6 +21,10 @@ class Status(enum.StrEnum):
     CRASHED = "crashed"
     INTERRUPTED = "interrupted"  # a past run whose server died while it ran (history only)
     NOT_EXISTS = "not-exists"
+
+
+# How a run ends, in the order the wire lists them; a past run may also be ``interrupted``.
+END_STATUSES = (Status.STOPPED.value, Status.EXITED.value, Status.CRASHED.value)
 
 
 def utc_now() -> str:
@@ -48,6 +53,7 @@ class ProcessRecord:
     options: StartOptions = field(default_factory=StartOptions)
     timed_out: bool = False
     restarts: int = 0
+    reason: str | None = None  # why the supervisor ended this run (a limit), else None
     # Earlier runs of the same command, args and cwd, as the history knew at start:
     # ``{runs, failures, medianSeconds}``, or None. Only ``start``'s answer shows it.
     history: dict[str, Any] | None = None
@@ -60,6 +66,9 @@ class ProcessRecord:
     )
     # Private: the environment ``env`` overlays (None: the manager's own), kept for restart.
     base_env: dict[str, str] | None = field(default=None, repr=False)
+    # Private: how this process is stopped and how much of its output is kept (the
+    # caller's settings, sent with its start; None: the manager's own). Kept for restart.
+    run_settings: RunSettings | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
@@ -68,16 +77,19 @@ class ProcessRecord:
     def exit_facts(self) -> dict[str, Any]:
         """How it ended, camelCase: the one payload behind ``events``, ``process/exit`` and
         exit log messages (each adds or renames around it; a new dict each call)."""
-        return {
+        facts = {
             "id": self.id,
             "status": self.status.value,
             "exitCode": self.exit_code,
             "signal": self.signal,
             "endedAt": self.ended_at,
         }
+        if self.reason:
+            facts["reason"] = self.reason
+        return facts
 
     def public(self) -> dict[str, Any]:
-        """The record as clients see it (camelCase, SPEC §2); ``env`` stays private."""
+        """The record as clients see it (camelCase); ``env`` stays private."""
         return {
             "id": self.id,
             "pid": self.pid,
@@ -97,6 +109,7 @@ class ProcessRecord:
             "timeoutSeconds": self.options.timeout_seconds,
             "timedOut": self.timed_out,
             "restarts": self.restarts,
+            "reason": self.reason,
         }
 
     def command_line(self, limit: int = COMMAND_LINE_CHARS) -> str:

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from process_mcp.core import limits
 from process_mcp.core.errors import StartFailed
 from process_mcp.core.logs.store import LogStore
+from process_mcp.core.platform import watch_exit
 from process_mcp.core.records import ProcessRecord, Status, utc_now
 from process_mcp.core.signals import ended_by_our_signal
 from process_mcp.core.spawn import fdlimit, launch, wiring
 from process_mcp.core.spawn.drain import PipeDrain
-from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
+from process_mcp.core.spawn.reaping import ExitStatus
 from process_mcp.core.spawn.stdin import StdinWriter
 from process_mcp.core.trees import proc
 from process_mcp.core.trees.ownership import Ownership
@@ -89,6 +90,7 @@ def start_run(
     record.status, record.started_at = Status.RUNNING, utc_now()
     record.exit_code = record.signal = record.ended_at = None
     record.stop_requested = record.timed_out = False
+    record.reason = None
     record.signals_sent.clear()
     ownership.adopt(record.id, run.pgid, record.command, record.args, earliest)
     return run

@@ -1,6 +1,6 @@
 """The signals a client may send, and whether an end was caused by one of them.
 
-SPEC §2 calls a process ``crashed`` when it ended "by a signal we did not send". A signal
+A process is ``crashed`` when it ended "by a signal we did not send". A signal
 sent through the ``signal`` tool is one we sent on the client's request, so a process that
 dies of it (or exits with the shell convention 128+n for it, as ``sh`` traps and Node do)
 is ``stopped``, like one ended by ``stop``; its ``signal``/``exitCode`` still say how. A

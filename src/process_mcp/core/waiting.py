@@ -1,4 +1,4 @@
-"""Waiting for a process to become ready, or to end, in one call (SPEC §7.2).
+"""Waiting for a process to become ready, or to end, in one call.
 
 An agent that starts a dev server needs one answer: "ready" or "died, here is why".
 :func:`wait_for` blocks until the first of these happens:
@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import UnknownProcess
-from process_mcp.core.facts.listening import tree_listens_on
+from process_mcp.core.facts.ports import tree_listens_on
 from process_mcp.core.logs.pattern import LinePattern
-from process_mcp.core.logs.query import ANSWER_LINE_BYTES, LogQuery
+from process_mcp.core.logs.query import ANSWER_LINE_BYTES, LineMask, LogQuery
 from process_mcp.core.manager import ProcessManager
 from process_mcp.core.records import ProcessRecord
 
-TAIL_LINES = 20  # tail lines of an answer whose condition is not met (0 when met)
+TAIL_LINES = 20  # tail lines of an answer not met, or whose process crashed (else 0)
 MAX_TAIL_LINES = 1000
 DEFAULT_TIMEOUT = 30.0  # seconds a wait lasts unless told otherwise
 MAX_TIMEOUT = 600.0
@@ -47,6 +48,7 @@ MATCH_BYTES = 2 * (ANSWER_LINE_BYTES + 1)
 PORT_INTERVAL = 0.2
 URL_INTERVAL = 0.25
 URL_ATTEMPT_TIMEOUT = 2.0
+PARTIAL_QUIET = 0.2  # seconds a partial line must not grow before a pattern may match it
 
 ProgressFn = Callable[[float, str], Awaitable[None]]
 
@@ -83,6 +85,7 @@ class WaitOutcome:
     cursor: int
     matched_line: str | None = None
     matched_line_number: int | None = None
+    redacted: int = 0  # secrets masked in ``tail`` and ``matched_line``
 
 
 @dataclass
@@ -95,6 +98,14 @@ class ExitsOutcome:
     elapsed: float
     ended: list[ProcessRecord]
     running: list[ProcessRecord]
+    redacted: int = 0  # secrets masked in the tails
+
+
+def default_tail(met: bool, record: ProcessRecord) -> int:
+    """Lines of tail a wait answer carries unless asked: ``TAIL_LINES`` when the condition
+    is not met or the process crashed (ended by a signal or a non-zero exit), else 0."""
+    failed = record.signal is not None or record.exit_code not in (0, None)
+    return TAIL_LINES if not met or (failed and not record.running) else 0
 
 
 async def find_match(
@@ -103,18 +114,28 @@ async def find_match(
     pattern: LinePattern,
     after: int,
     scan_lines: int = SCAN_BATCH,
+    mask: LineMask | None = None,
 ) -> tuple[tuple[int, str] | None, int, bool]:
     """The first line numbered above ``after`` whose cleaned text matches ``pattern``.
 
     Asks ``read_log`` with ``get-log``'s own grep (so a wait and a grep always agree),
     examining at most ``scan_lines`` stored lines; a partial line not yet ended by a
-    newline counts once every stored line was examined. Returns ``((number, text) or None,
-    cursor, more)``: ``cursor`` is the last stored line examined, to pass back as
-    ``after``, and ``more`` says stored lines after it remain. Raises nothing: a process
-    removed meanwhile has nothing left to match, ``(None, after, False)``.
+    newline counts once every stored line was examined and it has not grown for
+    ``PARTIAL_QUIET`` seconds (a prompt; not the piece a read happened to end on).
+    Returns ``((number, text) or None, cursor, more)``: ``cursor`` is the last stored line
+    examined, to pass back as ``after``, and ``more`` says stored lines after it remain.
+    ``mask`` masks a line too long for the answer before it is cut (``LogQuery.mask``).
+    Raises nothing: a process removed meanwhile has nothing left to match,
+    ``(None, after, False)``.
     """
     query = LogQuery(
-        since=after, grep=pattern, limit=1, max_bytes=MATCH_BYTES, scan_lines=scan_lines
+        since=after,
+        grep=pattern,
+        limit=1,
+        max_bytes=MATCH_BYTES,
+        scan_lines=scan_lines,
+        partial_quiet=PARTIAL_QUIET,
+        mask=mask,
     )
     try:
         answer = await manager.read_log(process_id, query)
@@ -124,13 +145,19 @@ async def find_match(
     return line, answer.next_cursor, answer.next_cursor < answer.last_stored
 
 
-async def tail_text(manager: ProcessManager, process_id: str, count: int = TAIL_LINES) -> list[str]:
+async def tail_text(
+    manager: ProcessManager,
+    process_id: str,
+    count: int = TAIL_LINES,
+    mask: LineMask | None = None,
+) -> list[str]:
     """The newest ``count`` lines (a final line without newline included), cleaned:
     ``get-log``'s tail query with room for every line at its per-line cap, plus a last
     line saying so when output could not be stored (that line even when ``count`` is 0:
-    a loss is never silent). Raises nothing: ``[]`` for a process removed meanwhile."""
+    a loss is never silent); ``mask`` masks a line too long for it before it is cut
+    (``LogQuery.mask``). Raises nothing: ``[]`` for a process removed meanwhile."""
     shown = max(count, 1)
-    query = LogQuery(last_lines=shown, max_bytes=shown * (ANSWER_LINE_BYTES + 1))
+    query = LogQuery(last_lines=shown, max_bytes=shown * (ANSWER_LINE_BYTES + 1), mask=mask)
     try:
         answer = await manager.read_log(process_id, query)
     except UnknownProcess:
@@ -155,12 +182,15 @@ async def wait_for(
     progress: ProgressFn | None = None,
     progress_interval: float = 1.0,
     tail_lines: int | None = None,
+    mask: LineMask | None = None,
 ) -> WaitOutcome:
     """Block until ``condition`` is met, the process ends, or ``timeout`` seconds pass.
 
-    The outcome's ``tail`` holds the newest ``tail_lines`` lines (default: none when met,
-    ``TAIL_LINES`` when not). Raises UnknownProcess for an unknown id; cancelling the
-    awaiting task ends the wait and leaves the process alone."""
+    The outcome's ``tail`` holds the newest ``tail_lines`` lines (default: ``TAIL_LINES``
+    when not met or when the process ended with a non-zero exit or a signal, met or not,
+    so a crash brings its reason; else none); ``mask`` masks a line too long for the
+    tail or the matched line before it is cut. Raises UnknownProcess for an unknown id;
+    cancelling the awaiting task ends the wait and leaves the process alone."""
     record = manager.get(process_id)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -181,15 +211,16 @@ async def wait_for(
     if condition.url is not None:
         probes["url"] = _Probe(URL_INTERVAL)
     cursor = 0  # the scan starts at the oldest line still stored
+    scanned_at = started  # when the last pattern scan began
     next_progress = started + progress_interval
 
     async def outcome(met: bool, reason: str, line: tuple[int, str] | None = None) -> WaitOutcome:
         if met and condition != WaitCondition() and not record.running:
             met, reason = False, "exited"  # it held, but the process is gone: not met now
-        count = tail_lines if tail_lines is not None else (0 if met else TAIL_LINES)
+        count = tail_lines if tail_lines is not None else default_tail(met, record)
         known = manager.find(process_id) is not None
         if count > 0 or (known and manager.log(process_id).lost_bytes):
-            tail = await tail_text(manager, process_id, count)  # a loss is never silent
+            tail = await tail_text(manager, process_id, count, mask)  # a loss is never silent
         else:
             tail = []
         cursor = manager.log(process_id).last_line if known else 0
@@ -212,14 +243,15 @@ async def wait_for(
                 ended = asyncio.ensure_future(manager.wait_ended(process_id))
                 ended.add_done_callback(lambda _: wake.set())
             if condition.pattern is not None:
+                scanned_at = loop.time()
                 line, cursor, more = await find_match(
-                    manager, process_id, condition.pattern, cursor
+                    manager, process_id, condition.pattern, cursor, mask=mask
                 )
                 while line is None and more and loop.time() < deadline:
                     # A long log (or a flood outrunning the scan): search it in steps, and
                     # never let scanning push the answer past the timeout.
                     line, cursor, more = await find_match(
-                        manager, process_id, condition.pattern, cursor
+                        manager, process_id, condition.pattern, cursor, mask=mask
                     )
                 if line is not None:
                     return await outcome(True, "pattern", line)
@@ -254,6 +286,8 @@ async def wait_for(
             if progress is not None:
                 wakers.append(next_progress)
             wakers.extend(p.next_at for p in probes.values() if p.task is None)
+            if waiting_for_pattern:
+                wakers.append(_partial_settles(manager, process_id, scanned_at))
             delay = max(min(wakers) - loop.time(), 0.0)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -264,6 +298,19 @@ async def wait_for(
         for probe in probes.values():
             if probe.task is not None:
                 probe.task.cancel()
+
+
+def _partial_settles(manager: ProcessManager, process_id: str, scanned_at: float) -> float:
+    """When the process's partial line will have been quiet for ``PARTIAL_QUIET``, so a
+    pattern wait scans again then; ``inf`` without one, or when it was quiet already at
+    the last scan (begun at ``scanned_at``), which saw it. ``loop.time()`` is
+    ``time.monotonic()``, the clock the log store stamps growth with."""
+    if manager.find(process_id) is None:
+        return math.inf
+    grown = manager.log(process_id).partial_grown_at()
+    if grown is None or grown + PARTIAL_QUIET <= scanned_at:
+        return math.inf
+    return grown + PARTIAL_QUIET
 
 
 async def _probe(

@@ -1,7 +1,7 @@
 """Every answer's shape, in one place: what the core hands out becomes the slim JSON an
 agent reads (the agent pays for every byte).
 
-The rule (SPEC §8): a field at its default — as the output model in ``schemas.py``
+The rule: a field at its default — as the output model in ``schemas.py``
 declares it — is left out; a required field is always there; ``exitCode`` and ``signal``
 are always there once the process has ended (``null`` when not the way it ended). So an
 output schema's ``required`` is exactly what every answer carries.
@@ -16,15 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from process_mcp.core import ProcessRecord, StopResult
-from process_mcp.core.history import Run as PastRun
+from process_mcp.core import ProcessRecord, Status, StopResult
+from process_mcp.core.history import PastRun
 from process_mcp.core.logs.query import LogAnswer
+from process_mcp.core.records import END_STATUSES
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.waiting import ExitsOutcome, WaitOutcome
 from process_mcp.server import schemas as s
 from process_mcp.supervisor.remote import PastView
 
-ENDED = frozenset({"stopped", "exited", "crashed", "interrupted"})
+ENDED = frozenset({*END_STATUSES, Status.INTERRUPTED.value})  # a past run's too
 EXIT_FIELDS = ("exitCode", "signal")
 
 
@@ -110,6 +111,7 @@ def stopped(result: StopResult) -> dict[str, Any]:
             **_basics(record),
             **_exit(record),
             "timedOut": record.timed_out,
+            "reason": record.reason,
             "treeGone": result.tree_gone,
             "survivors": result.survivors,
         }
@@ -134,6 +136,7 @@ def status(
             "endedAt": record.ended_at,
             **_options(record),
             "timedOut": record.timed_out,
+            "reason": record.reason,
             "restarts": record.restarts,
             **(facts or {}),
         }
@@ -175,6 +178,7 @@ def log(
             "pendingLines": answer.pending_lines,
             "missedLines": answer.missed_lines,
             "lostBytes": answer.lost_bytes,
+            "redacted": answer.redacted,
             "notice": notice,
         }
     )
@@ -194,12 +198,21 @@ def grep_listing(answer: LogAnswer, separate: bool) -> list[str]:
     return out
 
 
-def listed(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """``list``: one slim line of facts per process (``ProcessManager.summaries``).
+def listed(
+    summaries: list[dict[str, Any]], older_ended: int = 0, omitted: int = 0
+) -> dict[str, Any]:
+    """``list``: one slim line of facts per process (``ProcessManager.summaries``), then
+    how many ended ones in scope were left out (``olderEnded``) and how many entries did
+    not fit the answer (``omitted``), each left out at 0.
 
     Built by hand rather than by ``Shape``, for speed (300 processes must answer in a few
     milliseconds); ``listed_item`` gives the same result as ``Shape(ListedProcess)``."""
-    return {"processes": [listed_item(summary) for summary in summaries]}
+    answer: dict[str, Any] = {"processes": [listed_item(summary) for summary in summaries]}
+    if older_ended:
+        answer["olderEnded"] = older_ended
+    if omitted:
+        answer["omitted"] = omitted
+    return answer
 
 
 def listed_item(summary: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +231,8 @@ def listed_item(summary: dict[str, Any]) -> dict[str, Any]:
     owner = summary.get("owner")  # the supervisor's list says whose each process is
     if owner is not None:
         item["owner"] = owner
+    if summary.get("commandCut"):
+        item["commandCut"] = True
     return item
 
 
@@ -268,6 +283,7 @@ def waited(outcome: WaitOutcome) -> dict[str, Any]:
             "elapsedSeconds": outcome.elapsed,
             "nextCursor": outcome.cursor,
             "tail": outcome.tail,
+            "redacted": outcome.redacted,
         }
     )
 
@@ -292,6 +308,7 @@ def waited_for_exits(outcome: ExitsOutcome, tails: dict[str, list[str]]) -> dict
                 for record in outcome.ended
             ],
             "running": [record.id for record in outcome.running],
+            "redacted": outcome.redacted,
         }
     )
 

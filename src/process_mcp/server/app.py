@@ -23,10 +23,11 @@ from mcp_types import (
 from pydantic import ValidationError
 
 from process_mcp import __version__
-from process_mcp.core import ProcessError, ProcessRecord
+from process_mcp.core import ApprovalRequired, ProcessError, ProcessRecord
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.server import sdk
 from process_mcp.server.answers import reported_exits
+from process_mcp.server.asking import ask_then_run, client_identity
 from process_mcp.server.backend import Backend
 from process_mcp.server.events import ExitEvents, declare_events
 from process_mcp.server.folder import DefaultFolders, current_folder
@@ -36,7 +37,7 @@ from process_mcp.server.reach import Reach
 from process_mcp.server.resources import ProcessResources
 from process_mcp.server.tools import ToolSpec, tool_specs
 from process_mcp.supervisor.client import SupervisorError
-from process_mcp.supervisor.remote import SupervisorLost
+from process_mcp.supervisor.remote import SupervisorLost, current_approval
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,12 @@ class ProcessMcpServer:
         manager.add_exit_listener(self._on_exit)
         manager.add_digest_listener(self.events.record)
         manager.add_ended_listener(self.resources.on_exit)
+        manager.add_history_listener(self.messages.history_state)
+        self.messages.history_state(manager.history_problem)
 
-    async def run_stdio(self) -> None:
-        await sdk.run_stdio(self.server)
+    async def run_stdio(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve stdin/stdout (or the async text files given) until the input ends."""
+        await sdk.run_stdio(self.server, stdin, stdout)
 
     def http_app(self, security: sdk.TransportSecuritySettings, session_idle: float) -> Any:
         """The streamable-HTTP ASGI app; from now on only clients holding their stream
@@ -139,7 +143,7 @@ class ProcessMcpServer:
     def forget(self, client: str) -> None:
         """Client ``client``'s session ended (closed, expired): forget everything kept for
         it, so abandoned sessions cost neither memory nor time, and end its supervisor
-        session (the processes it owns stop, SPEC §10)."""
+        session (the processes it owns stop)."""
         self.sessions.forget(client)
         self.events.forget(client)
         self.messages.forget(client)
@@ -165,6 +169,7 @@ class ProcessMcpServer:
     async def _on_initialized(self, ctx: Any, params: Any) -> None:
         self._meet(ctx)
         self.folders.ask(ctx)
+        await self.messages.warn_once(ctx, self.manager.drift_warning)
 
     async def _list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
         self._meet(ctx)
@@ -177,11 +182,13 @@ class ProcessMcpServer:
     ) -> CallToolResult | dict[str, Any]:
         self._meet(ctx)
         data = await self._dispatch(ctx, params)
+        await self.messages.warn_once(ctx, self.manager.drift_warning)  # once per client
         if isinstance(data, CallToolResult):
             return data  # an error: exits stay queued for the next successful answer
         events = self.events.take(sdk.client_key(ctx))
         ended = [r for e in events if (r := self.manager.find(e["id"])) is not None]
         await announce_in_answer(ctx, ended)
+        await self.messages.announce_history(ctx)
         shown = reported_exits(data)  # an answer never repeats an exit it shows itself
         events = [event for event in events if event["id"] not in shown]
         if events:
@@ -204,10 +211,14 @@ class ProcessMcpServer:
         except ValidationError as exc:
             accepted = [f.alias or name for name, f in spec.input_model.model_fields.items()]
             return error_result(describe_validation_error(spec.name, exc, accepted))
+        where = await self.folders.folder_for(ctx, params.name, params.arguments)
         token = current_progress.set(sdk.progress_reporter(ctx))
-        folder = current_folder.set(self.folders.folder(sdk.client_key(ctx)))
+        folder = current_folder.set(where)
+        approval = current_approval.set(getattr(arguments, "approval", None))
         try:
             return await self._handle(spec, ctx, arguments)
+        except ApprovalRequired as exc:
+            return await self._ask_person(spec, ctx, arguments, exc)
         except (ProcessError, SupervisorError) as exc:
             return error_result(str(exc))
         except Exception as exc:
@@ -219,6 +230,20 @@ class ProcessMcpServer:
         finally:
             current_progress.reset(token)
             current_folder.reset(folder)
+            current_approval.reset(approval)
+
+    async def _ask_person(
+        self, spec: ToolSpec, ctx: Any, arguments: Any, refusal: ApprovalRequired
+    ) -> dict[str, Any] | CallToolResult:
+        """The policy asks: the person in the client where it can (``asking.py``)."""
+        manager = await self.manager.session_for(sdk.client_key(ctx))
+        try:
+            outcome = await ask_then_run(
+                ctx, manager, refusal, lambda: self._handle(spec, ctx, arguments)
+            )
+        except (ProcessError, SupervisorError) as exc:
+            return error_result(str(exc))
+        return error_result(outcome) if isinstance(outcome, str) else outcome
 
     async def _handle(self, spec: ToolSpec, ctx: Any, arguments: Any) -> dict[str, Any]:
         """Run the handler on the client's supervisor session. A read-only tool whose
@@ -227,6 +252,8 @@ class ProcessMcpServer:
         A tool that changes something is not repeated: its error says what happened."""
         key = sdk.client_key(ctx)
         manager = await self.manager.session_for(key)
+        if not manager.identified:
+            await manager.identify(*client_identity(ctx))
         try:
             return await spec.handler(manager, arguments)
         except SupervisorLost:
@@ -236,11 +263,12 @@ class ProcessMcpServer:
             return await spec.handler(await self.manager.session_for(key), arguments)
 
     def _on_exit(self, record: ProcessRecord, client: str) -> None:
-        """A process ``client`` started or touched has ended (SPEC §10); its ``events``
+        """A process ``client`` started or touched has ended; its ``events``
         entry comes with the answer that reports it (digest listener)."""
         self.messages.on_exit(record, client)
         if not record.notify_on_exit:
             return
         facts = record.exit_facts()
-        params = {**facts, "timestamp": facts.pop("endedAt")}  # SPEC §4 names it timestamp
+        # The seed's process/exit names the end time "timestamp".
+        params = {**facts, "timestamp": facts.pop("endedAt")}
         self._background.spawn(self.sessions.send_process_exit(params))

@@ -9,12 +9,12 @@ ticks for resource subscriptions) and one more per MCP session, on its first too
 ended when the HTTP session ends (closed, expired) or the server exits.
 
 ``--standalone`` runs the supervisor service inside this process: the same
-:class:`~process_mcp.supervisor.server.SupervisorServer`, never started (no lock, no
+:class:`~process_mcp.supervisor.transport.SupervisorServer`, never started (no lock, no
 socket), each session an in-memory socket pair served by ``connect_local``; so a sandbox
 that forbids a detached process gets the same code path.
 
 The synchronous lookups the MCP layer needs (``find``, ``get``, ``records``) read one
-:class:`~process_mcp.supervisor.remote.RecordMirror` fed by every session's events and
+:class:`~process_mcp.supervisor.mirror.RecordMirror` fed by every session's events and
 answers; everything else is a request. If the supervisor goes away (killed: its sentinel
 ended every managed tree), the next call reconnects, starting a fresh supervisor.
 """
@@ -26,34 +26,24 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 
 from process_mcp.core import ProcessRecord, Settings
 from process_mcp.core.logs.query import LogAnswer, LogQuery
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.supervisor.client import SupervisorClient, ensure_supervisor
+from process_mcp.supervisor.drift import drift_warning
+from process_mcp.supervisor.mirror import RecordMirror
 from process_mcp.supervisor.paths import SupervisorPaths
 from process_mcp.supervisor.protocol import Event
-from process_mcp.supervisor.remote import (
-    RecordMirror,
-    RemoteManager,
-    SupervisorLost,
-    captured_environment,
-)
-from process_mcp.supervisor.server import SupervisorServer
+from process_mcp.supervisor.remote import RemoteManager, SupervisorLost, captured_environment
+from process_mcp.supervisor.transport import SupervisorServer
 
 logger = logging.getLogger(__name__)
 
 Connect = Callable[[Callable[[Event], object]], Awaitable[SupervisorClient]]
 ExitListener = Callable[[ProcessRecord, str], None]
-
-STANDALONE_VARIABLE = "PROCESS_MCP_STANDALONE"
-
-
-def standalone_requested(flag: bool) -> bool:
-    """``--standalone``, or ``PROCESS_MCP_STANDALONE`` set to 1/true/yes."""
-    value = os.environ.get(STANDALONE_VARIABLE, "").strip().lower()
-    return flag or value in ("1", "true", "yes", "on")
 
 
 class Backend:
@@ -64,6 +54,10 @@ class Backend:
         self._per_client = per_client
         self._local = local
         self.mirror = RecordMirror()
+        # The synchronous lookups of the MCP layer (find, get, records) are the mirror's.
+        self.find = self.mirror.find
+        self.get = self.mirror.get
+        self.records = self.mirror.records
         self.env = captured_environment()
         self.default_folder = os.getcwd()  # MCP roots may replace it
         self.stop_grace = 5.0
@@ -74,9 +68,12 @@ class Backend:
         self._exit_listeners: list[ExitListener] = []
         self._digest_listeners: list[ExitListener] = []
         self._output_listeners: list[Callable[[str], None]] = []
+        self.history_problem: str | None = None  # why the supervisor's history is off
+        self._history_listeners: list[Callable[[str | None], None]] = []
         self._want_output = False
         self._closed = False
         self._tasks = BackgroundTasks()
+        self.drift_warning: str | None = None  # ours vs the supervisor's wide settings
 
     @classmethod
     async def open(
@@ -142,12 +139,25 @@ class Backend:
                 logger.warning("the supervisor connection was lost; reconnecting")
             primary = await self._new_session("default")
             primary.output_listeners.append(self._on_output)
-            answer = await primary.snapshot()
-            self.stop_grace = float(answer.get("stop_grace", self.stop_grace))
+            primary.history_listeners.append(self._on_history)
+            snapshot = await primary.snapshot()
+            self.stop_grace = snapshot.stop_grace
+            self._on_history(snapshot.history_problem)
+            self._tell_drift(snapshot.settings)
             if self._want_output:
                 await primary.follow_output(True)
             self._primary = primary
             return primary
+
+    def _tell_drift(self, theirs: dict[str, str]) -> None:
+        """Once per supervisor: a supervisor-wide setting of ours that differs from the
+        supervisor's is one stderr line, and (``drift_warning``) a warning each MCP client
+        is sent once (``server/messages.py``). Standalone, the supervisor is this process
+        (no other one's settings to differ from): nothing to tell."""
+        text = None if self._local is not None else drift_warning(theirs)
+        if text is not None and text != self.drift_warning:
+            print(text, file=sys.stderr, flush=True)
+        self.drift_warning = text
 
     async def session_for(self, client_key: str) -> RemoteManager:
         """The supervisor session serving MCP client ``client_key`` (stdio: the primary)."""
@@ -187,15 +197,6 @@ class Backend:
             await self._local.close()
 
     # ------------------------------------------- what the MCP layer reads and hears
-    def find(self, process_id: str) -> ProcessRecord | None:
-        return self.mirror.find(process_id)
-
-    def get(self, process_id: str) -> ProcessRecord:
-        return self.mirror.get(process_id)
-
-    def records(self) -> list[ProcessRecord]:
-        return self.mirror.records()
-
     async def read_log(self, process_id: str, query: LogQuery) -> LogAnswer:
         return await (await self._ensure_primary()).read_log(process_id, query)
 
@@ -249,6 +250,18 @@ class Backend:
         for record in records:
             for listener in list(self._digest_listeners):
                 listener(record, remote.client_key)
+
+    def add_history_listener(self, listener: Callable[[str | None], None]) -> None:
+        """``listener(problem)`` when the supervisor's history goes off (``problem`` says
+        why) or works again (None); :attr:`history_problem` holds the latest."""
+        self._history_listeners.append(listener)
+
+    def _on_history(self, problem: str | None) -> None:
+        if problem == self.history_problem:
+            return
+        self.history_problem = problem
+        for listener in list(self._history_listeners):
+            listener(problem)
 
     def _on_output(self, process_id: str) -> None:
         for listener in list(self._output_listeners):

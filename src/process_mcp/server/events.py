@@ -1,4 +1,4 @@
-"""``events`` in every tool answer: exits a client has not been told about yet (SPEC §7.3).
+"""``events`` in every tool answer: exits a client has not been told about yet.
 
 Clients drop custom notifications and most never show standard ones to the model, but
 every tool answer reaches it. So each answer carries the processes that ended since the
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections import deque
 from copy import deepcopy
-from typing import Any, Literal
+from typing import Any
 
 from mcp_types import Tool
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from process_mcp.core import ProcessRecord
-from process_mcp.server.schemas import output_schema
+from process_mcp.server.portable import output_schema
+from process_mcp.server.schemas import EndedStatus
 
 KEEP_EVENTS = 1000  # a client that stays away longer only hears of the newest ones
 
@@ -25,7 +26,7 @@ KEEP_EVENTS = 1000  # a client that stays away longer only hears of the newest o
 class ExitEvent(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
     id: str = Field(description="Process id.")
-    status: Literal["stopped", "exited", "crashed"]
+    status: EndedStatus
     exit_code: int | None = Field(description="Exit code, when it exited by itself.")
     signal: str | None = Field(description="Name of the signal that ended it.")
     ended_at: str | None = Field(description="ISO-8601 UTC time it ended.")
@@ -33,7 +34,7 @@ class ExitEvent(BaseModel):
 
 # It rides every tool's output schema, so it declares only the identifying fields (true
 # of every event; ``exitCode``, ``signal`` and ``endedAt`` come too, as ExitEvent says):
-# the whole tools/list must stay small (SPEC §8).
+# the whole tools/list must stay small.
 EVENTS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "items": {

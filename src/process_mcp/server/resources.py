@@ -1,4 +1,4 @@
-"""Processes as MCP resources, with change notifications (SPEC §7.3).
+"""Processes as MCP resources, with change notifications.
 
 ``process://{id}`` is the record (JSON) and ``process://{id}/log`` the newest 64 KiB of
 the cleaned log (text). A client that subscribes hears ``notifications/resources/updated``
@@ -13,7 +13,6 @@ a ``subscriptions/listen`` stream, fed through the SDK's subscription bus.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -37,6 +36,7 @@ from mcp_types import (
 from process_mcp.core import ProcessRecord, limits
 from process_mcp.core.logs.query import LogQuery
 from process_mcp.core.tasks import BackgroundTasks
+from process_mcp.core.throttle import Throttle
 from process_mcp.server import answers, sdk
 from process_mcp.server.backend import Backend
 from process_mcp.server.reach import Reach
@@ -64,46 +64,9 @@ async def log_text(manager: Backend, process_id: str, limit: int = LOG_LIMIT) ->
     if answer.numbers and answer.numbers[0] > 1:
         earlier = answer.numbers[0] - 1
         header = [f"[{earlier} earlier lines not shown; read them with the get-log tool]"]
+    if answer.redacted:
+        header.append(f"[{answer.redacted} secrets redacted]")
     return "\n".join(header + answer.lines) + ("\n" if answer.lines else "")
-
-
-class _Throttle:
-    """At most one call per ``interval`` per key: the first at once, the rest coalesced."""
-
-    def __init__(self, send: Any, interval: float = UPDATE_INTERVAL) -> None:
-        self._send = send
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-
-    def touch(self, key: str) -> None:
-        if key in self._timers:
-            return
-        loop = asyncio.get_running_loop()
-        due = self._last.get(key, float("-inf")) + self._interval
-        now = loop.time()
-        if now >= due:
-            self._fire(key)
-        else:
-            self._timers[key] = loop.call_later(due - now, self._fire, key)
-
-    def flush(self, key: str) -> None:
-        """Send now whatever the state (an exit), and drop the key's pending timer."""
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
-        self._fire(key)
-
-    def forget(self, key: str) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
-        self._last.pop(key, None)
-
-    def _fire(self, key: str) -> None:
-        self._timers.pop(key, None)
-        self._last[key] = asyncio.get_running_loop().time()
-        self._send(key)
 
 
 class ProcessResources:
@@ -117,7 +80,7 @@ class ProcessResources:
         self._subscribers: dict[str, dict[str, Any]] = {}
         # Handshake-era sessions that get list_changed (every client that has spoken).
         self._peers: dict[str, Any] = {}
-        self._throttle = _Throttle(self._send_updated)
+        self._throttle = Throttle(self._send_updated, UPDATE_INTERVAL)
         self._tasks = BackgroundTasks()
         manager.add_output_listener(self._on_output)
         manager.add_records_listener(self._on_records_changed)
@@ -156,25 +119,15 @@ class ProcessResources:
         self.meet(ctx)
         resources: list[Resource] = []
         for record in self.manager.records():
-            label = " ".join([record.command, *record.args])
-            resources.append(
-                Resource(
-                    uri=record_uri(record.id),
-                    name=f"process {record.id}",
-                    title=f"{label} ({record.status.value})",
-                    description=f"Record of process {record.id}: status, pid, exit code, times.",
-                    mime_type="application/json",
-                )
-            )
-            resources.append(
-                Resource(
-                    uri=log_uri(record.id),
-                    name=f"process {record.id} log",
-                    title=f"log of {label}",
-                    description=f"Newest 64 KiB of the output of {record.id} (ANSI removed).",
-                    mime_type="text/plain",
-                )
-            )
+            label, ident = " ".join([record.command, *record.args]), record.id
+            resources += [
+                Resource(uri=record_uri(ident), name=f"process {ident}",
+                         title=f"{label} ({record.status.value})", mime_type="application/json",
+                         description=f"Record of process {ident}: status, pid, exit code, times."),
+                Resource(uri=log_uri(ident), name=f"process {ident} log",
+                         title=f"log of {label}", mime_type="text/plain",
+                         description=f"Newest 64 KiB of the output of {ident} (ANSI removed)."),
+            ]  # fmt: skip
         return ListResourcesResult(resources=resources)
 
     async def list_templates(

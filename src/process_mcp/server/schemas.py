@@ -2,9 +2,8 @@
 
 Inputs are strict: unknown fields, wrong JSON types (``"5"`` for a number), empty strings
 and out-of-range numbers are rejected before any handler runs, with a message that names
-the field. What a model sees of them (:func:`input_schema`) is portable and small: every
-property has a ``type``; an optional parameter is simply not ``required`` (no ``anyOf``
-with ``null``, no ``default: null``); no ``$ref``, no ``exclusiveMinimum``, no titles.
+the field. What a model sees of them is portable and small (see :mod:`.portable`, which
+makes the JSON schemas of these models).
 
 Outputs are declared by the models below and are truthful about slim answers: a field
 with a default is left out of an answer when it has that default, and is not
@@ -13,20 +12,21 @@ with a default is left out of an answer when it has that default, and is not
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from process_mcp.core import Status, limits
 from process_mcp.core.logs.query import DEFAULT_LIMIT, DEFAULT_MAX_BYTES
+from process_mcp.core.records import END_STATUSES
 from process_mcp.core.signals import SIGNALS
 from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TAIL_LINES, MAX_TIMEOUT, TAIL_LINES
 
 ProcessId = Annotated[str, Field(min_length=1, max_length=64, description="Process id.")]
 # Wire vocabularies and defaults come from the core, so a change there shows here.
 StatusName = Literal[tuple(status.value for status in Status)]  # type: ignore[valid-type]
-EndedStatus = Literal["stopped", "exited", "crashed"]
+EndedStatus = Literal[END_STATUSES]  # type: ignore[valid-type]
 SignalName = Literal[tuple(SIGNALS)]  # type: ignore[valid-type]
 StdinName = Literal["null", "pipe"]
 
@@ -35,14 +35,16 @@ Env = Annotated[dict[str, str], Field(description="Variables added to the server
 Stdin = Annotated[StdinName, Field(description="'pipe' keeps stdin open for send-input.")]
 Pty = Annotated[
     bool,
-    Field(
-        description="Run under a pseudo-terminal (for programs that need one); input via "
-        "send-input."
-    ),
+    Field(description="Run under a pseudo-terminal; input via send-input."),
 ]
 Timeout = Annotated[
     float, Field(gt=0, allow_inf_nan=False, description="Stop it after this many seconds.")
 ]
+
+
+def _text(max_length: int, description: str) -> Any:
+    """An optional, non-empty text parameter of at most ``max_length`` characters."""
+    return Field(None, min_length=1, max_length=max_length, description=description)
 
 
 class ToolInput(BaseModel):
@@ -56,6 +58,12 @@ class ToolOutput(BaseModel):
 
 
 # ------------------------------------------------------------------ inputs
+AS_AT_START = "As in start."
+# The request id the person approved (a refusal that asks says so); no description: the
+# refusal's text explains it, and tool definitions are paid for on every turn.
+Approval = Annotated[str | None, Field(max_length=64, description="Approved request.")]
+
+
 class StartInput(ToolInput):
     command: Annotated[
         str,
@@ -71,32 +79,21 @@ class StartInput(ToolInput):
         Field(min_length=1, description="Working directory; relative to the default folder."),
     ] = None
     env: Env | None = None
-    notify_on_exit: Annotated[
-        bool, Field(description="Send a process/exit notification when it ends.")
-    ] = False
-    shell: Annotated[
-        bool,
-        Field(description="Run command through /bin/sh -c (pipes, &&, globs); args must be empty."),
-    ] = False
+    notify_on_exit: bool = Field(
+        False, description="Send a process/exit notification when it ends."
+    )
+    shell: bool = Field(
+        False, description="Run command through /bin/sh -c (pipes, &&, globs); args must be empty."
+    )
     stdin: Stdin = "null"
     pty: Pty = False
     timeout_seconds: Timeout | None = None
-    label: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            max_length=limits.MAX_LABEL_CHARS,
-            description="Name shown by list; unique while running.",
-        ),
-    ] = None
-    reuse: Annotated[
-        bool,
-        Field(description="With label: if a process with that label runs, answer it instead."),
-    ] = False
-    keep: Annotated[
-        bool,
-        Field(description="Outlive this session (then only stop/remove end it)."),
-    ] = False
+    label: str | None = _text(limits.MAX_LABEL_CHARS, "Name shown by list; unique while running.")
+    reuse: bool = Field(
+        False, description="With label: if a process with that label runs, answer it instead."
+    )
+    keep: bool = Field(False, description="Outlive this session (then only stop/remove end it).")
+    approval: Approval = None
 
 
 class StopInput(ToolInput):
@@ -121,14 +118,9 @@ class GetLogInput(ToolInput):
     stream: Annotated[Literal["stdout", "stderr", "all"], Field(description="Which output.")] = (
         "all"
     )
-    grep: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            max_length=limits.MAX_PATTERN_CHARS,
-            description="Regular expression (RE2): matching lines only.",
-        ),
-    ] = None
+    grep: str | None = _text(
+        limits.MAX_PATTERN_CHARS, "Regular expression (RE2): matching lines only."
+    )
     context: Annotated[
         int, Field(ge=0, le=100, description="With grep: lines shown around each match.")
     ] = 0
@@ -138,16 +130,12 @@ class GetLogInput(ToolInput):
             ge=256, le=limits.MAX_ANSWER_BYTES, description="Size cap of the lines; newest kept."
         ),
     ] = DEFAULT_MAX_BYTES
-    raw: Annotated[bool, Field(description="Text as written (colours and \\r updates kept).")] = (
-        False
-    )
+    raw: bool = Field(False, description="Text as written (colours and \\r updates kept).")
 
 
 class ListInput(ToolInput):
-    all: Annotated[
-        bool,
-        Field(description="List every process, not only those whose cwd is in this folder."),
-    ] = False
+    all: bool = Field(False, description="Every folder, not only this one.")
+    ended: int = Field(10, ge=0, le=1000, description="Ended ones to list, newest first.")
 
 
 class SendInputInput(ToolInput):
@@ -157,14 +145,12 @@ class SendInputInput(ToolInput):
         Field(max_length=1024 * 1024, description="Written as-is: end a line with \\n."),
     ] = ""
     eof: Annotated[bool, Field(description="Then end the input.")] = False
+    approval: Annotated[str | None, Field(max_length=64, description=AS_AT_START)] = None
 
 
 class SignalInput(ToolInput):
     id: ProcessId
     signal: Annotated[SignalName, Field(description="Signal to send.")]
-
-
-AS_AT_START = "As in start."
 
 
 class RestartInput(ToolInput):
@@ -179,6 +165,7 @@ class RestartInput(ToolInput):
     timeout_seconds: Annotated[
         float | None, Field(gt=0, allow_inf_nan=False, description=AS_AT_START)
     ] = None
+    approval: Annotated[str | None, Field(max_length=64, description=AS_AT_START)] = None
 
 
 class WaitInput(ToolInput):
@@ -190,14 +177,9 @@ class WaitInput(ToolInput):
     mode: Annotated[
         Literal["any", "all"], Field(description="With ids: the first to end, or all.")
     ] = "any"
-    pattern: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            max_length=limits.MAX_PATTERN_CHARS,
-            description="Regular expression (RE2) for a log line (whole log searched).",
-        ),
-    ] = None
+    pattern: str | None = _text(
+        limits.MAX_PATTERN_CHARS, "Regular expression (RE2) for a log line (whole log searched)."
+    )
     port: Annotated[
         int | None, Field(ge=1, le=65535, description="TCP port its tree listens on.")
     ] = None
@@ -213,16 +195,40 @@ class WaitInput(ToolInput):
         Field(
             ge=0,
             le=MAX_TAIL_LINES,
-            description=f"Last lines of output to include (default 0 if met, {TAIL_LINES} if not).",
+            description=f"Output lines to include (default {TAIL_LINES} if unmet or crashed, "
+            "else 0).",
         ),
     ] = None
 
 
 # ----------------------------------------------------------------- outputs
 # Required fields are always in an answer; a field with a default is left out at it.
-class ProcessInfo(ToolOutput):
-    """start and restart."""
+class Outcome(ToolOutput):
+    """What an act on one process answers first (its fields lead, in this order)."""
 
+    id: str
+    pid: int | None
+    status: StatusName
+    exit_code: int | None = None
+    signal: str | None = None
+
+
+class ShownOptions(ToolOutput):
+    """The start options an answer about one process shows (left out at their defaults).
+
+    Pydantic lists the fields of the bases from the last one named, then the class's own:
+    ``class X(ShownOptions, Head)`` has Head's fields, then these, then X's (the order the
+    output schemas and answers have always had)."""
+
+    notify_on_exit: bool = False
+    label: str | None = None
+    shell: bool = False
+    stdin: StdinName = "null"
+    pty: bool = False
+    timeout_seconds: float | None = None
+
+
+class _StartedHead(ToolOutput):
     id: str
     pid: int | None
     status: StatusName
@@ -231,23 +237,18 @@ class ProcessInfo(ToolOutput):
     cwd: str
     exit_code: int | None = None
     signal: str | None = None
-    notify_on_exit: bool = False
-    label: str | None = None
-    shell: bool = False
-    stdin: StdinName = "null"
-    pty: bool = False
-    timeout_seconds: float | None = None
+
+
+class ProcessInfo(ShownOptions, _StartedHead):
+    """start and restart."""
+
     restarts: int = 0
     reused: bool = False
 
 
-class StopResult(ToolOutput):
-    id: str
-    pid: int | None
-    status: StatusName
-    exit_code: int | None = None
-    signal: str | None = None
+class StopResult(Outcome):
     timed_out: bool = False
+    reason: str | None = None  # a limit that ended it
     tree_gone: bool
     survivors: list[int] = []
 
@@ -260,7 +261,7 @@ class StartResult(ProcessInfo):
     )
 
 
-class StatusResult(ToolOutput):
+class _StatusHead(ToolOutput):
     id: str
     status: StatusName
     pid: int | None = None
@@ -271,13 +272,11 @@ class StatusResult(ToolOutput):
     signal: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
-    notify_on_exit: bool = False
-    label: str | None = None
-    shell: bool = False
-    stdin: StdinName = "null"
-    pty: bool = False
-    timeout_seconds: float | None = None
+
+
+class StatusResult(ShownOptions, _StatusHead):
     timed_out: bool = False
+    reason: str | None = None  # a limit that ended it
     restarts: int = 0
     cpu_percent: float = 0.0
     memory_bytes: int = 0
@@ -307,6 +306,7 @@ class LogResult(ToolOutput):
     cut_lines: int = 0
     pending_lines: int = 0
     missed_lines: int = 0
+    redacted: int = 0  # secrets masked in lines
     notice: str | None = None
 
 
@@ -323,10 +323,13 @@ class ListedProcess(ToolOutput):
     owner: Literal["self", "other", "kept"] = Field(
         description="This session's, another session's, or kept (no session's)."
     )
+    command_cut: bool = False
 
 
 class ListResult(ToolOutput):
     processes: list[ListedProcess]
+    older_ended: int = 0
+    omitted: int = 0
 
 
 class PidResult(ToolOutput):
@@ -335,12 +338,7 @@ class PidResult(ToolOutput):
     notice: str | None = None
 
 
-class RemoveResult(ToolOutput):
-    id: str
-    pid: int | None
-    status: StatusName
-    exit_code: int | None = None
-    signal: str | None = None
+class RemoveResult(Outcome):
     removed: bool
 
 
@@ -352,12 +350,7 @@ class InputResult(ToolOutput):
     stdin_open: bool
 
 
-class SignalResult(ToolOutput):
-    id: str
-    pid: int | None
-    status: StatusName
-    exit_code: int | None = None
-    signal: str | None = None
+class SignalResult(Outcome):
     sent: SignalName
 
 
@@ -383,93 +376,4 @@ class WaitResult(ToolOutput):
     tail: list[str] = []
     ended: list[EndedProcess] = []
     running: list[str] = []
-
-
-# ------------------------------------------------------------- JSON schemas
-def input_schema(model: type[ToolInput]) -> dict[str, Any]:
-    """``model``'s input schema, portable (see the module docstring) and without the
-    validation details a model need not read (titles, string lengths, patterns): the
-    server still enforces them, with errors that name the field."""
-    schema = model.model_json_schema(by_alias=True)
-    properties = {name: _portable(prop) for name, prop in schema.get("properties", {}).items()}
-    out: dict[str, Any] = {"type": "object", "properties": properties}
-    if schema.get("required"):
-        out["required"] = schema["required"]
-    out["additionalProperties"] = False
-    return out
-
-
-_PLAIN_DEFAULTS: list[Any] = [None, False, [], "", "null"]
-_DROPPED = {
-    "title",
-    "minLength",
-    "maxLength",
-    "minItems",
-    "maxItems",
-    "pattern",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-}
-
-
-def _portable(prop: dict[str, Any]) -> dict[str, Any]:
-    if "anyOf" in prop:
-        branches = [branch for branch in prop["anyOf"] if branch.get("type") != "null"]
-        assert len(branches) == 1, f"cannot make {prop} portable"
-        prop = {**branches[0], **{k: v for k, v in prop.items() if k != "anyOf"}}
-    out = {key: value for key, value in prop.items() if key not in _DROPPED}
-    if "default" in out and out["default"] in _PLAIN_DEFAULTS:
-        del out["default"]  # null, false, [], "" and "null" go without saying
-    if "items" in out:
-        out["items"] = _portable(out["items"])
-    if isinstance(out.get("additionalProperties"), dict):
-        out["additionalProperties"] = _portable(out["additionalProperties"])
-    return out
-
-
-NULLABLE_WHEN_ENDED = ("exitCode", "signal")  # null in an answer once ended, not otherwise
-
-
-def output_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s serialization schema, inlined and compact: no titles, descriptions,
-    defaults or enums (the tool description says what matters), and ``null`` allowed only
-    where an answer can carry it (a required nullable field, or ``exitCode``/``signal``:
-    any other field at ``null`` is left out). ``required`` lists exactly the fields every
-    answer carries."""
-    schema = model.model_json_schema(by_alias=True, mode="serialization")
-    out = _compact(schema, schema.get("$defs", {}))
-    for name, field in model.model_fields.items():
-        alias = field.alias or name
-        prop = out["properties"][alias]
-        nullable_type = isinstance(prop.get("type"), list)
-        if nullable_type and not field.is_required() and alias not in NULLABLE_WHEN_ENDED:
-            prop["type"] = next(t for t in prop["type"] if t != "null")
-        item = get_args(field.annotation)[0] if get_origin(field.annotation) is list else None
-        if isinstance(item, type) and issubclass(item, BaseModel):
-            out["properties"][alias] = {"type": "array", "items": output_schema(item)}
-    return out
-
-
-def _compact(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    if "$ref" in node:
-        return _compact(defs[node["$ref"].rsplit("/", 1)[1]], defs)
-    if "anyOf" in node:
-        branches = [_compact(branch, defs) for branch in node["anyOf"]]
-        if all(set(branch) == {"type"} for branch in branches):
-            return {"type": [branch["type"] for branch in branches]}
-        other = [branch for branch in branches if branch != {"type": "null"}]
-        if len(other) == 1:
-            merged = dict(other[0])
-            merged["type"] = [merged["type"], "null"]
-            return merged
-        return {"anyOf": branches}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("title", "description", "default", "enum", "$defs"):
-            continue
-        if key == "properties":
-            value = {name: _compact(prop, defs) for name, prop in value.items()}
-        elif key == "items":
-            value = _compact(value, defs)
-        out[key] = value
-    return out
+    redacted: int = 0  # secrets masked in matchedLine and the tails

@@ -11,11 +11,12 @@ from mcp_types import Tool, ToolAnnotations
 from process_mcp.core import InvalidRequest
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
-from process_mcp.core.options import RestartChanges, StartOptions
+from process_mcp.core.options import RestartChanges, StartOptions, StartRequest
 from process_mcp.core.waiting import DEFAULT_TIMEOUT, MAX_TIMEOUT, WaitCondition
 from process_mcp.server import answers
 from process_mcp.server import schemas as s
 from process_mcp.server.folder import current_folder
+from process_mcp.server.portable import input_schema, output_schema
 from process_mcp.server.progress import current_progress
 from process_mcp.supervisor.remote import RemoteManager
 
@@ -40,27 +41,33 @@ class ToolSpec:
             name=self.name,
             title=self.title,
             description=self.description,
-            input_schema=s.input_schema(self.input_model),
-            output_schema=s.output_schema(self.output_model),
+            input_schema=input_schema(self.input_model),
+            output_schema=output_schema(self.output_model),
             annotations=self.annotations,
         )
 
 
 async def start(manager: RemoteManager, args: s.StartInput) -> dict[str, Any]:
-    options = StartOptions(
-        shell=args.shell,
-        stdin=args.stdin,
-        pty=args.pty,
-        timeout_seconds=args.timeout_seconds,
-        label=args.label,
+    request = StartRequest(
+        command=args.command,
+        args=tuple(args.args or ()),
+        cwd=args.cwd,
+        env=args.env,
+        notify_on_exit=args.notify_on_exit,
+        options=StartOptions(
+            shell=args.shell,
+            stdin=args.stdin,
+            pty=args.pty,
+            timeout_seconds=args.timeout_seconds,
+            label=args.label,
+        ),
+        folder=current_folder.get(),
+        keep=args.keep,
     )
-    call = (args.command, args.args, args.cwd, args.env, args.notify_on_exit, options)
-    folder = current_folder.get()
     if args.reuse:
-        record, reused = await manager.start_or_reuse(*call, default_cwd=folder, keep=args.keep)
+        record, reused = await manager.start_or_reuse(request)
         return answers.started(record, reused, history=True)
-    record = await manager.start(*call, default_cwd=folder, keep=args.keep)
-    return answers.started(record, history=True)
+    return answers.started(await manager.start(request), history=True)
 
 
 async def stop(manager: RemoteManager, args: s.StopInput) -> dict[str, Any]:
@@ -116,8 +123,12 @@ def _log_notice(answer: LogAnswer, log_dropped: int | None = None) -> str | None
 
 async def list_processes(manager: RemoteManager, args: s.ListInput) -> dict[str, Any]:
     # Every session's processes under the client's default folder (all: every folder).
-    summaries = await manager.summaries(everything=args.all, folder=current_folder.get())
-    return answers.listed(summaries)
+    summaries, older, omitted = await manager.list_summaries(
+        everything=args.all,
+        folder=current_folder.get(),
+        ended=args.ended if "ended" in args.model_fields_set else None,
+    )
+    return answers.listed(summaries, older, omitted)
 
 
 async def get_pid(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
@@ -212,9 +223,9 @@ def _specs(grace: str) -> list[ToolSpec]:
             "Run a command in the background; answers its id at once. The loop: start, then "
             "wait (ready or ended), then get-log with since=nextCursor (only new output), "
             "then stop. No shell unless shell: true: program in command, arguments in args. "
-            "Runs in the client's project folder unless cwd says otherwise. stdin is "
+            "Runs in the client's project folder (or cwd). stdin is "
             "/dev/null (prompts read EOF) unless stdin: 'pipe' or pty: true (then send-input). "
-            "It stops when this session ends, unless keep: true.",
+            "Stops when this session ends, unless keep: true.",
             s.StartInput,
             s.StartResult,
             start,
@@ -224,7 +235,7 @@ def _specs(grace: str) -> list[ToolSpec]:
             "stop",
             "Stop a process and its tree",
             f"Stop a process and its whole tree: SIGTERM, then SIGKILL after {grace} (force: "
-            "at once). Answers once it has ended; treeGone: nothing of the tree is left.",
+            "at once). Answers once ended; treeGone: nothing of the tree is left.",
             s.StopInput,
             s.StopResult,
             stop,
@@ -234,8 +245,8 @@ def _specs(grace: str) -> list[ToolSpec]:
             "get-status",
             "Get a process's status",
             "A process's record: status running, stopped (by stop), exited (code 0), crashed "
-            "or not-exists; exitCode/signal once ended; while running, CPU, memory, process "
-            "count, listening ports, idle seconds.",
+            "or not-exists; exitCode/signal once ended; while running, CPU, memory, "
+            "processes, ports, idle seconds.",
             s.IdInput,
             s.StatusResult,
             get_status,
@@ -256,9 +267,9 @@ def _specs(grace: str) -> list[ToolSpec]:
         ToolSpec(
             "list",
             "List processes",
-            "One line per process in this project's folder, from any session: id, pid, "
-            "status, label, command line, exitCode, start time, listening ports, owner (self, "
-            "other or kept). all: true lists every folder.",
+            "One line per process in this folder, any session: id, pid, "
+            "status, label, command line, exitCode, start time, ports, owner (self, "
+            "other or kept). all: true: every folder.",
             s.ListInput,
             s.ListResult,
             list_processes,
@@ -286,7 +297,7 @@ def _specs(grace: str) -> list[ToolSpec]:
             "send-input",
             "Type into a process's stdin",
             "Write text to the stdin of a process started with stdin: 'pipe' or pty: true; "
-            "eof: true then ends its input. To answer a prompt: wait for it, then send it.",
+            "eof: true then ends its input. For a prompt: wait for it, then send.",
             s.SendInputInput,
             s.InputResult,
             send_input,
@@ -306,7 +317,7 @@ def _specs(grace: str) -> list[ToolSpec]:
             "restart",
             "Restart a process",
             "Stop it if running, then start the same command again under the same id; the "
-            "parameters given replace the old ones. The log continues, numbering unbroken.",
+            "given parameters replace the old. The log continues, numbering unbroken.",
             s.RestartInput,
             s.ProcessInfo,
             restart,
@@ -318,8 +329,7 @@ def _specs(grace: str) -> list[ToolSpec]:
             "Block until a log line matches pattern, its tree listens on port, or url "
             "answers; with none of them, until it ends. met is true only if that holds now: "
             "if the process ended first, met is false, reason exited, at once (tail shows "
-            f"why). Timeout {DEFAULT_TIMEOUT:g} s by default (max {MAX_TIMEOUT:g}). ids and "
-            "mode wait for any or all of several processes to end.",
+            f"why). Timeout {DEFAULT_TIMEOUT:g} s (max {MAX_TIMEOUT:g}).",
             s.WaitInput,
             s.WaitResult,
             wait,

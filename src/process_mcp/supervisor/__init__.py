@@ -1,3 +1,3 @@
-"""The per-user supervisor (SPEC §10): its transport (``protocol``, ``server``, ``client``,
+"""The per-user supervisor: its transport (``protocol``, ``server``, ``client``,
 ``paths``), the service it runs (``service``: one ProcessManager shared by every session)
 and a front-end's view of it (``remote``: the manager's API over one session)."""

@@ -26,8 +26,12 @@ DEFAULT_HANDLER = "process_mcp.supervisor.service:make_service"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    from process_mcp.supervisor.paths import default_runtime_dir, default_state_dir
+    """The flags, over the defaults of the ``PROCESS_MCP_*`` variables (a bad one: one line
+    and exit 2, before anything starts)."""
+    from process_mcp.core import settings
 
+    with settings.exit_on_error("process-mcp supervisor"):
+        env, _ = settings.check_environment()
     parser = argparse.ArgumentParser(
         prog="process-mcp supervisor",
         description="The per-user process supervisor that every process-mcp front-end shares.",
@@ -41,24 +45,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         type=Path,
         default=None,
         help="0700 folder for the socket and lock (default $PROCESS_MCP_RUNTIME_DIR, else "
-        "$XDG_RUNTIME_DIR/process-mcp, else <state dir>/run)",
+        "$XDG_RUNTIME_DIR/process-mcp, else <state dir>/run on linux and "
+        "$TMPDIR/process-mcp-<uid> on posix)",
     )
     parser.add_argument(
         "--idle-timeout",
         type=float,
-        default=float(os.environ.get("PROCESS_MCP_SUPERVISOR_IDLE", "600")),
+        default=env.supervisor_idle,
         help="exit after this many seconds without clients or work (default 600)",
     )
     # Tests of the transport alone run the echo handler (PROCESS_MCP_SUPERVISOR_HANDLER).
-    handler = os.environ.get("PROCESS_MCP_SUPERVISOR_HANDLER") or DEFAULT_HANDLER
-    parser.add_argument("--handler", default=handler, help=argparse.SUPPRESS)
+    parser.add_argument("--handler", default=env.handler or DEFAULT_HANDLER, help=argparse.SUPPRESS)
     parser.add_argument("--max-message-bytes", type=int, default=None, help=argparse.SUPPRESS)
     # Tests of upgrades: pretend to be another version.
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default=os.environ.get("PROCESS_MCP_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=env.log_level or "INFO")
     options = parser.parse_args(argv)
-    options.state_dir = (options.state_dir or default_state_dir()).absolute()
-    options.runtime_dir = (options.runtime_dir or default_runtime_dir(options.state_dir)).absolute()
+    options.state_dir = (options.state_dir or env.state_dir).absolute()
+    runtime = options.runtime_dir or settings.runtime_dir(options.state_dir)
+    options.runtime_dir = runtime.absolute()
     return options
 
 
@@ -97,9 +102,14 @@ def _serve(options: argparse.Namespace, notify: int | None) -> int:
     import signal
 
     from process_mcp import __version__
+    from process_mcp.core import settings
     from process_mcp.supervisor.paths import SupervisorPaths
     from process_mcp.supervisor.protocol import MAX_MESSAGE_BYTES
-    from process_mcp.supervisor.server import AlreadyRunning, SupervisorServer, load_handler_factory
+    from process_mcp.supervisor.transport import (
+        AlreadyRunning,
+        SupervisorServer,
+        load_handler_factory,
+    )
 
     logging.basicConfig(
         stream=sys.stderr,
@@ -110,7 +120,7 @@ def _serve(options: argparse.Namespace, notify: int | None) -> int:
     paths = SupervisorPaths(runtime_dir=options.runtime_dir, state_dir=options.state_dir)
     # The handler's settings read the state dir from the environment; no child sees ours
     # (each start brings its front-end's environment).
-    os.environ["PROCESS_MCP_STATE_DIR"] = str(options.state_dir)
+    os.environ[settings.STATE_DIR] = str(options.state_dir)
 
     def report(byte: bytes) -> None:
         nonlocal notify

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from process_mcp import __version__
+from process_mcp.core.platform.unixsock import stranger
 from process_mcp.supervisor.paths import SupervisorPaths, socket_address
 from process_mcp.supervisor.protocol import (
     MAX_MESSAGE_BYTES,
@@ -46,11 +47,11 @@ from process_mcp.supervisor.protocol import (
     read_line,
     to_wire,
 )
-from process_mcp.supervisor.server import peer_credentials
 
 logger = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
+CONNECT_RETRY = 5.0  # seconds a connect turned away by a full listen queue is retried
 START_TIMEOUT = 10.0
 EXIT_LOST_LOCK = 3  # ``supervisor --detach``: another supervisor holds the lock
 
@@ -145,14 +146,7 @@ class SupervisorClient:
         :class:`VersionMismatch` / :class:`SupervisorRefused` if refused.
         """
         limit = MAX_MESSAGE_BYTES
-        try:
-            if isinstance(target, socket.socket):
-                reader, writer = await asyncio.open_unix_connection(sock=target, limit=limit)
-            else:
-                with socket_address(target) as address:
-                    reader, writer = await asyncio.open_unix_connection(address, limit=limit)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise SupervisorUnavailable(f"no supervisor listens on {target}: {exc}") from None
+        reader, writer = await _open(target, limit)
         try:
             _check_peer(writer, target)
             hello = Hello(version, kind, os.getpid(), replace_if_idle=replace_if_idle)
@@ -204,6 +198,9 @@ class SupervisorClient:
                     self._writer.write(encode(to_wire(Cancel(id_))))
             raise
         except ConnectionError as exc:
+            # Closed now, not once the read loop sees the end: a caller that asks
+            # ``closed`` next (the front-end's retry of a read-only tool) must see it.
+            self._closed.set()
             raise SupervisorGone(f"lost the supervisor while sending {op}: {exc}") from None
         finally:
             self._pending.pop(id_, None)
@@ -288,11 +285,52 @@ class SupervisorClient:
         logger.error("unexpected message from the supervisor: %r", message)
 
 
+async def _open(
+    target: Path | socket.socket, limit: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connected stream to ``target``. A connect the supervisor's full listen queue
+    turned away (a crowd of front-ends at once: the socket comes back unconnected, and
+    its peer reads as pid 0) is retried with backoff for ``CONNECT_RETRY`` seconds."""
+    if isinstance(target, socket.socket):
+        return await asyncio.open_unix_connection(sock=target, limit=limit)
+    deadline = time.monotonic() + CONNECT_RETRY
+    delay = 0.005
+    while True:
+        try:
+            with socket_address(target) as address:
+                reader, writer = await asyncio.open_unix_connection(address, limit=limit)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise SupervisorUnavailable(f"no supervisor listens on {target}: {exc}") from None
+        except BlockingIOError:  # EAGAIN: the listen queue is full
+            pass
+        else:
+            if _connected(writer.get_extra_info("socket")):
+                return reader, writer
+            writer.close()
+        if time.monotonic() >= deadline:
+            raise SupervisorUnavailable(
+                f"the supervisor on {target} did not accept this connection within "
+                f"{CONNECT_RETRY:g}s: its listen queue stayed full (many clients connecting "
+                "at once); retry in a moment"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _connected(sock: Any) -> bool:
+    """Whether ``sock`` has a peer (an unconnected one has none: ``ENOTCONN``)."""
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
 def _check_peer(writer: asyncio.StreamWriter, target: object) -> None:
     """The listening process must be our own user (a planted socket would otherwise see our
     requests, environment included)."""
-    peer = peer_credentials(writer.get_extra_info("socket"))
-    if peer is not None and peer.uid != os.getuid():
+    peer = stranger(writer.get_extra_info("socket"))
+    if peer is not None:
         raise SupervisorError(
             f"the socket {target} is served by pid {peer.pid} of uid {peer.uid}, not by our "
             f"uid {os.getuid()}; remove it or set PROCESS_MCP_RUNTIME_DIR to a private folder"
@@ -323,7 +361,7 @@ async def launch_supervisor(paths: SupervisorPaths, command: Sequence[str], time
     session leader, so it can never acquire a controlling terminal), waits for it to report
     ready, and exits; we reap it here, so no zombie is left with the front-end.
     """
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as promised
     log = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         process = await asyncio.create_subprocess_exec(

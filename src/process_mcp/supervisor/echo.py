@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from process_mcp.supervisor.protocol import RequestError
-from process_mcp.supervisor.server import Session
+from process_mcp.supervisor.transport import Session
 
 
 class EchoHandler:

@@ -1,9 +1,8 @@
 """Where the supervisor lives: a private runtime folder (socket + lock) and its log file.
 
-The runtime folder is ``$PROCESS_MCP_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/process-mcp``,
-else ``<state dir>/run``; the state dir (which holds ``supervisor.log``) is
-``$PROCESS_MCP_STATE_DIR``, else ``$XDG_STATE_HOME/process-mcp``, else
-``~/.local/state/process-mcp`` — the same rule as the core's settings.
+Both folders follow the rules of :mod:`process_mcp.core.settings` (``state_dir``,
+``runtime_dir``): the state dir holds ``supervisor.log``, the runtime folder the socket and
+lock.
 """
 
 from __future__ import annotations
@@ -15,24 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-# sun_path holds 108 bytes with the terminating NUL on Linux (104 on the BSDs).
-_SUN_PATH_MAX = 103
-
-
-def default_state_dir() -> Path:
-    if explicit := os.environ.get("PROCESS_MCP_STATE_DIR"):
-        return Path(explicit)
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "process-mcp"
-
-
-def default_runtime_dir(state_dir: Path) -> Path:
-    if explicit := os.environ.get("PROCESS_MCP_RUNTIME_DIR"):
-        return Path(explicit)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / "process-mcp"
-    return state_dir / "run"
+from process_mcp.core import platform, settings
+from process_mcp.core.platform import unixsock
 
 
 class SupervisorPaths(NamedTuple):
@@ -41,8 +24,8 @@ class SupervisorPaths(NamedTuple):
 
     @classmethod
     def from_env(cls) -> SupervisorPaths:
-        state = default_state_dir()
-        return cls(runtime_dir=default_runtime_dir(state), state_dir=state)
+        state = settings.state_dir()
+        return cls(runtime_dir=settings.runtime_dir(state), state_dir=state)
 
     @property
     def socket(self) -> Path:
@@ -95,19 +78,7 @@ def ensure_private_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def socket_address(path: Path) -> Iterator[str]:
-    """An address for ``bind``/``connect`` to ``path``, even past the ``sun_path`` limit:
-    a long path is reached through ``/proc/self/fd/<dir fd>/<name>`` (Linux), with the
-    folder held open for the duration of the ``with`` block."""
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        yield str(path)
-        return
-    if not os.path.isdir("/proc/self/fd"):
-        raise OSError(
-            f"socket path {path} is longer than {_SUN_PATH_MAX} bytes; "
-            "set PROCESS_MCP_RUNTIME_DIR to a shorter folder"
-        )
-    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)
+    """An address for ``bind``/``connect`` to ``path``, even past the ``sun_path`` limit
+    where the OS backend can reach it (see ``unixsock.socket_address``)."""
+    with unixsock.socket_address(path, platform.name()) as address:
+        yield address

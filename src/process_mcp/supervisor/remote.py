@@ -15,12 +15,9 @@ Ends of processes this session started or touched reach ``exit_listeners`` as so
 supervisor publishes them (notifications), and ``digest_listeners`` with the answer that
 reports them (the ``events`` digest: exactly the ends that happened before that answer).
 
-Synchronous lookups (``find``, ``get``, ``records``) read a :class:`RecordMirror`, fed by
-the supervisor's record events (``changed``/``exited``/``removed``) and by every answer
-that carries a record. Each carries the supervisor's ``rev``: the mirror applies a record
-only if it is newer than what it holds, so several sessions feeding one mirror (an HTTP
-front-end) can never make it go back in time, and a session's own answers are in the
-mirror before the call that asked returns.
+Synchronous lookups (``find``, ``get``, ``records``) read a
+:class:`~process_mcp.supervisor.mirror.RecordMirror`. Every request and reply is a typed
+object of :mod:`process_mcp.supervisor.protocol.ops`: nothing here spells the wire.
 
 Every ``start`` carries the front-end's environment (captured once, without
 ``PROCESS_MCP_TOKEN``) and its default folder (settable: MCP roots may change it), so a
@@ -29,196 +26,57 @@ child sees what it would have seen had the front-end spawned it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from process_mcp.core import (
     InvalidRequest,
     ProcessError,
     ProcessRecord,
-    ProcessRunning,
-    StartFailed,
-    Status,
     StopResult,
     UnknownProcess,
 )
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
-from process_mcp.core.options import RestartChanges, StartOptions
+from process_mcp.core.options import RestartChanges, StartRequest
 from process_mcp.core.spawn.stdin import InputReceipt
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.core.waiting import ExitsOutcome, WaitCondition, WaitOutcome
+from process_mcp.supervisor.caller import (
+    FAILURES,
+    RemoteUnknownProcess,
+    SupervisorLost,
+    caller_run_settings,
+    captured_environment,
+    current_approval,
+)
 from process_mcp.supervisor.client import RequestFailed, SupervisorClient, SupervisorGone
-from process_mcp.supervisor.protocol import Event, MessageTooLarge
+from process_mcp.supervisor.mirror import PastView, RecordMirror, record_of
+from process_mcp.supervisor.protocol import Event, MessageTooLarge, ProtocolError
+from process_mcp.supervisor.protocol import ops as op
+from process_mcp.supervisor.protocol.documents import Entry, LogQueryArgs, fields_of
 
 logger = logging.getLogger(__name__)
 
-PRIVATE_VARIABLES = ("PROCESS_MCP_TOKEN",)  # never passed on to a child (SPEC §9)
+__all__ = [
+    "PastView",
+    "RecordMirror",
+    "RemoteManager",
+    "SupervisorLost",
+    "captured_environment",
+    "current_approval",
+]
 
 ExitListener = Callable[[ProcessRecord, "RemoteManager"], None]
 DigestListener = Callable[[list[ProcessRecord], "RemoteManager"], None]
 ProgressFn = Callable[[float, str], Awaitable[None]]
-
-
-def captured_environment() -> dict[str, str]:
-    """This front-end's environment as its children should see it."""
-    return {k: v for k, v in os.environ.items() if k not in PRIVATE_VARIABLES}
-
-
-@dataclass(frozen=True)
-class PastView:
-    """A run an earlier supervisor recorded (from its history), as the supervisor sent it:
-    what ``get-status`` and ``get-log`` show of an id no live record has."""
-
-    facts: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.facts["id"])
-
-    @property
-    def process_id(self) -> str:
-        return self.id
-
-    @property
-    def status(self) -> str:
-        return str(self.facts["status"])
-
-    @property
-    def log_dropped_bytes(self) -> int | None:
-        return self.facts.get("logDroppedBytes")
-
-    def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.facts.items() if k != "logDroppedBytes"}
-
-
-class SupervisorLost(ProcessError):
-    """The supervisor connection ended, or the supervisor failed a request unexpectedly."""
-
-
-class _RemoteUnknownProcess(UnknownProcess):
-    """``UnknownProcess`` with the supervisor's text (it knows the ids)."""
-
-    def __init__(self, message: str, process_id: str) -> None:
-        ProcessError.__init__(self, message)
-        self.process_id = process_id
-
-
-_ERRORS: dict[str, type[ProcessError]] = {
-    "InvalidRequest": InvalidRequest,
-    "ProcessRunning": ProcessRunning,
-    "StartFailed": StartFailed,
-}
-
-
-def _fill(record: ProcessRecord, public: dict[str, Any]) -> None:
-    record.pid = public.get("pid")
-    record.status = Status(public["status"])
-    record.command = public.get("command", record.command)
-    record.args = list(public.get("args") or [])
-    record.cwd = public.get("cwd") or ""
-    record.exit_code = public.get("exitCode")
-    record.signal = public.get("signal")
-    record.started_at = public.get("startedAt") or record.started_at
-    record.ended_at = public.get("endedAt")
-    record.notify_on_exit = bool(public.get("notifyOnExit"))
-    record.options = StartOptions(
-        shell=bool(public.get("shell")),
-        stdin=public.get("stdin") or "null",
-        pty=bool(public.get("pty")),
-        timeout_seconds=public.get("timeoutSeconds"),
-        label=public.get("label"),
-    )
-    record.timed_out = bool(public.get("timedOut"))
-    record.restarts = int(public.get("restarts") or 0)
-
-
-def record_from_public(public: dict[str, Any]) -> ProcessRecord:
-    """A core record holding what a client may know of it (``public()`` read back)."""
-    record = ProcessRecord(
-        id=public["id"], command=public["command"], args=[], cwd="", env={}, notify_on_exit=False
-    )
-    _fill(record, public)
-    return record
-
-
-class RecordMirror:
-    """Every record the supervisor holds, as of the newest ``rev`` seen (see the module
-    docstring). Listeners: ``on_list`` when a process appears or is removed, ``on_ended``
-    once per end of a run (whichever session reported it)."""
-
-    def __init__(self) -> None:
-        self._records: dict[str, ProcessRecord] = {}
-        self._revs: dict[str, int] = {}
-        self._removed: dict[str, int] = {}  # id -> rev of its removal
-        self.list_listeners: list[Callable[[], None]] = []
-        self.ended_listeners: list[Callable[[ProcessRecord], None]] = []
-
-    def find(self, process_id: str) -> ProcessRecord | None:
-        return self._records.get(process_id)
-
-    def get(self, process_id: str) -> ProcessRecord:
-        try:
-            return self._records[process_id]
-        except KeyError:
-            raise UnknownProcess(process_id, list(self._records)) from None
-
-    def records(self) -> list[ProcessRecord]:
-        return list(self._records.values())
-
-    def ids(self) -> list[str]:
-        return list(self._records)
-
-    def apply(self, entry: dict[str, Any]) -> ProcessRecord:
-        """Take ``{record, rev}`` if newer than what is held; returns the mirrored record
-        (or, for a stale entry of a record removed since, one built from it)."""
-        public, rev = entry["record"], int(entry["rev"])
-        process_id = public["id"]
-        held = self._records.get(process_id)
-        if rev <= self._revs.get(process_id, -1) or rev <= self._removed.get(process_id, -1):
-            return held if held is not None else record_from_public(public)
-        self._revs[process_id] = rev
-        if held is None:  # new to us: not an end we saw happen
-            held = record_from_public(public)
-            self._records[process_id] = held
-            self._removed.pop(process_id, None)
-            self._tell_list()
-            return held
-        was_running, started = held.running, held.started_at
-        _fill(held, public)
-        if not held.running and (was_running or held.started_at != started):
-            for listener in list(self.ended_listeners):
-                listener(held)
-        return held
-
-    def remove(self, process_id: str, rev: int) -> None:
-        if rev <= self._revs.get(process_id, -1):
-            return
-        self._removed[process_id] = rev
-        self._revs.pop(process_id, None)
-        if self._records.pop(process_id, None) is not None:
-            self._tell_list()
-
-    def replace(self, entries: list[dict[str, Any]]) -> None:
-        """A fresh supervisor's snapshot: forget what it does not hold."""
-        known = {entry["record"]["id"] for entry in entries}
-        for process_id in [pid for pid in self._records if pid not in known]:
-            del self._records[process_id]
-            self._revs.pop(process_id, None)
-            self._tell_list()
-        self._revs = {pid: -1 for pid in self._revs}  # a new supervisor counts from 0
-        self._removed.clear()
-        for entry in entries:
-            self.apply(entry)
-
-    def _tell_list(self) -> None:
-        for listener in list(self.list_listeners):
-            listener()
+R = TypeVar("R", bound=op.Reply)
+_QUERY_FIELDS = tuple(f.name for f in dataclasses.fields(LogQueryArgs))  # what a query sends
 
 
 class RemoteManager:
@@ -239,13 +97,16 @@ class RemoteManager:
     ) -> None:
         self.mirror = mirror
         self.env = captured_environment() if env is None else env
+        self.run_settings = caller_run_settings(self.env)  # sent with each start
         self.folder_fallback = folder_fallback
         self.default_folder: str | None = None
         self.client_key = client_key
+        self.identified = False  # the audit knows its client (see identify)
         self.client: SupervisorClient | None = None
         self.exit_listeners: list[ExitListener] = []
         self.digest_listeners: list[DigestListener] = []
         self.output_listeners: list[Callable[[str], None]] = []
+        self.history_listeners: list[Callable[[str | None], None]] = []  # why it is off
         self._progress: dict[str, ProgressFn] = {}
         self._tokens = itertools.count(1)
         self._tasks = BackgroundTasks()
@@ -261,62 +122,72 @@ class RemoteManager:
     # ------------------------------------------------------------------ plumbing
     def on_event(self, event: Event) -> None:
         """The client's event callback: runs on the loop, in arrival order."""
-        data = event.data
-        match event.event:
-            case "changed":
-                self.mirror.apply(data)
-            case "exited":
-                self.mirror.apply(data)
-                record = record_from_public(data["record"])  # as it ended, whatever came since
+        try:
+            payload = op.decode_event(event.event, event.data)
+        except ProtocolError as exc:
+            logger.debug("ignored supervisor event %s: %s", event.event, exc.message)
+            return
+        match payload:
+            case Entry() if event.event == "exited":
+                self.mirror.apply(payload)
+                record = record_of(payload.record)  # as it ended, whatever came since
                 for listener in list(self.exit_listeners):
                     listener(record, self)
-            case "removed":
-                self.mirror.remove(data["id"], int(data["rev"]))
-            case "output":
+            case Entry():
+                self.mirror.apply(payload)
+            case op.Removed(id=process_id, rev=rev):
+                self.mirror.remove(process_id, rev)
+            case op.Output(id=process_id):
                 for output_listener in list(self.output_listeners):
-                    output_listener(data["id"])
-            case "progress":
-                report = self._progress.get(str(data.get("token")))
+                    output_listener(process_id)
+            case op.HistoryState(problem=problem):
+                for history_listener in list(self.history_listeners):
+                    history_listener(problem)
+            case op.Progress(token=token, elapsed=elapsed, message=message):
+                report = self._progress.get(token)
                 if report is not None:
-                    self._tasks.spawn(
-                        report(float(data.get("elapsed", 0)), str(data.get("message", "")))
-                    )
-            case _:
-                logger.debug("ignored supervisor event %s", event.event)
+                    self._tasks.spawn(report(elapsed, message))
 
-    async def call(self, op: str, args: dict[str, Any], process_id: str | None = None) -> Any:
-        """One request; supervisor errors become the core's exceptions."""
+    async def call(self, request: Any, process_id: str | None = None) -> Any:
+        """One request (a typed object of ``protocol.ops``) and its typed reply; supervisor
+        errors become the core's exceptions, and the reply's ``exits`` reach the mirror
+        and the digest listeners before this returns."""
         if self.client is None:
             raise SupervisorLost("not connected to the process-mcp supervisor")
+        if (approval := current_approval.get()) and getattr(request, "approval", "") is None:
+            request = dataclasses.replace(request, approval=approval)
+        name, args = op.encode_request(request)
         try:
-            answer = await self.client.request(op, args)
+            reply: op.Reply = op.decode_reply(name, await self.client.request(name, args))
         except RequestFailed as exc:
             if exc.code == "UnknownProcess":
-                raise _RemoteUnknownProcess(exc.message, process_id or "") from None
-            error = _ERRORS.get(exc.code)
+                raise RemoteUnknownProcess(exc.message, process_id or "") from None
+            error = FAILURES.get(exc.code)
             if error is not None:
                 raise error(exc.message) from None
             raise SupervisorLost(
-                f"the supervisor failed '{op}' ({exc.code}): {exc.message}"
+                f"the supervisor failed '{name}' ({exc.code}): {exc.message}"
             ) from None
         except SupervisorGone as exc:
             raise SupervisorLost(
-                f"lost the process-mcp supervisor during '{op}' ({exc}); its processes were "
-                "ended with it. Call the tool again: a new supervisor is started."
+                f"lost the process-mcp supervisor during '{name}' ({exc}); its processes "
+                "were ended with it. Call the tool again: a new supervisor is started."
             ) from None
         except MessageTooLarge as exc:
             raise InvalidRequest(exc.message) from None
-        exits = answer.pop("exits", None) if isinstance(answer, dict) else None
-        if exits:
-            for entry in exits:
+        except ProtocolError as exc:  # a reply this version cannot read
+            raise SupervisorLost(f"the supervisor's answer to '{name}': {exc.message}") from None
+        if reply.exits:
+            for entry in reply.exits:
                 self.mirror.apply(entry)
-            ended = [record_from_public(entry["record"]) for entry in exits]  # as they ended
+            ended = [record_of(entry.record) for entry in reply.exits]  # as they ended
             for listener in list(self.digest_listeners):
                 listener(ended, self)
-        return answer
+        return reply
 
-    def _apply(self, answer: dict[str, Any]) -> ProcessRecord:
-        return self.mirror.apply(answer)
+    def _apply(self, reply: Any) -> ProcessRecord:
+        """The mirrored record of a reply that carries ``record`` and ``rev``."""
+        return self.mirror.apply(Entry(reply.record, reply.rev))
 
     # ------------------------------------------------------- synchronous lookups
     def find(self, process_id: str) -> ProcessRecord | None:
@@ -329,83 +200,56 @@ class RemoteManager:
         return self.mirror.records()
 
     # --------------------------------------------------------------------- ops
-    async def snapshot(self) -> dict[str, Any]:
-        """Load the mirror (the supervisor's records); returns the supervisor's settings."""
-        answer = await self.call("snapshot", {})
-        self.mirror.replace(answer["records"])
-        return answer
+    async def identify(self, name: str, version: str, session: str | None) -> None:
+        """Tell the supervisor who the client is, for its audit (an older one: skipped)."""
+        self.identified = True
+        with contextlib.suppress(SupervisorLost):
+            await self.call(op.Identify(name, version, session))
 
-    async def start(
-        self,
-        command: str,
-        args: list[str] | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        notify_on_exit: bool = False,
-        options: StartOptions | None = None,
-        default_cwd: str | None = None,
-        keep: bool = False,
-    ) -> ProcessRecord:
+    async def snapshot(self) -> op.SnapshotReply:
+        """Load the mirror (the supervisor's records, page after page); returns the last
+        page's reply (the supervisor's settings) with every record."""
+        self.mirror.begin_replace()
+        entries: list[Entry] = []
+        page = 0
+        while True:
+            reply: op.SnapshotReply = await self.call(op.Snapshot(page))
+            entries.extend(reply.records)
+            for entry in reply.records:
+                self.mirror.apply(entry)
+            if not reply.more:
+                break
+            page += 1
+        self.mirror.end_replace(entries)
+        return dataclasses.replace(reply, records=entries)
+
+    async def start(self, request: StartRequest) -> ProcessRecord:
         """``ProcessManager.start`` in the supervisor, with this front-end's environment
-        as the base and ``default_cwd`` (else :attr:`folder`) as the default folder;
-        ``keep``: no session owns it. The record carries ``history`` as the core's does."""
-        record, _ = await self._start(
-            command, args, cwd, env, notify_on_exit, options, default_cwd, keep, False
-        )
-        return record
+        as the base and :attr:`folder` as the default folder where the request names
+        none; ``request.keep``: no session owns it. The record carries ``history`` as the
+        core's does."""
+        return (await self._start(dataclasses.replace(request, reuse=False)))[0]
 
-    async def start_or_reuse(
-        self,
-        command: str,
-        args: list[str] | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        notify_on_exit: bool = False,
-        options: StartOptions | None = None,
-        default_cwd: str | None = None,
-        keep: bool = False,
-    ) -> tuple[ProcessRecord, bool]:
+    async def start_or_reuse(self, request: StartRequest) -> tuple[ProcessRecord, bool]:
         """``ProcessManager.start_or_reuse`` in the supervisor (any session's process with
         the label counts); ``keep`` applies only to a process it starts."""
-        return await self._start(
-            command, args, cwd, env, notify_on_exit, options, default_cwd, keep, True
-        )
+        return await self._start(dataclasses.replace(request, reuse=True))
 
-    async def _start(
-        self,
-        command: str,
-        args: list[str] | None,
-        cwd: str | None,
-        env: dict[str, str] | None,
-        notify_on_exit: bool,
-        options: StartOptions | None,
-        default_cwd: str | None,
-        keep: bool,
-        reuse: bool,
-    ) -> tuple[ProcessRecord, bool]:
-        options = options or StartOptions()
-        answer = await self.call(
-            "start",
-            {
-                "command": command,
-                "args": list(args or []),
-                "cwd": cwd,
-                "env": env,
-                "base_env": self.env,
-                "folder": default_cwd or self.folder,
-                "notify_on_exit": notify_on_exit,
-                "options": dataclasses.asdict(options),
-                "keep": keep,
-                "reuse": reuse,
-            },
+    async def _start(self, request: StartRequest) -> tuple[ProcessRecord, bool]:
+        request = dataclasses.replace(
+            request,
+            base_env=self.env if request.base_env is None else request.base_env,
+            folder=request.folder or self.folder,
+            run_settings=request.run_settings or self.run_settings,
         )
-        record = self._apply(answer)
-        record.history = answer.get("history")
-        return record, bool(answer.get("reused"))
+        reply: op.StartReply = await self.call(request)
+        record = self._apply(reply)
+        record.history = None if reply.history is None else reply.history.public()
+        return record, reply.reused
 
     async def stop(self, process_id: str, force: bool = False) -> StopResult:
-        answer = await self.call("stop", {"id": process_id, "force": force}, process_id)
-        return StopResult(self._apply(answer), list(answer["survivors"]))
+        reply: op.StopReply = await self.call(op.Stop(process_id, force), process_id)
+        return StopResult(self._apply(reply), list(reply.survivors))
 
     async def status(
         self, process_id: str
@@ -413,14 +257,13 @@ class RemoteManager:
         """``(record, facts, None)``: the record and its live facts (``containment``
         always, the rest while it runs); ``(None, None, past)`` for an id only the history
         knows; ``(None, None, None)`` for an unknown id."""
-        answer = await self.call("status", {"id": process_id}, process_id)
-        if answer.get("record") is None:
-            past = answer.get("past")
-            return None, None, None if past is None else PastView(past)
-        record = self._apply(answer)
-        facts = {**(answer.get("facts") or {}), "containment": answer.get("containment")}
-        if facts["containment"] is None:
-            del facts["containment"]
+        reply: op.StatusReply = await self.call(op.Status(process_id), process_id)
+        if reply.record is None:
+            return None, None, None if reply.past is None else PastView(reply.past)
+        record = self._apply(reply)
+        facts = {} if reply.facts is None else reply.facts.public()
+        if reply.containment is not None:
+            facts["containment"] = reply.containment
         return record, facts, None
 
     async def read_log(self, process_id: str, query: LogQuery) -> LogAnswer:
@@ -431,63 +274,70 @@ class RemoteManager:
     ) -> tuple[ProcessRecord | PastView, LogAnswer]:
         """The answer to ``query`` on the log of ``process_id``, and whose log it is: the
         live record, or the earlier run the history holds. Raises UnknownProcess."""
-        fields = {f.name: getattr(query, f.name) for f in dataclasses.fields(LogQuery) if f.init}
-        if isinstance(fields.get("grep"), LinePattern):
-            fields["grep"] = fields["grep"].source
-        answer = await self.call("read_log", {"id": process_id, "query": fields}, process_id)
-        log = LogAnswer(**answer["answer"])
-        if answer.get("record") is None:
-            past = answer.get("past")
-            if past is None:  # removed while the query ran
+        grep = query.grep.source if isinstance(query.grep, LinePattern) else query.grep
+        fields = {name: getattr(query, name) for name in _QUERY_FIELDS}
+        args = LogQueryArgs(**{**fields, "grep": grep})
+        reply: op.ReadLogReply = await self.call(op.ReadLog(process_id, args), process_id)
+        log = LogAnswer(**fields_of(reply.answer))
+        if reply.record is None:
+            if reply.past is None:  # removed while the query ran
                 raise UnknownProcess(process_id, list(self.mirror.ids()))
-            return PastView(past), log
-        return self._apply(answer), log
+            return PastView(reply.past), log
+        return self._apply(reply), log
 
     async def listed(self, everything: bool = False) -> list[dict[str, Any]]:
-        """Public records with ``listeningPorts``, ``owner`` (self/other/kept) and
-        ``commandLine``, of the processes under the default folder (``everything``: all)."""
-        folder = self.folder
-        answer = await self.call("list", {"folder": folder, "all": everything})
-        return list(answer["processes"])
+        """The ``list`` op's slim lines as ``ps --json`` shows them (``owner``:
+        self/other/kept, ``commandLine``), of the processes under the default folder
+        (``everything``: all)."""
+        reply: op.ListReply = await self.call(op.ListProcesses(self.folder, everything))
+        return [process.public() for process in reply.processes]
 
     async def summaries(
         self, everything: bool = False, folder: str | None = None
     ) -> list[dict[str, Any]]:
         """``ProcessManager.summaries`` (one line of facts per process, the command line
         cut), scoped to ``folder`` (else :attr:`folder`; ``everything``: all), each with
-        ``owner``."""
-        answer = await self.call("list", {"folder": folder or self.folder, "all": everything})
-        return [
+        ``owner``: the running ones and the newest ended ones (see ``list_summaries``)."""
+        return (await self.list_summaries(everything, folder))[0]
+
+    async def list_summaries(
+        self, everything: bool = False, folder: str | None = None, ended: int | None = None
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """``(summaries, older_ended, omitted)``: every running process in scope and at
+        most ``ended`` ended ones (None: the supervisor's default, 10), how many more ended
+        ones it holds in scope, and how many lines did not fit the answer."""
+        request = op.ListProcesses(folder or self.folder, everything, ended=ended)
+        reply: op.ListReply = await self.call(request)
+        summaries = [
             {
-                "id": p["id"],
-                "pid": p["pid"],
-                "status": p["status"],
-                "label": p["label"],
-                "command": p["commandLine"],
-                "exitCode": p["exitCode"],
-                "signal": p["signal"],
-                "startedAt": p["startedAt"],
-                "listeningPorts": p["listeningPorts"],
-                "owner": p["owner"],
+                "id": p.id,
+                "pid": p.pid,
+                "status": p.status,
+                "label": p.label,
+                "command": p.command_line,
+                "commandCut": p.command_cut,
+                "exitCode": p.exit_code,
+                "signal": p.signal,
+                "startedAt": p.started_at,
+                "listeningPorts": p.listening_ports,
+                "owner": p.owner,
             }
-            for p in answer["processes"]
+            for p in reply.processes
         ]
+        return summaries, reply.older_ended, reply.omitted
 
     async def remove(self, process_id: str) -> ProcessRecord:
-        answer = await self.call("remove", {"id": process_id}, process_id)
-        self.mirror.remove(process_id, int(answer["rev"]))
-        return record_from_public(answer["record"])
+        reply: op.EntryReply = await self.call(op.Remove(process_id), process_id)
+        self.mirror.remove(process_id, reply.rev)
+        return record_of(reply.record)
 
     async def send_input(self, process_id: str, text: str = "", eof: bool = False) -> InputReceipt:
-        answer = await self.call(
-            "send_input", {"id": process_id, "text": text, "eof": eof}, process_id
-        )
-        self._apply(answer)
-        return InputReceipt(**answer["receipt"])
+        reply: op.InputReply = await self.call(op.SendInput(process_id, text, eof), process_id)
+        self._apply(reply)
+        return InputReceipt(**fields_of(reply.receipt))
 
     async def send_signal(self, process_id: str, name: str) -> ProcessRecord:
-        answer = await self.call("signal", {"id": process_id, "signal": name}, process_id)
-        return self._apply(answer)
+        return self._apply(await self.call(op.Signal(process_id, name), process_id))
 
     async def restart(
         self,
@@ -497,10 +347,8 @@ class RemoteManager:
     ) -> ProcessRecord:
         """``ProcessManager.restart`` in the supervisor; a relative ``cwd`` in ``changes``
         resolves against ``default_cwd`` (else :attr:`folder`)."""
-        request: dict[str, Any] = {"id": process_id, "folder": default_cwd or self.folder}
-        if changes is not None:
-            request["changes"] = dataclasses.asdict(changes)
-        return self._apply(await self.call("restart", request, process_id))
+        request = op.Restart(process_id, default_cwd or self.folder, changes)
+        return self._apply(await self.call(request, process_id))
 
     async def wait_for(
         self,
@@ -513,36 +361,22 @@ class RemoteManager:
         """``core.waiting.wait_for`` run by the supervisor (same ``tail_lines`` rule);
         progress comes back as events. Cancelling the awaiting task cancels the wait there
         (the process runs on)."""
-        token = None
-        if progress is not None:
-            token = str(next(self._tokens))
-            self._progress[token] = progress
-        try:
-            answer = await self.call(
-                "wait",
-                {
-                    "id": process_id,
-                    "pattern": None if condition.pattern is None else condition.pattern.source,
-                    "port": condition.port,
-                    "url": condition.url,
-                    "timeout": timeout,
-                    "progress": token,
-                    "tail_lines": tail_lines,
-                },
-                process_id,
+        pattern = None if condition.pattern is None else condition.pattern.source
+        with self._progress_token(progress) as token:
+            request = op.Wait(
+                process_id, timeout, pattern, condition.port, condition.url, token, tail_lines
             )
-        finally:
-            if token is not None:
-                self._progress.pop(token, None)
+            reply: op.WaitReply = await self.call(request, process_id)
         return WaitOutcome(
-            record=self._apply(answer),
-            met=answer["met"],
-            reason=answer["reason"],
-            elapsed=answer["elapsed"],
-            tail=answer["tail"],
-            cursor=answer["cursor"],
-            matched_line=answer.get("matched_line"),
-            matched_line_number=answer.get("matched_line_number"),
+            record=self._apply(reply),
+            met=reply.met,
+            reason=reply.reason,
+            elapsed=reply.elapsed,
+            tail=list(reply.tail),
+            cursor=reply.cursor,
+            matched_line=reply.matched_line,
+            matched_line_number=reply.matched_line_number,
+            redacted=reply.redacted,
         )
 
     async def wait_for_exits(
@@ -555,35 +389,34 @@ class RemoteManager:
     ) -> tuple[ExitsOutcome, dict[str, list[str]]]:
         """``core.waiting.wait_for_exits`` run by the supervisor, and the newest
         ``tail_lines`` lines (``tail_text``) of each process that ended, by id."""
-        token = None
-        if progress is not None:
-            token = str(next(self._tokens))
-            self._progress[token] = progress
-        try:
-            answer = await self.call(
-                "wait_exits",
-                {
-                    "ids": list(process_ids),
-                    "all": every,
-                    "timeout": timeout,
-                    "progress": token,
-                    "tail_lines": tail_lines,
-                },
-            )
-        finally:
-            if token is not None:
-                self._progress.pop(token, None)
+        with self._progress_token(progress) as token:
+            request = op.WaitExits(list(process_ids), timeout, every, token, tail_lines)
+            reply: op.WaitExitsReply = await self.call(request)
         outcome = ExitsOutcome(
-            met=answer["met"],
-            reason=answer["reason"],
-            elapsed=answer["elapsed"],
-            ended=[self._apply(entry) for entry in answer["ended"]],
-            running=[self._apply(entry) for entry in answer["running"]],
+            met=reply.met,
+            reason=reply.reason,
+            elapsed=reply.elapsed,
+            ended=[self.mirror.apply(entry) for entry in reply.ended],
+            running=[self.mirror.apply(entry) for entry in reply.running],
+            redacted=reply.redacted,
         )
-        return outcome, dict(answer.get("tails") or {})
+        return outcome, {key: list(lines) for key, lines in reply.tails.items()}
+
+    @contextlib.contextmanager
+    def _progress_token(self, progress: ProgressFn | None) -> Iterator[str | None]:
+        """A token the supervisor tags this call's ``progress`` events with (None: none)."""
+        if progress is None:
+            yield None
+            return
+        token = str(next(self._tokens))
+        self._progress[token] = progress
+        try:
+            yield token
+        finally:
+            self._progress.pop(token, None)
 
     async def follow_output(self, on: bool) -> None:
-        await self.call("follow_output", {"on": on})
+        await self.call(op.FollowOutput(on))
 
     async def end_session(self) -> None:
         """Stop what this session owns, then close the connection."""
@@ -591,8 +424,8 @@ class RemoteManager:
             return
         try:
             if not self.client.closed:
-                await self.client.request("end_session", {})
-        except (RequestFailed, SupervisorGone) as exc:
+                await self.call(op.EndSession())
+        except (SupervisorLost, ProcessError) as exc:
             logger.warning("ending the supervisor session: %s", exc)
         finally:
             await self.client.close()

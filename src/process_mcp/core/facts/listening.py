@@ -1,19 +1,18 @@
-"""Which TCP ports a process tree listens on, read straight from ``/proc``.
+"""The linux backend's two halves of "which TCP ports does a tree listen on".
 
-Both ``wait`` (port readiness) and live facts (``listeningPorts``) ask this, so the two
-halves live here once: the listening sockets of a network namespace (inode → port, from
+The listening sockets of a network namespace (inode → port, from
 ``/proc/<pid>/net/tcp{,6}``: two small file reads, cheap to poll) and the socket inodes a
-process holds (its ``/proc/<pid>/fd`` links). A TCP connect would also say "something
+process holds (its ``/proc/<pid>/fd`` links). The question itself is asked through the OS
+backend (``core/platform``; ``facts/ports.py: tree_listens_on``); the posix backend asks
+psutil for each tree member's sockets instead. A TCP connect would also say "something
 listens", but not *who*: a stale server on the same port would make a wait succeed while
-the new one is still failing.
+the new one is still failing. Imports nothing of the seam: the seam imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-
-from process_mcp.core.trees import proc
 
 _LISTEN = "0A"
 
@@ -51,24 +50,3 @@ def socket_inodes(pid: int) -> set[int] | None:
             if target.startswith("socket:["):
                 inodes.add(int(target[8:-1]))
     return inodes
-
-
-def tree_pids(root: int) -> list[int]:
-    """The root, its descendants, and its process group (members that left the tree)."""
-    table = proc.process_table()
-    pids = {root}
-    pids.update(info.pid for info in proc.descendants(root, table) if not info.zombie)
-    pids.update(info.pid for info in proc.group_members(root, table))
-    return sorted(pids)
-
-
-def tree_listens_on(root: int, port: int) -> bool:
-    """True when a process of ``root``'s tree holds a socket listening on TCP ``port``."""
-    wanted = {inode for inode, bound in listening_sockets(root).items() if bound == port}
-    if not wanted:
-        return False
-    for pid in tree_pids(root):
-        held = socket_inodes(pid)
-        if held is None or held & wanted:
-            return True  # a tree member we cannot look inside: the port does listen
-    return False

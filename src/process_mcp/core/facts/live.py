@@ -1,13 +1,14 @@
-"""Live facts about running process trees (SPEC §7.5): CPU, memory, process count, ports.
+"""Live facts about running process trees: CPU, memory, process count, ports.
 
-Costs (notes/supervision.md §3) drive the design:
+Costs drive the design:
 
 * ``psutil.net_connections()`` maps sockets to pids by walking the fds of *every* process
   on the host (12-241 ms), and ``Process.net_connections()`` re-parses the whole socket
-  table for each process. Instead the TCP tables (``/proc/net/tcp`` and ``tcp6``) are read
-  once for all managed processes and kept for ``ttl`` seconds (at most 2 s), as a map of
-  listening socket inode → port; a tree's ports are then found by reading only its own
-  processes' ``/proc/<pid>/fd`` links (``socket:[inode]``).
+  table for each process. Instead, on linux, the TCP tables (``/proc/net/tcp`` and
+  ``tcp6``) are read once for all managed processes and kept for ``ttl`` seconds (at most
+  2 s), as a map of listening socket inode → port; a tree's ports are then found by
+  reading only its own processes' ``/proc/<pid>/fd`` links (``socket:[inode]``). The posix
+  backend has no host table to read, and asks each tree member (``core/platform``).
 * Tree membership needs the host's process table (``Process.children`` scans all of
   ``/proc`` each call): it is read once, shared by every process of the call, and kept for
   ``ttl`` seconds too. The leader is always counted, even if newer than that snapshot.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from process_mcp.core.facts.listening import listening_sockets, socket_inodes
+from process_mcp.core import platform
 from process_mcp.core.trees import cgroups, proc
 
 
@@ -64,7 +65,7 @@ class TreeFacts:
     listening_ports: list[int]
 
     def describe(self, last_output_at: float | None, log_bytes: int) -> dict[str, object]:
-        """The live facts of SPEC §7.5, camelCase; idle time counts from ``last_output_at``
+        """The live facts (``get-status``), camelCase; idle time counts from ``last_output_at``
         (``time.monotonic()``), or from the epoch of that clock when nothing was written."""
         idle = max(time.monotonic() - (last_output_at or 0.0), 0.0)
         return {
@@ -92,7 +93,7 @@ class LiveFacts:
         self._children: dict[int, list[proc.ProcInfo]] = {}
         self._groups: dict[int, list[proc.ProcInfo]] = {}
         self._table_at = float("-inf")
-        self._listening: dict[int, int] = {}
+        self._listening: dict[int, int] | None = {}
         self._listening_at = float("-inf")
         self._procs: dict[int, psutil.Process] = {}
         self._tree_pids: dict[int, set[int]] = {}  # leader → pids whose Process objects we keep
@@ -118,10 +119,10 @@ class LiveFacts:
                 self._groups.setdefault(info.pgid, []).append(info)
         self._table_at = now
 
-    def _listening_sockets(self) -> dict[int, int]:
+    def _listening_sockets(self) -> dict[int, int] | None:
         now = time.monotonic()
         if now - self._listening_at > self.ttl:
-            self._listening, self._listening_at = listening_sockets(), now
+            self._listening, self._listening_at = platform.backend().listening_table(), now
             self.socket_reads += 1
         return self._listening
 
@@ -154,12 +155,10 @@ class LiveFacts:
     def listening_ports(self, leader: int, members: list[int] | None = None) -> list[int]:
         """TCP ports that any process of the tree listens on, ascending."""
         listening = self._listening_sockets()
-        if not listening:
+        if listening == {}:
             return []
-        ports = set()
-        for pid in self.members(leader) if members is None else members:
-            ports.update(listening[i] for i in socket_inodes(pid) or () if i in listening)
-        return sorted(ports)
+        pids = self.members(leader) if members is None else members
+        return sorted(platform.backend().ports_of(pids, listening))
 
     def tree_facts(self, leader: int) -> TreeFacts:
         """CPU, memory, count and ports of a tree, at most ``FACTS_TTL`` old: CPU is a rate over

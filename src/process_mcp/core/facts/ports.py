@@ -8,35 +8,45 @@ server started or stopped listening somewhere — are the managed trees walked (
 the process table, then the fd links of their members) to attribute each socket to its
 tree, in a worker thread. A port therefore shows up in ``list`` about a second after it
 starts listening, and disappears as soon as its socket closes or its process ends.
+
+``tree_listens_on`` asks the same of one tree at once, through the backend (``wait``'s
+port condition: a stale server on the port elsewhere does not count).
+
+Where the OS backend has no such host table (posix: macOS lists sockets per process
+only), the trees are walked every interval instead, asking each member for its sockets:
+the cost grows with the number of tree members, not with the host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 
-from process_mcp.core.facts.listening import listening_sockets, socket_inodes
+from process_mcp.core import platform
 from process_mcp.core.tasks import BackgroundTasks
 from process_mcp.core.trees import proc
 
+logger = logging.getLogger(__name__)
 INTERVAL = 1.0
 
 
-def ports_by_tree(leaders: list[int], listening: dict[int, int]) -> dict[int, list[int]]:
+def ports_by_tree(leaders: list[int], listening: dict[int, int] | None) -> dict[int, list[int]]:
     """Leader → ascending TCP ports that its tree (descendants and process group) listens
-    on, among ``listening`` (inode → port); leaders listening on nothing are left out.
-    Reads the process table once and each member's fd links; safe in a worker thread."""
-    if not listening or not leaders:
+    on, among ``listening`` (inode → port; None: ask each member, see the module
+    docstring); leaders listening on nothing are left out. Reads the process table once
+    and each member's sockets; safe in a worker thread."""
+    if listening == {} or not leaders:
         return {}
+    backend = platform.backend()
     table = proc.process_table()
     found: dict[int, list[int]] = {}
     for leader in leaders:
         members = {leader}
         members.update(info.pid for info in proc.descendants(leader, table) if not info.zombie)
         members.update(info.pid for info in proc.group_members(leader, table))
-        ports = set()
-        for pid in members:
-            ports.update(listening[i] for i in socket_inodes(pid) or () if i in listening)
+        ports = backend.ports_of(members, listening)
         if ports:
             found[leader] = sorted(ports)
     return found
@@ -78,8 +88,8 @@ class PortWatch:
     async def refresh(self) -> None:
         """Read the listening sockets; when they changed since the last attribution, walk
         the tracked trees again (in a worker thread). Raises nothing but cancellation."""
-        sockets = listening_sockets()
-        if sockets == self._sockets:
+        sockets = platform.backend().listening_table()
+        if sockets is not None and sockets == self._sockets:
             return
         leaders = sorted(self._leaders)
         self.scans += 1
@@ -96,6 +106,25 @@ class PortWatch:
 
     async def _run(self) -> None:
         while self._leaders:
-            with contextlib.suppress(OSError):  # /proc unreadable for a moment: next time
+            began = time.monotonic()
+            try:
                 await self.refresh()
-            await asyncio.sleep(self.interval)
+            except OSError as exc:  # the table unreadable for a moment: next time
+                logger.warning("listening ports not refreshed: %s", exc)
+            # Where each refresh walks the trees (posix), at most about a fifth of a core.
+            await asyncio.sleep(max(self.interval, 4 * (time.monotonic() - began)))
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root, its descendants, and its process group (members that left the tree)."""
+    table = proc.process_table()
+    pids = {root}
+    pids.update(info.pid for info in proc.descendants(root, table) if not info.zombie)
+    pids.update(info.pid for info in proc.group_members(root, table))
+    return sorted(pids)
+
+
+def tree_listens_on(root: int, port: int) -> bool:
+    """True when a process of ``root``'s tree holds a socket listening on TCP ``port``
+    (a member the OS will not let us look inside counts as listening)."""
+    return platform.backend().listens_on(lambda: tree_pids(root), port, root)

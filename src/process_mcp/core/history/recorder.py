@@ -25,7 +25,12 @@ Each drop is logged (level INFO) and stays in the run's record (``logDroppedByte
 
 Failure. A history that cannot be opened is disabled (one warning); a write that fails
 later is logged once (then at DEBUG) and the manager goes on: memory is never a reason to
-refuse a start or lose a process.
+refuse a start or lose a process. Either way :attr:`Recorder.problem` says why the history
+is off, and ``state_listeners`` hear each change on the loop (the supervisor tells its
+front-ends, which tell their clients: its log may be on the very disk that is full).
+A run whose end could not be written is kept here and closed by the next write that
+works (or at ``close``), so no run stays ``running`` in the history after a full disk or a
+held lock; then :attr:`problem` is None again.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from process_mcp.core.history.store import History, HistoryError, LogFacts, Run
+from process_mcp.core.history.database import HistoryError
+from process_mcp.core.history.rows import LogFacts, PastRun
+from process_mcp.core.history.store import History
 from process_mcp.core.logs.blocks import LogSnapshot
 from process_mcp.core.logs.query import LogAnswer, LogQuery, run_query
 from process_mcp.core.logs.store import LogStore
@@ -50,6 +57,7 @@ from process_mcp.core.trees import instances
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 STATS_WAIT = 1.0  # seconds a start's answer waits for the stats of earlier runs
+_End = tuple[str, int | None, str | None, str | None]  # status, exit code, signal, ended at
 
 
 class Recorder:
@@ -70,17 +78,22 @@ class Recorder:
         dead) and apply the disk cap. ``logs`` is the manager's live table of log stores
         (read only); ``supervisor`` names this manager in the records."""
         self.history = History.open_or_disabled(state_dir)
+        self.problem: str | None = self.history.problem  # why the history is off; None: on
+        self.state_listeners: list[Callable[[str | None], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.supervisor = supervisor
         self.disk_cap = disk_cap
         self._logs = logs
         self._fallback = fallback_logs
         self._running: set[str] = set()  # live ids whose current run is recorded running
+        self._removed: set[str] = set()  # this manager's removed ids: unknown from then on
         self._complained = False
         self._worker: ThreadPoolExecutor | None = None
         # Worker thread only: the current run of each live id, and the run a restart
         # replaced until it is known to have started.
-        self._runs: dict[str, Run] = {}
-        self._previous: dict[int, Run | None] = {}
+        self._runs: dict[str, PastRun] = {}
+        self._previous: dict[int, PastRun | None] = {}
+        self._unclosed: dict[int, tuple[_End, LogFacts | None]] = {}  # ends not yet written
         if self.history.enabled:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="process-mcp-history")
             self._submit(self._mark_dead, is_gone)
@@ -127,7 +140,9 @@ class Recorder:
         if self._worker is None:
             yield directory
             return
-        stats = self._submit(self.history.stats, record.command, list(record.args), record.cwd)
+        stats = self._submit(
+            self.history.stats, record.command, list(record.args), record.cwd, write=False
+        )
         yield directory
         self._submit(self._record_start, record.id, self._fields(record), directory.name, False)
         self._running.add(record.id)
@@ -173,25 +188,48 @@ class Recorder:
 
     def removed(self, process_id: str) -> None:
         """``process_id`` was removed and its log deleted: the records stay, their log
-        marked dropped."""
+        marked dropped, and :meth:`past` no longer answers for it."""
         self._running.discard(process_id)
+        self._removed.add(process_id)
         self._submit(self._drop, process_id)
 
+    def forgotten(self, process_id: str) -> None:
+        """``process_id`` ended and left the manager's memory: its records and log stay,
+        and :meth:`past` answers for it from now on. Returns at once."""
+        self._running.discard(process_id)
+        self._submit(self._runs.pop, process_id, None)
+
     # ---------------------------------------------------------------- reading
-    async def past(self, process_id: str) -> Run | None:
-        """The newest recorded run of ``process_id`` by another manager (this one's own
-        removed ids stay unknown), or None. Ordered after every write queued before."""
+    async def past(self, process_id: str) -> PastRun | None:
+        """The newest recorded run of ``process_id`` (by another manager, or by this one
+        once it left memory; this one's removed ids stay unknown), or None. Ordered after
+        every write queued before."""
         if self._worker is None:
             return None
-        run = await asyncio.wrap_future(self._submit(self.history.find, process_id))
-        return None if run is None or run.supervisor == self.supervisor else run
+        run = await asyncio.wrap_future(self._submit(self.history.find, process_id, write=False))
+        if run is None or (run.supervisor == self.supervisor and process_id in self._removed):
+            return None
+        return run
 
-    async def read(self, run: Run, query: LogQuery) -> LogAnswer:
+    async def ended_under(self, folder: str | None, limit: int) -> list[PastRun]:
+        """The newest ended runs under ``folder`` (None: anywhere), at most ``limit``, one
+        per process id (its newest run), ordered after every write queued before."""
+        if self._worker is None or limit <= 0:
+            return []
+        found = await asyncio.wrap_future(
+            self._submit(self.history.ended_under, folder, limit, write=False)
+        )
+        newest: dict[str, PastRun] = {}
+        for run in found or []:
+            newest.setdefault(run.process_id, run)
+        return list(newest.values())
+
+    async def read(self, run: PastRun, query: LogQuery) -> LogAnswer:
         """Answer ``query`` on ``run``'s log as it was left on disk, in a worker thread.
         A dropped log answers no lines and its size in ``dropped_bytes``."""
         return await asyncio.to_thread(self._read, run, query)
 
-    def _read(self, run: Run, query: LogQuery) -> LogAnswer:
+    def _read(self, run: PastRun, query: LogQuery) -> LogAnswer:
         snapshot = self.history.log_snapshot(run)
         if snapshot is None:
             snapshot = LogSnapshot((), 1, 0, (), run.log_dropped_bytes or 0, 0, 0)
@@ -199,24 +237,33 @@ class Recorder:
 
     async def close(self) -> None:
         """Wait for every queued write, then close the history. Idempotent."""
+        if self._worker is not None:
+            self._submit(self._close_left_open)
         worker, self._worker = self._worker, None
         if worker is not None:
             await asyncio.to_thread(worker.shutdown, wait=True)
         self.history.close()
 
     # ---------------------------------------------------------------- worker
-    def _submit(self, call: Callable[..., T], *args: Any) -> Future[T | None]:
-        """Queue ``call`` on the worker; once closed, a future already done with None."""
+    def _submit(self, call: Callable[..., T], *args: Any, write: bool = True) -> Future[T | None]:
+        """Queue ``call`` on the worker (``write``: it writes, so it first closes the runs a
+        failed write left open, and its outcome says whether the history works); once
+        closed, a future already done with None."""
         if self._worker is None:
             done: Future[T | None] = Future()
             done.set_result(None)
             return done
-        return self._worker.submit(self._guarded, call, *args)
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
+        return self._worker.submit(self._guarded, call, write, *args)
 
-    def _guarded(self, call: Callable[..., T], *args: Any) -> T | None:
+    def _guarded(self, call: Callable[..., T], write: bool, *args: Any) -> T | None:
         """Run ``call`` on the worker; a failure is logged, never raised (see Failure)."""
+        if write and self._unclosed:
+            with contextlib.suppress(Exception):  # still failing: this call says so below
+                self._close_left_open()
         try:
-            return call(*args)
+            result = call(*args)
         except Exception as exc:  # a history failure must never reach a process's owner
             level = logging.DEBUG if self._complained else logging.WARNING
             self._complained = True
@@ -227,7 +274,38 @@ class Recorder:
                 exc,
                 exc_info=not isinstance(exc, HistoryError),
             )
+            if write:
+                self._set_problem(f"a write failed: {exc}")
             return None
+        if write and not self._unclosed:
+            self._set_problem(None)
+        return result
+
+    def _set_problem(self, problem: str | None) -> None:
+        """Worker: the history's state changed; tell the listeners on the loop."""
+        if problem == self.problem:
+            return
+        if problem is None:
+            logger.warning("history: writing works again; runs are recorded as before")
+        self.problem = problem
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._tell, problem)
+
+    def _tell(self, problem: str | None) -> None:
+        for listener in list(self.state_listeners):
+            listener(problem)
+
+    def _close_left_open(self) -> None:
+        """Worker: write the ends that failed before (oldest first); raises if it still
+        cannot, leaving the rest for the next write."""
+        closed = 0
+        for run_id, (end, facts) in list(self._unclosed.items()):
+            self._write_end(run_id, end, facts)
+            del self._unclosed[run_id]
+            closed += 1
+        if closed:
+            logger.warning("history: %d run(s) left open by a failed write are closed", closed)
 
     def _mark_dead(self, is_gone: Callable[[str], bool]) -> None:
         for name in self.history.running_supervisors():
@@ -250,7 +328,7 @@ class Recorder:
 
     def _record_start(
         self, process_id: str, fields: dict[str, Any], name: str, again: bool
-    ) -> Run | None:
+    ) -> PastRun | None:
         """Worker: a run writing in folder ``name``; ``again`` (a restart) shares the log
         of the run before, or adopts ``name`` if that run was never recorded."""
         # Popped first: if this write fails, the run before must not receive this run's end.
@@ -279,19 +357,26 @@ class Recorder:
     def _record_end(
         self,
         process_id: str,
-        end: tuple[str, int | None, str | None, str | None],
+        end: _End,
         facts: LogFacts | None,
         live_bytes: int,
-    ) -> list[Run]:
+    ) -> list[PastRun]:
         run = self._runs.get(process_id)
         if run is None:  # its start could not be recorded
             return []
         self._previous.pop(run.id, None)
+        try:
+            self._write_end(run.id, end, facts)
+        except Exception:
+            self._unclosed[run.id] = (end, facts)  # closed by the next write that works
+            raise
+        return self.history.enforce_cap(self.disk_cap, live_bytes)
+
+    def _write_end(self, run_id: int, end: _End, facts: LogFacts | None) -> None:
         status, exit_code, signal, ended_at = end
         self.history.record_end(
-            run.id, status=status, exit_code=exit_code, signal=signal, ended_at=ended_at, log=facts
+            run_id, status=status, exit_code=exit_code, signal=signal, ended_at=ended_at, log=facts
         )
-        return self.history.enforce_cap(self.disk_cap, live_bytes)
 
     def _drop(self, process_id: str) -> None:
         run = self._runs.pop(process_id, None)
@@ -299,7 +384,7 @@ class Recorder:
             self._previous.pop(run.id, None)
             self.history.drop_log(run.id)
 
-    def _forget_dropped(self, done: Future[list[Run] | None]) -> None:
+    def _forget_dropped(self, done: Future[list[PastRun] | None]) -> None:
         """On the loop: a live store whose folder the cap deleted forgets its lines."""
         for run in done.result() or []:
             log = self._logs.get(run.process_id)

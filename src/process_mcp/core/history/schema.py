@@ -89,7 +89,29 @@ _V1: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+# Version 2. ``audit``: who asked for what, and what the policy said (no env values, no
+# input bytes: ``detail`` holds a byte count for input, a signal name, a request id).
+_V2: Migration = (
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,             -- ISO-8601 UTC
+        action TEXT NOT NULL,         -- start restart stop signal send-input approve limit
+        outcome TEXT NOT NULL,        -- allowed asked approved refused done
+        process_id TEXT,
+        command TEXT,                 -- the command as evaluated (shell-quoted)
+        rule TEXT,                    -- rule id, or NULL for the default
+        source TEXT,                  -- FILE:LINE or builtin
+        actor TEXT NOT NULL,          -- client name/version, or person
+        session TEXT,                 -- CLAUDE_CODE_SESSION_ID, else the MCP session
+        pid INTEGER,                  -- the front-end's pid
+        detail TEXT
+    )
+    """,
+    "CREATE INDEX audit_by_time ON audit (at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

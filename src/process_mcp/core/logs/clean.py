@@ -11,10 +11,21 @@ import re
 
 from process_mcp.core.logs.format import STDOUT_TAG
 
-# CSI (colours, cursor moves), OSC (titles, hyperlinks; ended by BEL or ST), and the
-# two-byte escapes. None of them may cross a newline, so line numbering is unaffected.
-# The 8-bit CSI byte 0x9b is left alone: it is also a UTF-8 continuation byte ("ě").
-_ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# CSI (colours, cursor moves), the string controls OSC/DCS/SOS/PM/APC (titles, hyperlinks,
+# clipboard writes; ended by BEL or ST, else at the next ESC or newline), and the other
+# escapes: nF with intermediates (ESC ( 0 line drawing, ESC # 8 screen fill), Fp (ESC 7),
+# Fe, Fs (ESC c, a reset). C1 CSI and string controls are matched in their UTF-8 form
+# (U+009B is b"\xc2\x9b"); a lone 0x9b byte is left alone: it is also a UTF-8
+# continuation byte ("ě"), and decodes to U+FFFD otherwise. None of them may cross a
+# newline, so line numbering is unaffected.
+_ANSI = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"|\xc2\x9b[0-?]*[ -/]*[@-~]"
+    rb"|(?:\x1b[\]PX^_]|\xc2[\x90\x98\x9d\x9e\x9f])"
+    rb"(?:[^\x07\x1b\n\xc2]|\xc2(?!\x9c))*(?:\x07|\x1b\\|\xc2\x9c)?"
+    rb"|\x1b[ -/]*[0-~]"
+)
+_C1_INTRODUCERS = (b"\xc2\x9b", b"\xc2\x9d", b"\xc2\x90", b"\xc2\x98", b"\xc2\x9e", b"\xc2\x9f")
 # A stored line (tag kept in group 1) that contains a carriage return.
 _CR_LINE = re.compile(rb"(?m)^(.)([^\n]*\r[^\n]*)$")
 _TAGS = re.compile(r"\n[^\n]")
@@ -33,7 +44,7 @@ def clean_block(block: bytes) -> bytes:
     """Strip ANSI escapes and collapse ``\\r`` updates in a block of tagged lines. On
     return the block holds as many lines, with the same tags, in the same order (nothing
     removed crosses a newline). Pure; raises nothing."""
-    if b"\x1b" in block:
+    if b"\x1b" in block or (b"\xc2" in block and any(c in block for c in _C1_INTRODUCERS)):
         block = _ANSI.sub(b"", block)
     if b"\r" in block:
         block = _CR_LINE.sub(_final_state, block)

@@ -65,8 +65,10 @@ def split_cut_marker(text: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One line as stored: its number for the life of the process, its stream and its bytes."""
+    """One line as stored: its number for the life of the process, its stream and its bytes;
+    for a partial line, ``grown_at`` is when it last grew (``time.monotonic()``)."""
 
     number: int
     stream: str
     data: bytes
+    grown_at: float = 0.0

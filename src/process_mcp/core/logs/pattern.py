@@ -59,24 +59,25 @@ def _options() -> re2.Options:
 
 
 _OPTIONS = _options()
+MULTILINE = "(?m)"  # prefixed to every pattern; never shown to the user (see _error_text)
 
 
 def compile_re2(pattern: str) -> Searcher:
     """``pattern`` compiled by RE2 with ``^``/``$`` at line bounds (MULTILINE). Raises
     ``re2.error`` with RE2's own text when RE2 cannot run it."""
-    return re2.compile("(?m)" + pattern, _OPTIONS)  # type: ignore[no-any-return]
+    return re2.compile(MULTILINE + pattern, _OPTIONS)  # type: ignore[no-any-return]
 
 
 # What RE2 refuses that a Python or PCRE user writes, by the start of the fragment RE2's
 # error quotes: (what it is, what to write instead).
 _UNSUPPORTED: tuple[tuple[str, str, str], ...] = (
-    ("invalid perl operator: (?<=", "a look-behind '(?<=...)'", "match the text itself"),
+    ("invalid perl operator: (?<=", "a look-behind '(?<=...)'", "the text itself"),
     (
         "invalid perl operator: (?<!",
         "a negative look-behind '(?<!...)'",
-        "match the text itself, or grep for what you want and read the lines with 'context'",
+        "the text itself, or grep for what you want and read the lines with 'context'",
     ),
-    ("invalid perl operator: (?=", "a look-ahead '(?=...)'", "match the text itself"),
+    ("invalid perl operator: (?=", "a look-ahead '(?=...)'", "the text itself"),
     (
         "invalid perl operator: (?!",
         "a negative look-ahead '(?!...)'",
@@ -85,7 +86,7 @@ _UNSUPPORTED: tuple[tuple[str, str, str], ...] = (
     (
         "invalid perl operator: (?P",
         "a named back-reference '(?P=name)'",
-        "match the repeated text itself",
+        "the repeated text itself",
     ),
     ("invalid perl operator: (?>", "an atomic group '(?>...)'", "a plain group '(?:...)'"),
     ("invalid perl operator: (?(", "a conditional '(?(1)...)'", "an alternation 'a|b'"),
@@ -96,9 +97,13 @@ _UNSUPPORTED: tuple[tuple[str, str, str], ...] = (
     (
         "invalid escape sequence: \\g",
         "a back-reference '\\g<...>'",
-        "match the repeated text itself",
+        "the repeated text itself",
     ),
-    ("invalid repetition size", "a repeat count above 1000", "a smaller count, or '+'"),
+    (
+        "invalid repetition size",
+        "a repeat count above 1000 (or {m,n} with m above n)",
+        "a smaller count, or '+'",
+    ),
     ("pattern too large", "a pattern whose compiled form is too large", "a shorter pattern"),
 )
 
@@ -175,8 +180,11 @@ class LinePattern:
 
 
 def _error_text(exc: re2.error) -> str:
+    """RE2's message, quoting the pattern as the user typed it: RE2 quotes the pattern it
+    compiled, which starts with the internal ``(?m)``."""
     detail = exc.args[0] if exc.args else ""
-    return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    return text.replace(": " + MULTILINE, ": ", 1)
 
 
 def _line_start_form(pattern: str, reading: _Reading | None) -> Searcher | None:

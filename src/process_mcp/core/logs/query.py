@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
@@ -33,11 +34,12 @@ DEFAULT_LIMIT = 1000
 DEFAULT_MAX_BYTES = 64 * 1024
 ANSWER_LINE_BYTES = 64 * 1024
 MIN_CUT_ROOM = 1024  # below this, an older line that does not fit is left out, not cut
+LineMask = Callable[[str], tuple[str, int]]  # a line masked, and how many secrets in it
 
 
 @dataclass(frozen=True)
 class LogQuery:
-    """A validated ``get-log`` request (see SPEC §7.1). Constructing one raises
+    """A validated ``get-log`` request. Constructing one raises
     InvalidRequest, naming the values at fault, for a combination that cannot be answered
     or a ``grep`` that does not compile.
 
@@ -45,7 +47,14 @@ class LogQuery:
     repeatedly (``wait``). ``scan_lines`` (with ``since`` only; not part of the tool's
     input) bounds how many stored lines one answer examines, to whole read blocks (at least
     that many unless the log ends first, at most one block more), so a caller can search a
-    long log in steps and check a deadline between them."""
+    long log in steps and check a deadline between them. ``partial_quiet`` (not part of
+    the tool's input either) leaves out a partial line that grew less than that many
+    seconds ago: a ``wait`` then matches a line whole, not the piece a read happened to
+    end on (``port \\d+$`` would match ``port 30`` of ``port 3000``), while a prompt,
+    which stops growing, still counts. ``mask`` (not part of the tool's input: the
+    supervisor's redaction, ``logs/redact.py``) masks a line that the answer must cut
+    *before* it is cut, so no secret is ever shown in part; the answer's ``redacted``
+    counts what it masked (the caller masks the lines that were not cut)."""
 
     last_lines: int | None = None
     since: int | None = None
@@ -56,6 +65,8 @@ class LogQuery:
     max_bytes: int = DEFAULT_MAX_BYTES
     raw: bool = False
     scan_lines: int | None = None
+    partial_quiet: float | None = None
+    mask: Callable[[str], tuple[str, int]] | None = field(default=None, compare=False, repr=False)
     pattern: LinePattern | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +116,7 @@ class LogAnswer:
     hits: list[bool] = field(default_factory=list)
     lost_bytes: int = 0
     lost_reason: str | None = None
+    redacted: int = 0  # secrets masked in ``lines`` (see ``logs/redact.py``)
 
     @property
     def lost_notice(self) -> str | None:
@@ -161,16 +173,28 @@ def cut_text(text: str, limit: int) -> tuple[str, bool]:
 class Budget:
     """The answer's lines, oldest first, within ``max_bytes`` (each line counts its bytes
     as sent, :func:`wire_size`, plus one for its newline). Forward scans push newer lines
-    and evict the oldest; tail scans push older lines until the budget is full.
+    and evict the oldest (``keep_oldest``: a page read with ``since`` refuses the line
+    that does not fit instead, so the page ends at the last line it holds); tail scans
+    push older lines until the budget is full.
 
     ``numbered`` (a grep answer, shown as ``grep -n -C``): each pushed line also counts its
     ``N:`` prefix, plus ``numbered`` bytes more (3 when there is context: a ``--`` line
     may precede it), so the formatted answer still fits ``max_bytes``."""
 
-    def __init__(self, max_bytes: int, max_lines: int | None = None, numbered: int = -1) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        max_lines: int | None = None,
+        numbered: int = -1,
+        keep_oldest: bool = False,
+        mask: LineMask | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.mask = mask
+        self._masked: dict[int, int] = {}  # line number -> secrets masked before its cut
         self.max_lines = max_lines
         self.numbered = numbered
+        self.keep_oldest = keep_oldest
         self.items: deque[tuple[int, str, int]] = deque()
         self.hits: set[int] = set()  # numbers of kept lines that matched a grep
         self.total = 0
@@ -178,18 +202,35 @@ class Budget:
         self.cut = 0
         self.full = False
 
-    def _fit(self, text: str, room: int) -> tuple[str, int]:
-        text, cut = cut_text(text, min(ANSWER_LINE_BYTES, max(room - 1, 0)))
+    @property
+    def masked(self) -> int:
+        """Secrets masked in kept lines before they were cut."""
+        return sum(self._masked.get(number, 0) for number, _, _ in self.items)
+
+    def _fit(self, text: str, room: int, number: int) -> tuple[str, int]:
+        limit = min(ANSWER_LINE_BYTES, max(room - 1, 0))
+        if self.mask is not None and len(text) * 6 > limit and wire_size(text) > limit:
+            text, found = self.mask(text)  # whole, then cut: never a secret in part
+            if found:
+                self._masked[number] = found
+        text, cut = cut_text(text, limit)
         self.cut += cut
         return text, wire_size(text) + 1
 
-    def push_newer(self, number: int, text: str, hit: bool = False) -> None:
+    def push_newer(self, number: int, text: str, hit: bool = False) -> bool:
         """Add a line newer than all kept ones (``hit``: it matched a grep); on return the
         kept lines fit ``max_bytes`` and ``max_lines`` again (the oldest evicted, counted in
-        ``omitted`` when for bytes)."""
+        ``omitted`` when for bytes). With ``keep_oldest``, a line that does not fit beside
+        the kept ones is not added (False: the page is full); the first one always is
+        (cut to fit if need be), so a page is never empty."""
         extra = len(str(number)) + 1 + self.numbered if self.numbered >= 0 else 0
-        text, size = self._fit(text, self.max_bytes - extra)
+        cut_before = self.cut
+        text, size = self._fit(text, self.max_bytes - extra, number)
         size += extra
+        if self.keep_oldest and self.items and self.total + size > self.max_bytes:
+            self.cut = cut_before  # not sent after all
+            self.full = True
+            return False
         self.items.append((number, text, size))
         if hit:
             self.hits.add(number)
@@ -199,6 +240,7 @@ class Budget:
         while self.total > self.max_bytes:
             self._evict()
             self.omitted += 1
+        return True
 
     def _evict(self) -> None:
         number, _, size = self.items.popleft()
@@ -211,7 +253,7 @@ class Budget:
         room = self.max_bytes - self.total
         if self.full or (self.items and room < MIN_CUT_ROOM and len(text) + 1 > room):
             return False
-        fitted, size = self._fit(text, room)
+        fitted, size = self._fit(text, room, number)
         if fitted is not text and wire_size(text) + 1 > room:
             self.full = True
         if size > room:
@@ -233,15 +275,17 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         start = query.since + 1
         if start < snapshot.first_line and snapshot.dropped_lines:
             missed = snapshot.first_line - start
-        budget = Budget(query.max_bytes, numbered=_numbered(query))
+        budget = Budget(
+            query.max_bytes, numbered=_numbered(query), keep_oldest=True, mask=query.mask
+        )
         cursor = _forward(snapshot, query, start, query.limit, budget)
         omitted = budget.omitted
     elif query.pattern is not None:
-        budget = Budget(query.max_bytes, query.last_lines, _numbered(query))
+        budget = Budget(query.max_bytes, query.last_lines, _numbered(query), mask=query.mask)
         cursor = _forward(snapshot, query, snapshot.first_line, None, budget)
         omitted = budget.omitted
     else:
-        budget = Budget(query.max_bytes)
+        budget = Budget(query.max_bytes, mask=query.mask)
         omitted = _tail(snapshot, query, budget)
         cursor = snapshot.last_line
     pending_numbers = {line.number for line in snapshot.pending}
@@ -261,6 +305,7 @@ def run_query(snapshot: LogSnapshot, query: LogQuery) -> LogAnswer:
         hits=[number in budget.hits for number, _, _ in budget.items] if query.pattern else [],
         lost_bytes=snapshot.lost_bytes,
         lost_reason=snapshot.lost_reason,
+        redacted=budget.masked,
     )
 
 
@@ -282,10 +327,10 @@ def _forward(
     snapshot: LogSnapshot, query: LogQuery, start: int, limit: int | None, budget: Budget
 ) -> int:
     """Push selected lines from ``start`` on; the cursor is the last line covered: the
-    last one returned when ``limit`` stopped the scan, the last line of the block that
-    reached ``query.scan_lines``, else the last stored line. Provisional partial lines are
-    returned (only by a scan that reached the end) but never covered by the cursor, so the
-    completed line is read again once it ends."""
+    last one returned when ``limit`` or a full ``keep_oldest`` budget stopped the scan,
+    the last line of the block that reached ``query.scan_lines``, else the last stored
+    line. Provisional partial lines are returned (only by a scan that reached the end) but
+    never covered by the cursor, so the completed line is read again once it ends."""
     tags = STREAM_SELECT[query.stream]
     selector = _GrepSelector(query.pattern, query.context, tags) if query.pattern else None
     selected = 0
@@ -293,7 +338,8 @@ def _forward(
     for block in text_blocks(snapshot, start, query.raw):
         chosen = selector.select(block) if selector else _all_of(block, tags)
         for number, text, hit in chosen:
-            budget.push_newer(number, text, hit)
+            if not budget.push_newer(number, text, hit):
+                return budget.items[-1][0]  # the page is full: it ends at its last line
             selected += 1
             if selected == limit:
                 return number
@@ -301,10 +347,14 @@ def _forward(
         last = block.first + block.count - 1
         if scan_lines is not None and scanned >= scan_lines and last < snapshot.last_line:
             return last  # a step of a longer search: a block boundary, no splitting cost
+    quiet_before = None if query.partial_quiet is None else time.monotonic() - query.partial_quiet
     for line in snapshot.pending:
+        if quiet_before is not None and line.grown_at > quiet_before:
+            continue  # still growing: matched once it is whole or quiet
         tag, text = _pending_text(line, query.raw)
-        if tag in tags and (query.pattern is None or query.pattern.search_text(text)):
-            budget.push_newer(line.number, text, query.pattern is not None)
+        selected = tag in tags and (query.pattern is None or query.pattern.search_text(text))
+        if selected and not budget.push_newer(line.number, text, query.pattern is not None):
+            break  # full: the partial lines come with the next page
     return snapshot.last_line
 
 

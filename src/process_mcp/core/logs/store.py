@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class LogStore:
         self._next_segment = 0
         self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._partial_cut: dict[str, int] = {"stdout": 0, "stderr": 0}
+        self._partial_at: dict[str, float] = {"stdout": 0.0, "stderr": 0.0}  # last growth
         self.last_line = 0
         self.dropped_bytes = 0
         self.dropped_lines = 0
@@ -143,6 +145,7 @@ class LogStore:
 
     def _grow_partial(self, stream: str, piece: bytes) -> None:
         partial = self._partial[stream]
+        self._partial_at[stream] = time.monotonic()
         room = self.max_line_bytes - len(partial)
         if len(piece) <= room:
             partial += piece
@@ -286,8 +289,14 @@ class LogStore:
                 data = bytes(self._partial[stream])
                 if self._partial_cut[stream]:
                     data += _cut_marker(self._partial_cut[stream])
-                out.append(LogLine(self.last_line + len(out) + 1, stream, data))
+                number = self.last_line + len(out) + 1
+                out.append(LogLine(number, stream, data, self._partial_at[stream]))
         return out
+
+    def partial_grown_at(self) -> float | None:
+        """When a partial line last grew (``time.monotonic()``), or None without one."""
+        times = [self._partial_at[s] for s in self._partial if self._partial[s]]
+        return max(times, default=None)
 
     def snapshot(self) -> LogSnapshot:
         """A consistent view of what is stored now, safe to read from another thread while

@@ -32,16 +32,11 @@ NEEDED = SPAWN_TRANSIENT + PER_PROCESS + RESERVE
 PROBE_STARTS = 32
 
 
-def raise_soft_limit() -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE to the hard one (at most fs.nr_open). Returns (soft, hard)."""
+def raise_soft_limit(cap: int = 1 << 20) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard one, or to ``cap`` when the hard one is
+    unlimited (the OS backend's ceiling: fs.nr_open on Linux). Returns (soft, hard)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard
-    if hard == resource.RLIM_INFINITY:
-        try:
-            with open("/proc/sys/fs/nr_open") as handle:
-                target = int(handle.read())
-        except (OSError, ValueError):
-            target = 1 << 20
+    target = cap if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -31,7 +31,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DISABLE_VAR = "PROCESS_MCP_CGROUPS"
+from process_mcp.core import settings
+
+DISABLE_VAR = settings.CGROUPS
 OWNER_XATTR = "user.pmcp.owner"
 BASE_PREFIX = "process-mcp-"
 _KILL_WAIT = 5.0  # SIGKILL acts at once; only a process stuck in the kernel lasts this long
@@ -99,7 +101,7 @@ def detect(env: dict[str, str] | None = None) -> Probe:
 
     ``PROCESS_MCP_CGROUPS=0`` turns containment off whatever the machine offers."""
     env = os.environ if env is None else env
-    if env.get(DISABLE_VAR, "").strip().lower() in ("0", "false", "no", "off"):
+    if not settings.env_flag(env, DISABLE_VAR, True):
         return Probe(False, f"turned off by {DISABLE_VAR}={env[DISABLE_VAR]}")
     own = own_cgroup()
     if own is None:

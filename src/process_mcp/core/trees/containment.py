@@ -1,4 +1,4 @@
-"""Which containment holds the managed trees: a cgroup each (SPEC §12), or process groups.
+"""Which containment holds the managed trees: a cgroup each, or process groups.
 
 Where cgroup v2 can be written (``cgroups.detect``), every run gets its own cgroup under
 ``process-mcp-<instance>/jobs/`` before its command runs (``cgroup_join.wrap``): a tree's

@@ -3,12 +3,13 @@ crash left running. (Not the process records of ``core/records.py``: those live 
 
 Every server keeps ``STATE_DIR/<pid>-<random>/``. Besides the logs it holds its ledger:
 
-``server.json``      ``{"pid", "startTicks", "token"}``: who owns the directory (written
-                     atomically before anything is started);
+``server.json``      ``{"pid", "startTicks", "token", "clock"}``: who owns the directory
+                     (written atomically before anything is started; ``clock``: the OS
+                     backend's unit of start times, ``boot-ticks`` or ``epoch-us``);
 ``processes.jsonl``  one line per managed process: ``{"id", "pid", "pgid", "startTicks",
                      "command", "args"}``, appended at spawn (``startTicks``: the earliest and
-                     latest start time it can have, in /proc clock ticks since boot, read
-                     around the spawn instead of from /proc: see ``ownership.py``). One
+                     latest start time it can have, in the backend's clock: see
+                     ``core/platform``). One
                      unbuffered write each: the page cache survives the death of the
                      process, which is what matters here.
 
@@ -32,6 +33,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from process_mcp.core import platform
 from process_mcp.core.trees import proc, sentinel_program
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,12 @@ class InstanceLedger:
         make_private_dir(instance_dir.parent)
         make_private_dir(instance_dir)
         me = proc.read_proc(os.getpid())
-        owner = {"pid": os.getpid(), "startTicks": me.start_ticks if me else None, "token": token}
+        owner = {
+            "pid": os.getpid(),
+            "startTicks": me.start_ticks if me else None,
+            "token": token,
+            "clock": platform.backend().clock,
+        }
         temporary = instance_dir / f".{SERVER_FILE}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -149,7 +156,7 @@ def end_leftovers(state_dir: Path, own_dir: Path, grace: float) -> list[Path]:
             # Being created right now, or written by an older version: only its pid to go by.
             if proc.read_proc(int(match.group(1))) is not None:
                 continue
-        elif _alive(owner.get("pid"), owner.get("startTicks")):
+        elif _alive(owner):
             continue  # its server is running
         elif not _end_processes(directory, owner, grace):
             continue  # something survived SIGKILL: keep the ledger for the next try
@@ -170,7 +177,7 @@ def server_gone(state_dir: Path, name: str) -> bool:
     owner = _read_json(directory / SERVER_FILE)
     if owner is None:
         return proc.read_proc(int(match.group(1))) is None
-    return not _alive(owner.get("pid"), owner.get("startTicks"))
+    return not _alive(owner)
 
 
 def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool:
@@ -197,11 +204,20 @@ def _end_processes(directory: Path, owner: dict[str, Any], grace: float) -> bool
     return True
 
 
-def _alive(pid: object, start_ticks: object) -> bool:
+def _alive(owner: dict[str, Any]) -> bool:
+    """Whether the server that wrote ``owner`` (its server.json) still runs. A server of
+    another backend (another clock) counts as alive while its pid runs: its start time
+    cannot be compared, and ending a live server's processes would be far worse than
+    keeping a dead one's ledger until its pid is gone."""
+    pid = owner.get("pid")
     if not isinstance(pid, int):
         return False
     info = proc.read_proc(pid)
-    return info is not None and not info.zombie and info.start_ticks == start_ticks
+    if info is None or info.zombie:
+        return False
+    if owner.get("clock", "boot-ticks") != platform.backend().clock:
+        return True
+    return info.start_ticks == owner.get("startTicks")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Owning whole process trees, beyond what a process group gives (SPEC §5).
+"""Owning whole process trees, beyond what a process group gives.
 
 Four mechanisms, each covering what the previous ones miss:
 
@@ -9,7 +9,12 @@ Four mechanisms, each covering what the previous ones miss:
    nor parent links lead to it any more. The variable *name* holds the token, so a
    process-mcp running under another one marks its children with its own token *and* keeps
    the outer one: both servers find them.
-2. **Subreaper** (``subreaper.py``): orphans re-parent to the server, which reaps them.
+2. **Subreaper** (``subreaper.py``, linux backend): orphans re-parent to the server, which
+   reaps them. Where there is none (posix backend: macOS sends orphans to launchd, and
+   hides the environment, so the mark too, of restricted binaries), a tree is also its
+   leader's *session* and its **sticky** members: every process once seen in the tree,
+   remembered by pid and start time (so a reused pid is never taken) until it dies; a
+   sweep about once a second keeps that memory fresh and tells the sentinel.
 3. **Sentinel** (``sentinel.py``): ends every tree when the server dies, even by SIGKILL.
 4. **Instance ledger** (``instances.py``): if server and sentinel die together, the next
    server ends what they left.
@@ -33,18 +38,26 @@ pid can have started inside that window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from process_mcp.core import platform
 from process_mcp.core.spawn import fdlimit
-from process_mcp.core.trees import instances, proc, procfs, sentinel_program, subreaper
+from process_mcp.core.trees import instances, proc, sentinel_program
 from process_mcp.core.trees.containment import CGROUP, GROUP, Cgroups
 from process_mcp.core.trees.sentinel import BATCH_DELAY, Sentinel
 
+logger = logging.getLogger(__name__)
 _SENTINEL_GRACE_CAP = 2.0  # the sentinel must be done within 5 s of a server SIGKILL
+STICKY_INTERVAL = 1.0  # seconds between sweeps that refresh sticky members (posix)
+
+Sticky = dict[str, dict[int, int]]  # process id -> pid -> start of each member once seen
 
 
 @dataclass(frozen=True)
@@ -53,17 +66,49 @@ class Snapshot:
 
     table: list[proc.ProcInfo]
     marked: dict[str, list[proc.ProcInfo]]  # process id -> live processes carrying its mark
+    sticky: Sticky | None = field(default=None)  # None: no sticky membership (linux)
 
     def members(self, process_id: str, pgid: int) -> list[proc.ProcInfo]:
-        """Everything of one tree but its leader: its group, its marked processes, and their
-        descendants, as of this snapshot (none of them a zombie)."""
-        roots = proc.group_members(pgid, self.table) + self.marked.get(process_id, [])
-        return self._with_descendants(roots, pgid)
+        """Everything of one tree but its leader: its group and session, its marked and
+        sticky processes, and their descendants, as of this snapshot (none of them a
+        zombie). With sticky membership, what is found is remembered for the next look."""
+        roots = [
+            *proc.group_members(pgid, self.table),
+            *proc.session_members(pgid, self.table),
+            *self.marked.get(process_id, []),
+            *self._still_sticky(process_id),
+        ]
+        found = self._with_descendants(roots, pgid)
+        if self.sticky is not None:
+            self.sticky[process_id] = {info.pid: info.start_ticks for info in found}
+        return found
 
     def all_marked(self) -> list[proc.ProcInfo]:
-        """Every live process carrying one of our marks, with its descendants."""
+        """Every live process carrying one of our marks or remembered as a sticky member of
+        a tree, with its descendants."""
         roots = [info for infos in self.marked.values() for info in infos]
+        for process_id in list(self.sticky or ()):
+            roots += self._still_sticky(process_id)
         return self._with_descendants(roots)
+
+    def _still_sticky(self, process_id: str) -> list[proc.ProcInfo]:
+        """The remembered members of ``process_id`` still in the table as the same process."""
+        remembered = (self.sticky or {}).get(process_id)
+        if not remembered:
+            return []
+        by_pid = self._by_pid()
+        return [
+            info
+            for pid, start in list(remembered.items())
+            if (info := by_pid.get(pid)) is not None and info.start_ticks == start
+        ]
+
+    def _by_pid(self) -> dict[int, proc.ProcInfo]:
+        cached = self.__dict__.get("_index")
+        if cached is None:
+            cached = {info.pid: info for info in self.table}
+            object.__setattr__(self, "_index", cached)
+        return cached
 
     def _with_descendants(
         self, roots: list[proc.ProcInfo], leader: int | None = None
@@ -88,26 +133,35 @@ class Ownership:
         The sentinel starts with the first :meth:`adopt`. Raises OSError when the instance
         directory cannot be written.
         """
+        self.os = platform.backend()
         self.token = secrets.token_hex(8)
         self.mark_name = sentinel_program.owner_var(self.token)
         self._needle = f"{self.mark_name}=".encode()
-        subreaper.become_subreaper()
-        self.nofile = fdlimit.raise_soft_limit()
+        self.os.become_subreaper()
+        self.nofile = fdlimit.raise_soft_limit(self.os.fd_cap())
         self._fd_budget = fdlimit.FdBudget()
         instances.end_leftovers(state_dir, instance_dir, grace=min(stop_grace, 1.0))
         self.ledger = instances.InstanceLedger(instance_dir, self.token)
-        # A cgroup per run where the kernel lets us (SPEC §12); None: groups only.
-        self.cgroups = Cgroups.create(instance_dir.name, state_dir)
+        # A cgroup per run where the kernel lets us; None: groups only.
+        self.cgroups = Cgroups.create(instance_dir.name, state_dir) if self.os.cgroups else None
         self.sentinel = Sentinel(
             self.token,
             instance_dir,
             min(stop_grace, _SENTINEL_GRACE_CAP),
             cgroup=self.cgroups.layout.base if self.cgroups else None,
+            extra_args=self.os.sentinel_args(),
         )
         self._leaders: set[int] = set()
         self._pending: dict[int, tuple[str, tuple[int, int], str, list[str]]] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
-        self.reaper = subreaper.OrphanReaper(self._known_children)
+        self.reaper = self.os.orphan_reaper(self._known_children)
+        self._sticky: Sticky | None = {} if self.os.sticky else None
+        self._trees: dict[int, str] = {}  # leader pid -> process id, while its tree may live
+        self._told: set[tuple[int, int]] = set()  # loose members the sentinel knows
+        self._sweeper: asyncio.Task[None] | None = None
+        # posix: each process's mark, read once (see _cached_mark); None: read every time.
+        self._marks: dict[tuple[int, int], str | None] | None = {} if self.os.sticky else None
+        logger.info("platform %s, containment %s", self.os.name, self.containment)
 
     def before_spawn(self, command: str) -> int:
         """The lower bound of the next leader's start time (clock ticks since boot).
@@ -115,7 +169,7 @@ class Ownership:
         Raises StartFailed when the start would run the server out of descriptors.
         """
         self._fd_budget.check(command)
-        return sentinel_program.boot_ticks()
+        return self.os.spawn_clock()
 
     def mark(self, env: dict[str, str], process_id: str) -> None:
         """Put ``process_id``'s ownership mark into ``env`` (the child's environment)."""
@@ -150,13 +204,16 @@ class Ownership:
         ``earliest``: what :meth:`before_spawn` returned. Both follow within ``BATCH_DELAY``
         (:meth:`flush`); until then the tree is found by its mark. Never raises.
         """
-        start_ticks = (earliest, sentinel_program.boot_ticks())
+        start_ticks = self.os.start_window(pid, earliest)
         self._leaders.add(pid)
+        self._trees[pid] = process_id
         self._pending[pid] = (process_id, start_ticks, command, args)
         if self._flush_timer is None:
             loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(BATCH_DELAY, self.flush)
         self.reaper.ensure_running()
+        if self._sticky is not None and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_sticky())
 
     def flush(self) -> None:
         """Write the pending ledger entries and tell the sentinel (else done ``BATCH_DELAY`` after
@@ -177,16 +234,21 @@ class Ownership:
     def release(self, pid: int) -> None:
         """The tree of leader ``pid`` is gone: the sentinel forgets it. Never raises."""
         self._leaders.discard(pid)
+        self._trees.pop(pid, None)
         if self._pending.pop(pid, None) is None:
             self.sentinel.unregister(pid)
 
     def forget(self, process_id: str) -> None:
-        """``process_id`` was removed (its tree is gone): its empty cgroups are deleted."""
+        """``process_id`` was removed (its tree is gone): its empty cgroups are deleted,
+        its sticky members forgotten."""
+        if self._sticky is not None:
+            self._sticky.pop(process_id, None)
         if self.cgroups is not None:
             self.cgroups.forget(process_id)
 
     def snapshot(self) -> Snapshot:
-        """One scan of ``/proc``: the table and who carries which of our marks. Never raises.
+        """One scan of the process table: the table and who carries which of our marks (and,
+        without a subreaper, the sticky members remembered so far). Never raises.
 
         A scan takes longer than a process that forks and exits every few milliseconds
         lives: by the time its mark is read it is gone, and its child was not listed yet.
@@ -198,21 +260,26 @@ class Ownership:
         marked: dict[str, list[proc.ProcInfo]] = {}
         me = os.getpid()
         seen: set[int] = set()
+        cache = self._marks
+        if cache is not None:  # keep what this table still shows
+            self._marks = cache = {
+                key: cache[key] for info in table if (key := (info.pid, info.start_ticks)) in cache
+            }
         for info in table:
             if info.zombie or info.pid == me:
                 continue
-            process_id = self._mark_of(info.pid)
+            process_id = self._cached_mark(info, cache)
             if process_id is not None:
                 marked.setdefault(process_id, []).append(info)
                 seen.add(info.pid)
-        for info in subreaper.adopted(self._known_children()):
+        for info in self.os.adopted(self._known_children()):
             if info.zombie or info.pid in seen:
                 continue
             process_id = self._mark_of(info.pid)
             if process_id is not None:
                 marked.setdefault(process_id, []).append(info)
                 table.append(info)
-        return Snapshot(table, marked)
+        return Snapshot(table, marked, self._sticky)
 
     def tree_pids(self, process_id: str, leader: int, leader_unreaped: bool) -> list[int]:
         """Live pids of one tree, sorted: its group, marked escapees and descendants (one
@@ -235,7 +302,7 @@ class Ownership:
         ``snapshot``: the table to look in (default: a fresh one). Never raises."""
         snapshot = snapshot or self.snapshot()
         found = {info.pid: info for info in snapshot.all_marked()}
-        for orphan in subreaper.adopted(self._known_children()):
+        for orphan in self.os.adopted(self._known_children()):
             if not orphan.zombie:
                 found.setdefault(orphan.pid, orphan)
                 for child in proc.descendants(orphan.pid, snapshot.table):
@@ -243,13 +310,18 @@ class Ownership:
         return [info for info in found.values() if not info.zombie]
 
     def reap_orphans(self) -> int:
-        """Reap adopted orphans that have died (see ``subreaper.py``); returns how many."""
+        """Reap adopted orphans that have died (see ``subreaper.py``); returns how many
+        (always 0 without a subreaper)."""
         return self.reaper.reap_now()
 
     async def close(self) -> None:
         """Clean exit (every tree already ended): dismiss the sentinel, reap, close the ledger."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         self._pending.clear()
         self.reaper.close()
         if self.cgroups is not None:  # before the sentinel goes: it covers a crash until then
@@ -263,7 +335,54 @@ class Ownership:
             known.add(self.sentinel.pid)
         return known
 
+    def _cached_mark(
+        self, info: proc.ProcInfo, cache: dict[tuple[int, int], str | None] | None
+    ) -> str | None:
+        """:meth:`_mark_of`, remembered per process (pid and start time) where reading an
+        environment is dear (posix: one ``sysctl`` or file per process). Safe: a process
+        that carried our mark is ours for good, even after an ``exec`` with a clean
+        environment; one that did not cannot gain it (the token is secret), but for our own
+        leader before its ``exec``, which its group finds anyway."""
+        if cache is None:
+            return self._mark_of(info.pid)
+        key = (info.pid, info.start_ticks)
+        if key not in cache:
+            cache[key] = self._mark_of(info.pid)
+        return cache[key]
+
     def _mark_of(self, pid: int) -> str | None:
-        """The process id in ``pid``'s ownership mark; None when it carries none of ours."""
-        value = procfs.environ_value(pid, self._needle)
+        """The process id in ``pid``'s ownership mark; None when it carries none of ours
+        (or its environment cannot be read)."""
+        value = self.os.table.environ_value(pid, self._needle)
         return None if value is None else value.decode(errors="replace")
+
+    async def _sweep_sticky(self) -> None:
+        """While trees run (posix): about once a second (less often when a sweep is dear,
+        so that sweeps take at most a fifth of the time), look at every tree (in a worker
+        thread), so its members are remembered while a group, session, mark or parent link
+        still leads to them, and tell the sentinel those that left group and session."""
+        pause = STICKY_INTERVAL
+        while self._trees:
+            await asyncio.sleep(pause)
+            began = time.monotonic()
+            try:
+                loose = await asyncio.to_thread(self._loose_members, dict(self._trees))
+            except Exception:  # never let the sweep die: the next one retries
+                logger.exception("sticky membership sweep failed")
+                continue
+            # At most about a fifth of a core, however many processes the host runs.
+            pause = max(STICKY_INTERVAL, 4 * (time.monotonic() - began))
+            for member in loose - self._told:
+                self._told.add(member)
+                self.sentinel.member(*member)
+
+    def _loose_members(self, trees: dict[int, str]) -> set[tuple[int, int]]:
+        """(pid, start) of every member of ``trees`` (leader → process id) outside its
+        leader's group and session, as of one fresh snapshot (remembered as sticky)."""
+        snapshot = self.snapshot()
+        loose = set()
+        for leader, process_id in trees.items():
+            for info in snapshot.members(process_id, leader):
+                if leader not in (info.pgid, info.sid):
+                    loose.add((info.pid, info.start_ticks))
+        return loose

@@ -2,50 +2,32 @@
 
 A process group misses descendants that called ``setsid``; a parent/child walk misses
 double-forked orphans. Used together (snapshot the descendants *before* signalling, then
-signal the group and every snapshot member) they catch both. The host's process table is
-read straight from ``/proc/<pid>/stat`` (parsed in ``procfs.py``): one pass gives ppid, pgid
-and state for every process, where ``psutil.process_iter`` costs several times more for the
-same fields.
+signal the group and every snapshot member) they catch both. The host's process table
+comes from the OS backend (``core/platform``): on linux straight from ``/proc/<pid>/stat``
+(``procfs.py``: one pass gives ppid, pgid and state for every process, where
+``psutil.process_iter`` costs several times more), on posix from psutil.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 
-from process_mcp.core.trees import procfs
+from process_mcp.core import platform
+from process_mcp.core.trees.procinfo import ZOMBIE_STATES, ProcInfo, from_stat
 
-
-@dataclass(frozen=True, slots=True)
-class ProcInfo:
-    """One line of the process table, as read at one moment."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str
-    start_ticks: int
-
-    @property
-    def zombie(self) -> bool:
-        """Dead but not yet reaped (or being reaped): counts as gone."""
-        return self.state in procfs.ZOMBIE_STATES
+__all__ = ["ZOMBIE_STATES", "ProcInfo", "descendants", "process_table", "read_proc"]
 
 
 def read_proc(pid: int) -> ProcInfo | None:
-    """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone. Never raises."""
-    stat = procfs.read_stat(pid)
-    if stat is None:
-        return None
-    state, ppid, pgid, sid, start_ticks = stat
-    return ProcInfo(pid, ppid, pgid, sid, state, start_ticks)
+    """One process's line of the table; ``None`` when it is gone. Never raises."""
+    stat = platform.backend().table.read_stat(pid)
+    return None if stat is None else from_stat(pid, stat)
 
 
 def process_table() -> list[ProcInfo]:
-    """Every process that could be read, in one pass over ``/proc``."""
-    return [info for pid in procfs.pids() if (info := read_proc(pid)) is not None]
+    """Every process that could be read, in one pass over the table."""
+    return [from_stat(pid, stat) for pid, stat in platform.backend().table.scan().items()]
 
 
 def descendants(root: int, table: list[ProcInfo] | None = None) -> list[ProcInfo]:
@@ -80,6 +62,12 @@ def group_members(pgid: int, table: list[ProcInfo] | None = None) -> list[ProcIn
     """Live members of group ``pgid`` in ``table`` (default: a fresh one)."""
     table = process_table() if table is None else table
     return [info for info in table if info.pgid == pgid and not info.zombie]
+
+
+def session_members(sid: int, table: list[ProcInfo]) -> list[ProcInfo]:
+    """Live members of session ``sid`` in ``table``: a managed leader's session holds
+    whatever left its group without calling ``setsid`` (``setpgid``, a shell's job)."""
+    return [info for info in table if info.sid == sid and not info.zombie]
 
 
 def group_known(pgid: int) -> bool:

@@ -8,6 +8,7 @@ imports it as ``process_mcp.core.trees.procfs`` (``proc.py`` wraps its tuples in
 from __future__ import annotations
 
 import os
+import time
 
 # Fields of a parsed stat, in the order read_stat returns them.
 STATE, PPID, PGID, SID, START = range(5)
@@ -64,3 +65,8 @@ def environ_value(pid: int, prefix: bytes) -> bytes | None:
     start += 1 + len(prefix)
     end = environ.find(b"\0", start)
     return environ[start : end if end >= 0 else len(environ)]
+
+
+def boot_ticks() -> int:
+    """Now, in the unit of ``/proc/<pid>/stat``'s start time (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))

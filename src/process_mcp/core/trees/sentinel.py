@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from process_mcp.core.spawn.reaping import ExitStatus, watch_exit
+from process_mcp.core.platform import watch_exit
+from process_mcp.core.spawn.reaping import ExitStatus
 from process_mcp.core.trees import sentinel_program
 
 logger = logging.getLogger(__name__)
@@ -36,17 +37,23 @@ class Sentinel:
     """Keeps one sentinel process informed of every managed leader (pid, start ticks)."""
 
     def __init__(
-        self, token: str, instance_dir: Path, grace: float, cgroup: Path | None = None
+        self,
+        token: str,
+        instance_dir: Path,
+        grace: float,
+        cgroup: Path | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
-        """``cgroup``: the server's cgroup subtree, whose ``jobs/`` it kills on a crash."""
+        """``cgroup``: the server's cgroup subtree, whose ``jobs/`` it kills on a crash;
+        ``extra_args``: the OS backend's (which process table the program reads)."""
         # The token goes down the pipe, first line: a command line is readable by every
         # local user, and the token finds (and so lets anyone read the environment of)
         # every managed process.
         self._token = token
         self._argv = [sys.executable, "-I", "-S", str(PROGRAM), str(instance_dir), f"{grace:g}"]
-        if cgroup is not None:
-            self._argv.append(str(cgroup))
+        self._argv += [str(cgroup) if cgroup is not None else "", *(extra_args or [])]
         self._leaders: dict[int, tuple[int, int]] = {}
+        self._members: dict[int, int] = {}  # loose members (left group and session): start
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None
         self._backlog = bytearray()
@@ -79,6 +86,13 @@ class Sentinel:
         cleans up besides leaders, such as the instance's cgroup subtree. Never raises."""
         if self._proc is None and not self._closing and not self._given_up:
             self._spawn()
+
+    def member(self, pid: int, start: int) -> None:
+        """Tell the sentinel about a tree member that left its leader's group and session
+        (sticky membership, posix): it ends it too if still the same process. Never raises."""
+        self._members[pid] = start
+        if self._proc is not None:
+            self._queue(f"m {pid} {start}\n".encode())
 
     def unregister(self, pid: int) -> None:
         """Tell the sentinel to forget leader ``pid`` (its tree is gone); never raises."""
@@ -128,6 +142,7 @@ class Sentinel:
         self._exited = exited = asyncio.Event()
         watch_exit(proc.pid, lambda status: self._died(proc, exited, status))
         leaders = b"".join(f"+ {p} {lo} {hi}\n".encode() for p, (lo, hi) in self._leaders.items())
+        leaders += b"".join(f"m {p} {start}\n".encode() for p, start in self._members.items())
         self._send(f"{self._token}\n".encode() + leaders)
 
     def _queue(self, data: bytes) -> None:

@@ -2,7 +2,8 @@
 
 Why a separate process: SIGKILL of the server cannot be caught, so whatever ends the managed
 trees then must live outside it. The server starts this file once, as
-``python -I -S sentinel_program.py INSTANCE_DIR GRACE [CGROUP]`` (no site, no package import:
+``python -I -S sentinel_program.py INSTANCE_DIR GRACE CGROUP [--posix PSUTIL_DIR]`` (no site,
+no package import:
 it is up in milliseconds and costs ~10 MB), in its own session so that a signal to the
 server's process group spares it. The server writes the ownership TOKEN as the first line
 of its stdin (never on the command line, which every local user can read), then one line
@@ -11,9 +12,11 @@ per event:
 ``+ PID LO HI``         a managed leader (pgid == pid) and the range its start time lies in
                       (``/proc`` clock ticks since boot, read around the spawn);
 ``- PID``               that tree is gone, forget it;
+``m PID START``         a member that left its leader's group and session (posix sticky
+                      membership), ended too while it is the same process (START);
 ``bye``                 clean exit: the server has already ended everything, do nothing.
 
-When stdin reaches EOF without ``bye`` the server died. With CGROUP (the server's cgroup
+When stdin reaches EOF without ``bye`` the server died. With CGROUP (not empty: the server's cgroup
 subtree, see ``containment.py``) it first ends every process under CGROUP/jobs (SIGKILL is
 ``cgroup.kill``) and deletes the subtree. Then, as without it, it ends:
 
@@ -35,8 +38,11 @@ The server imports :func:`sweep` from this module too, for the leftovers of a se
 died with its sentinel (see ``instances.py``): one sweep for both.
 
 Run as a file, this program cannot import its package (no site, and ``-I`` keeps its folder
-off ``sys.path``), so it loads its two stdlib-only siblings, ``procfs.py`` and ``ending.py``,
-by their paths (``importlib.machinery``, ~1.5 ms, where ``importlib.util`` costs ~4.5).
+off ``sys.path``), so it loads its stdlib-only siblings, ``ending.py`` and its process table,
+by their paths (``importlib.machinery``, ~1.5 ms, where ``importlib.util`` costs ~4.5): the
+linux backend's ``procfs.py``, or with ``--posix`` the posix backend's
+``core/platform/posix_table.py`` (psutil, from PSUTIL_DIR put on ``sys.path``). Imported by
+the server, it reads the selected backend's table.
 """
 
 from __future__ import annotations
@@ -44,24 +50,35 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 
+_chosen = None  # the table module; None: the selected backend's (imported by the server)
 if __package__:  # imported by the server
-    from process_mcp.core.trees import ending, procfs
+    from process_mcp.core.trees import ending
 else:  # run as a file: load the siblings by path
     from importlib.machinery import SourceFileLoader
 
-    def _sibling(name: str):  # type: ignore[no-untyped-def]
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    def _sibling(name: str, folder: str = ""):  # type: ignore[no-untyped-def]
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, folder, f"{name}.py")
         module = type(sys)(name)
         module.__file__ = path
         SourceFileLoader(name, path).exec_module(module)
         return module
 
-    ending = _sibling("ending")
-    procfs = _sibling("procfs")
+    ending = _sibling("ending")  # the table is chosen by main(): procfs.py or posix_table.py
+
+
+def _table():  # type: ignore[no-untyped-def]
+    """The process table module: the program's choice, or the server's backend's."""
+    if _chosen is not None:
+        return _chosen
+    from process_mcp.core import platform
+
+    return platform.backend().table
+
 
 OWNER_PREFIX = "PROCESS_MCP_OWNER_"
+ZOMBIE_STATES = ("Z", "X")  # a table line is (state, ppid, pgid, sid, start) in both tables
 _KILL_PHASE = 3.0  # SIGKILL acts at once; only a process stuck in the kernel lasts this long
 
 
@@ -70,26 +87,27 @@ def owner_var(token: str) -> str:
     return f"{OWNER_PREFIX}{token}"
 
 
-def boot_ticks() -> int:
-    """Now, in the unit of ``/proc/<pid>/stat``'s start time (clock ticks since boot)."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-
-
 def find_victims(
-    needle: bytes | None, leaders: dict[int, tuple[int, int]], trust_orphan_groups: bool
+    needle: bytes | None,
+    leaders: dict[int, tuple[int, int]],
+    trust_orphan_groups: bool,
+    members: dict[int, int] | None = None,
 ) -> dict[int, int]:
     """pid -> start ticks of every live process to end (see the module docstring).
 
     ``trust_orphan_groups``: also take the group of a leader that is gone. True right after
     the server died; False for old leftovers, where only the marked members are taken.
+    ``members``: loose members (pid -> start) to take while they are the same process.
     Never raises.
     """
-    table = procfs.scan()
+    source = _table()
+    table = source.scan()
+    members = members or {}
     me = os.getpid()
     groups = set()
     for leader, (earliest, latest) in leaders.items():
         current = table.get(leader)
-        if (current is not None and earliest <= current[procfs.START] <= latest) or (
+        if (current is not None and earliest <= current[4] <= latest) or (
             current is None and trust_orphan_groups
         ):
             groups.add(leader)
@@ -97,9 +115,13 @@ def find_victims(
     roots = []
     for pid, (state, ppid, pgid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-        if pid == me or state in procfs.ZOMBIE_STATES:
+        if pid == me or state in ZOMBIE_STATES:
             continue
-        if pgid in groups or (needle is not None and procfs.environ_value(pid, needle) is not None):
+        if (
+            pgid in groups
+            or members.get(pid) == table[pid][4]
+            or (needle is not None and source.environ_value(pid, needle) is not None)
+        ):
             roots.append(pid)
     victims: dict[int, int] = {}
     stack = roots
@@ -108,8 +130,8 @@ def find_victims(
         if pid in victims or pid == me:
             continue
         stat = table[pid]
-        if stat[procfs.STATE] not in procfs.ZOMBIE_STATES:
-            victims[pid] = stat[procfs.START]
+        if stat[0] not in ZOMBIE_STATES:
+            victims[pid] = stat[4]
         stack.extend(children.get(pid, ()))
     return victims
 
@@ -118,15 +140,20 @@ class _Victims:
     """What a sweep ends (a target of ``ending.py``), found afresh at every look."""
 
     def __init__(
-        self, needle: bytes | None, leaders: dict[int, tuple[int, int]], trust: bool
+        self,
+        needle: bytes | None,
+        leaders: dict[int, tuple[int, int]],
+        trust: bool,
+        members: dict[int, int] | None = None,
     ) -> None:
-        self._args = (needle, leaders, trust)
+        self._args = (needle, leaders, trust, members)
         self.found = find_victims(*self._args)
 
     def signal(self, sig: int) -> None:
+        read_stat = _table().read_stat
         for pid, start in self.found.items():
-            current = procfs.read_stat(pid)
-            if current is None or current[procfs.START] != start:
+            current = read_stat(pid)
+            if current is None or current[4] != start:
                 continue  # gone, or the pid now names another process
             _quietly(os.kill, pid, sig)
 
@@ -144,13 +171,14 @@ def sweep(
     leaders: dict[int, tuple[int, int]],
     grace: float,
     trust_orphan_groups: bool,
+    members: dict[int, int] | None = None,
 ) -> list[int]:
     """End every victim (see the module docstring) by the sequence of ``ending.py``.
 
     Blocks for at most about ``grace`` + 3 s. Returns the pids that survived SIGKILL (stuck
     in the kernel); empty means every victim is verified gone. Raises nothing of its own.
     """
-    victims = _Victims(needle, leaders, trust_orphan_groups)
+    victims = _Victims(needle, leaders, trust_orphan_groups, members)
     if not victims.found:
         return []
     return ending.end_blocking(victims, grace, _KILL_PHASE)
@@ -235,6 +263,7 @@ def watch(stream, token: str, instance_dir: str, grace: float, cgroup: str = "")
     deleted too).
     """
     leaders: dict[int, tuple[int, int]] = {}
+    members: dict[int, int] = {}
     for line in stream:
         parts = line.split()
         if not parts:
@@ -245,10 +274,12 @@ def watch(stream, token: str, instance_dir: str, grace: float, cgroup: str = "")
             leaders[int(parts[1])] = (int(parts[2]), int(parts[3]))
         elif parts[0] == b"-" and len(parts) == 2:
             leaders.pop(int(parts[1]), None)
+        elif parts[0] == b"m" and len(parts) == 3:
+            members[int(parts[1])] = int(parts[2])
     survivors = []
     if cgroup:
         survivors = ending.end_blocking(_Cgroup(os.path.join(cgroup, "jobs")), grace, _KILL_PHASE)
-    survivors += sweep((owner_var(token) + "=").encode(), leaders, grace, True)
+    survivors += sweep((owner_var(token) + "=").encode(), leaders, grace, True, members)
     if cgroup and not survivors:
         remove_cgroups(cgroup)
     if survivors:
@@ -263,9 +294,17 @@ def watch(stream, token: str, instance_dir: str, grace: float, cgroup: str = "")
 
 
 def main(argv: list[str]) -> int:
-    """Run the sentinel (``argv``: program, INSTANCE_DIR, GRACE[, CGROUP]; the TOKEN is
-    the first line of stdin); returns the exit status: 0 when nothing it had to end
-    survived."""
+    """Run the sentinel (``argv``: program, INSTANCE_DIR, GRACE[, CGROUP[, --posix DIR]];
+    the TOKEN is the first line of stdin); returns the exit status: 0 when nothing it had
+    to end survived."""
+    global _chosen
+    if "--posix" in argv:
+        at = argv.index("--posix")
+        sys.path.insert(0, argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
+        _chosen = _sibling("posix_table", os.path.join("..", "platform"))
+    elif _chosen is None:
+        _chosen = _sibling("procfs")
     # Terminal signals are for the server (whose group we left); SIGTERM still ends us,
     # and the server then starts a new sentinel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

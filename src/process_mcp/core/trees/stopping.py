@@ -153,7 +153,7 @@ async def _end_in_cgroups(
     groups: dict[int, asyncio.Event | None],
     grace: float,
 ) -> list[int]:
-    """The same sequence where each run has a cgroup (SPEC §12): the target is the cgroups
+    """The same sequence where each run has a cgroup: the target is the cgroups
     of ``process_id`` (None: all of jobs/, i.e. every managed tree), so nothing forked in
     them is missed and SIGKILL is ``cgroup.kill``. Emptied cgroups are deleted on return."""
     cgroups = ownership.cgroups

@@ -22,7 +22,8 @@ import logging
 import os
 from collections.abc import Callable
 
-from process_mcp.core.trees import proc
+from process_mcp.core.trees import procfs
+from process_mcp.core.trees.procinfo import ProcInfo, from_stat
 
 logger = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
@@ -57,18 +58,19 @@ def children() -> list[int]:
             with open(f"/proc/{me}/task/{task}/children", "rb") as handle:
                 found.extend(int(pid) for pid in handle.read().split())
     except OSError:
-        return [info.pid for info in proc.process_table() if info.ppid == me]
+        return [pid for pid, stat in procfs.scan().items() if stat[1] == me]
     return found
 
 
-def adopted(known: set[int]) -> list[proc.ProcInfo]:
+def adopted(known: set[int]) -> list[ProcInfo]:
     """Children that we did not start: orphans re-parented to us (see module docstring)."""
     own_session = os.getsid(0)
     found = []
     for pid in children():
         if pid in known:
             continue
-        info = proc.read_proc(pid)
+        stat = procfs.read_stat(pid)  # linux only: the table without the seam
+        info = None if stat is None else from_stat(pid, stat)
         if info is not None and info.sid != own_session:
             found.append(info)
     return found
