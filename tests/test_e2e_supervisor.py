@@ -41,6 +41,16 @@ def command_line(pid: int) -> bytes:
         return b""
 
 
+def managed() -> dict[int, bytes]:
+    """The test's processes that are not ours (supervisor, sentinel), with command lines."""
+    lines = {pid: command_line(pid) for pid in tagged_processes(os.environ["PROCESS_MCP_TEST_TAG"])}
+    return {pid: line for pid, line in lines.items() if line and b"process_mcp" not in line}
+
+
+# What TREE runs once settled: the subshell that forked the daemon has exited.
+TREE_RUNS = [b"sh\0-c\0" + TREE.encode(), b"sleep\x00300", b"sleep\x00301", b"sleep\x00302"]
+
+
 def alive(pids: list[int] | set[int]) -> list[int]:
     """Those of ``pids`` still running (not zombies), by the test's tag."""
     tagged = set(tagged_processes(os.environ["PROCESS_MCP_TEST_TAG"]))
@@ -150,14 +160,14 @@ async def test_a_sigkilled_supervisor_leaves_no_managed_process_and_is_replaced(
     async with mcp_client() as client:
         first = await client.ok("start", {"command": "sh", "args": ["-c", TREE]})
         kept = await client.ok("start", {**SLEEP, "keep": True})
-        assert await eventually(lambda: len(group_pids(first["pid"])) == 2, timeout=10)
+        wanted = sorted([*TREE_RUNS, b"sleep\x00300"])
+        assert await eventually(lambda: sorted(managed().values()) == wanted, timeout=10)
         old = supervisor_pid()
-        managed = set(tagged_processes(os.environ["PROCESS_MCP_TEST_TAG"])) - {old}
-        managed = {pid for pid in managed if b"process_mcp" not in command_line(pid)}
-        assert {first["pid"], kept["pid"]} <= managed and len(managed) == 5
+        running = set(managed())
+        assert {first["pid"], kept["pid"]} <= running
         killed = time.monotonic()
         os.kill(old, signal.SIGKILL)
-        assert wait_until(lambda: not alive(managed), 5), alive(managed)
+        assert wait_until(lambda: not alive(running), 5), alive(running)
         assert time.monotonic() - killed < 5
         # The front-end lives on: its next call meets a fresh supervisor.
         again = await client.ok("start", SLEEP)
@@ -168,16 +178,15 @@ async def test_a_sigkilled_supervisor_leaves_no_managed_process_and_is_replaced(
 async def test_the_next_supervisor_ends_what_a_dead_one_and_its_sentinel_left() -> None:
     async with mcp_client() as client:
         started = await client.ok("start", {"command": "sh", "args": ["-c", TREE]})
-        assert await eventually(lambda: len(group_pids(started["pid"])) == 2, timeout=10)
+        assert await eventually(lambda: sorted(managed().values()) == sorted(TREE_RUNS), 10)
         old = supervisor_pid()
         tagged = set(tagged_processes(os.environ["PROCESS_MCP_TEST_TAG"]))
         sentinel = [pid for pid in tagged if b"sentinel" in command_line(pid)]
         assert len(sentinel) == 1
+        leftovers = set(managed())
         os.kill(sentinel[0], signal.SIGKILL)  # first, so it cannot act on the next kill
         os.kill(old, signal.SIGKILL)
-        leftovers = tagged - {old, sentinel[0]}
-        leftovers = {pid for pid in leftovers if b"process_mcp" not in command_line(pid)}
-        assert len(leftovers) == 4
+        assert len(leftovers) == 4 and started["pid"] in leftovers
         assert wait_until(lambda: command_line(old) == b"", 5)  # gone (or a zombie)
         assert alive(leftovers) == sorted(leftovers)  # nobody ended them yet
         await client.ok("list")  # reconnects: a new supervisor, which ends them at its start

@@ -238,7 +238,7 @@ def test_a_killed_sentinel_is_replaced(no_leftover_processes: str) -> None:
         first = sentinel_of(server.proc.pid)
         os.kill(first, signal.SIGKILL)
         assert wait_until(lambda: sentinel_of(server.proc.pid) not in (None, first), 10)
-        assert len(tagged_processes(no_leftover_processes)) == 3 + 2
+        assert wait_until(lambda: len(tagged_processes(no_leftover_processes)) == 3 + 2, 10)
         server.proc.kill()
         assert wait_until(lambda: not tagged_processes(no_leftover_processes), 5)
     finally:
