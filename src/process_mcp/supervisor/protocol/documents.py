@@ -84,6 +84,16 @@ class Entry:
     rev: int
 
 
+@dataclass(frozen=True)
+class ByProcess:
+    """Base of a request or event about one process: ``id`` is its id, always the first
+    field (so ``Stop(id, force)`` is built positionally). A subclass that adds no field
+    needs no ``@dataclass`` of its own: it inherits ``__init__``, ``__eq__`` (same class
+    only), ``__repr__`` (its own name) and frozenness."""
+
+    id: str
+
+
 def fields_of(obj: Any) -> dict[str, Any]:
     """A dataclass's fields by name, shallow: what a core object and its wire document
     share. (``dataclasses.asdict`` deep-copies every list: a get-log of 100 lines paid

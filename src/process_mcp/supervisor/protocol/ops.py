@@ -58,10 +58,7 @@ from process_mcp.supervisor.protocol.codec import (
     decode_trusted,
     encode_value,
 )
-from process_mcp.supervisor.protocol.documents import (
-    Entry,
-    LogQueryArgs,
-)
+from process_mcp.supervisor.protocol.documents import ByProcess, Entry, LogQueryArgs
 from process_mcp.supervisor.protocol.framing import ProtocolError
 from process_mcp.supervisor.protocol.replies import (
     ApproveReply,
@@ -102,19 +99,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Stop:
-    id: str
+class Stop(ByProcess):
     force: bool = False
 
 
-@dataclass(frozen=True)
-class Status:
-    id: str
+class Status(ByProcess):
+    """A process's record and live facts (or an earlier run's, from the history)."""
 
 
 @dataclass(frozen=True)
-class ReadLog:
-    id: str
+class ReadLog(ByProcess):
     query: LogQueryArgs = field(default_factory=LogQueryArgs)
     redact: bool = False
 
@@ -128,36 +122,31 @@ class ListProcesses:
     command_chars: int | None = bounded(None, 8, 2000)  # None: 120
 
 
-@dataclass(frozen=True)
-class Remove:
-    id: str
+class Remove(ByProcess):
+    """Forget an ended process and delete its log (``ProcessRunning`` while it runs)."""
 
 
 @dataclass(frozen=True)
-class SendInput:
-    id: str
+class SendInput(ByProcess):
     text: str = ""
     eof: bool = False
     approval: str | None = None
 
 
 @dataclass(frozen=True)
-class Signal:
-    id: str
+class Signal(ByProcess):
     signal: str
 
 
 @dataclass(frozen=True)
-class Restart:
-    id: str
+class Restart(ByProcess):
     folder: str | None = None
     changes: RestartChanges | None = None
     approval: str | None = None
 
 
 @dataclass(frozen=True)
-class Wait:
-    id: str
+class Wait(ByProcess):
     timeout: float = bounded(30.0, 0, MAX_WAIT_SECONDS)
     pattern: str | None = None
     port: int | None = bounded(None, 0, 65535)
