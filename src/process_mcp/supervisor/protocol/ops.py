@@ -92,6 +92,13 @@ MAX_TAIL_LINES = 1000
 
 # ----------------------------------------------------------------------------- requests
 @dataclass(frozen=True)
+class NoArgs:
+    """Base of a request that carries nothing (``args`` is ``{}``): its op is all it says.
+    A subclass adds no field, so it needs no ``@dataclass`` of its own (as for
+    :class:`~.documents.ByProcess`)."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Page ``page`` of the records (0 first; the session hears every change from then)."""
 
@@ -170,9 +177,8 @@ class FollowOutput:
     interval: float | None = bounded(None, 0, 3600)
 
 
-@dataclass(frozen=True)
-class EndSession:
-    pass
+class EndSession(NoArgs):
+    """The front-end is leaving: stop what its session owns (not kept), then answer."""
 
 
 @dataclass(frozen=True)
@@ -182,14 +188,12 @@ class Identify:
     session: str | None = None
 
 
-@dataclass(frozen=True)
-class PendingList:
-    pass
+class PendingList(NoArgs):
+    """The requests waiting for the person's approval."""
 
 
-@dataclass(frozen=True)
-class Info:
-    pass
+class Info(NoArgs):
+    """What ``process-mcp doctor`` shows of the supervisor."""
 
 
 @dataclass(frozen=True)
@@ -200,9 +204,8 @@ class Approve:
     tripwire: str | None = None
 
 
-@dataclass(frozen=True)
-class SettingsQuery:
-    pass
+class SettingsQuery(NoArgs):
+    """The supervisor's settings (by variable) and its pid."""
 
 
 @dataclass(frozen=True)
