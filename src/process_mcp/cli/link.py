@@ -29,9 +29,8 @@ from process_mcp.supervisor.protocol import (
     Response,
     Welcome,
     decode,
-    encode,
     ops,
-    to_wire,
+    wire_line,
 )
 
 KIND = "cli"
@@ -83,7 +82,7 @@ class Link:
             with socket_address(paths.socket) as address:
                 sock.connect(address)
             _check_peer(sock, paths)  # a full listen queue makes connect() wait, not fail
-            sock.sendall(encode(to_wire(Hello(__version__, KIND, os.getpid()))))
+            sock.sendall(wire_line(Hello(__version__, KIND, os.getpid())))
             link = cls(sock, Welcome("", 0, "", MAX_MESSAGE_BYTES))
             reply = decode(link._line(timeout=10))
         except BaseException:
@@ -103,9 +102,7 @@ class Link:
         op, args = ops.encode_request(request)
         self._next += 1
         number = self._next
-        self.sock.sendall(
-            encode(to_wire(Request(number, op, args)), self.welcome.max_message_bytes)
-        )
+        self.sock.sendall(wire_line(Request(number, op, args), self.welcome.max_message_bytes))
         while True:
             message = decode(self._line())
             if isinstance(message, Event):

@@ -25,6 +25,8 @@ class Status(enum.StrEnum):
 
 # How a run ends, in the order the wire lists them; a past run may also be ``interrupted``.
 END_STATUSES = (Status.STOPPED.value, Status.EXITED.value, Status.CRASHED.value)
+# The keys of ``public()`` that say how a run ended, in the order ``exit_facts`` gives them.
+EXIT_FACTS = ("id", "status", "exitCode", "signal", "endedAt")
 
 
 def utc_now() -> str:
@@ -76,14 +78,10 @@ class ProcessRecord:
 
     def exit_facts(self) -> dict[str, Any]:
         """How it ended, camelCase: the one payload behind ``events``, ``process/exit`` and
-        exit log messages (each adds or renames around it; a new dict each call)."""
-        facts = {
-            "id": self.id,
-            "status": self.status.value,
-            "exitCode": self.exit_code,
-            "signal": self.signal,
-            "endedAt": self.ended_at,
-        }
+        exit log messages (each adds or renames around it; a new dict each call). Its
+        values are :meth:`public`'s (the ``EXIT_FACTS`` keys), and ``reason`` when set."""
+        public = self.public()
+        facts = {key: public[key] for key in EXIT_FACTS}
         if self.reason:
             facts["reason"] = self.reason
         return facts

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from process_mcp.core.carry import carried, init_names
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -273,7 +275,7 @@ class Settings:
     @property
     def run(self) -> RunSettings:
         """The per-run group: what a start that brings none of its own gets."""
-        return RunSettings(self.stop_grace, self.log_max_bytes, self.max_line_bytes)
+        return RunSettings(**carried(self, init_names(RunSettings)))
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -282,13 +284,10 @@ class Settings:
 
     @classmethod
     def of(cls, supervisor: SupervisorSettings, run: RunSettings) -> Settings:
+        """The flat settings of both groups (``exit_drain_grace`` at its default)."""
         return cls(
-            state_dir=supervisor.state_dir,
-            stop_grace=run.stop_grace,
-            log_max_bytes=run.log_max_bytes,
-            max_line_bytes=run.max_line_bytes,
-            disk_cap=supervisor.disk_cap,
-            platform=supervisor.platform,
+            **carried(supervisor, ("state_dir", "disk_cap", "platform")),
+            **carried(run, init_names(RunSettings)),
         )
 
 

@@ -261,9 +261,14 @@ class StartResult(ProcessInfo):
     )
 
 
-class _StatusHead(ToolOutput):
+class _Named(ToolOutput):
+    """An answer about one process that leads with its id and status (no pid first)."""
+
     id: str
     status: StatusName
+
+
+class _StatusHead(_Named):
     pid: int | None = None
     command: str | None = None
     args: list[str] | None = None
@@ -291,9 +296,7 @@ class StatusResult(ShownOptions, _StatusHead):
     )
 
 
-class LogResult(ToolOutput):
-    id: str
-    status: StatusName
+class LogResult(_Named):
     lines: list[str]
     next_cursor: int
     first_line: int | None = None
@@ -342,9 +345,7 @@ class RemoveResult(Outcome):
     removed: bool
 
 
-class InputResult(ToolOutput):
-    id: str
-    status: StatusName
+class InputResult(_Named):
     bytes_written: int = 0
     bytes_pending: int = 0
     stdin_open: bool
@@ -354,9 +355,7 @@ class SignalResult(Outcome):
     sent: SignalName
 
 
-class EndedProcess(ToolOutput):
-    id: str
-    status: StatusName
+class EndedProcess(_Named):
     exit_code: int | None = None
     signal: str | None = None
     tail: list[str] = []

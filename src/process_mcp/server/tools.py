@@ -9,6 +9,7 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 
 from process_mcp.core import InvalidRequest
+from process_mcp.core.carry import carried, init_names
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
 from process_mcp.core.options import RestartChanges, StartOptions, StartRequest
@@ -23,6 +24,8 @@ from process_mcp.supervisor.remote import RemoteManager
 # Each handler gets the calling MCP session's supervisor session (standalone: in-process).
 Handler = Callable[[RemoteManager, Any], Awaitable[dict[str, Any]]]
 
+# GetLogInput's fields that a LogQuery takes as they are (all but ``id``).
+LOG_QUERY_INPUTS = ("last_lines", "since", "limit", "stream", "grep", "context", "max_bytes", "raw")
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
 
@@ -54,13 +57,7 @@ async def start(manager: RemoteManager, args: s.StartInput) -> dict[str, Any]:
         cwd=args.cwd,
         env=args.env,
         notify_on_exit=args.notify_on_exit,
-        options=StartOptions(
-            shell=args.shell,
-            stdin=args.stdin,
-            pty=args.pty,
-            timeout_seconds=args.timeout_seconds,
-            label=args.label,
-        ),
+        options=StartOptions(**carried(args, init_names(StartOptions))),
         folder=current_folder.get(),
         keep=args.keep,
     )
@@ -82,16 +79,7 @@ async def get_status(manager: RemoteManager, args: s.IdInput) -> dict[str, Any]:
 
 
 async def get_log(manager: RemoteManager, args: s.GetLogInput) -> dict[str, Any]:
-    query = LogQuery(
-        last_lines=args.last_lines,
-        since=args.since,
-        limit=args.limit,
-        stream=args.stream,
-        grep=args.grep,
-        context=args.context,
-        max_bytes=args.max_bytes,
-        raw=args.raw,
-    )
+    query = LogQuery(**carried(args, LOG_QUERY_INPUTS))
     # The grep runs off the supervisor's loop; an id of an earlier server reads its history.
     record, answer = await manager.read_log_of(args.id, query)
     context = None if args.grep is None else args.context

@@ -43,9 +43,8 @@ from process_mcp.supervisor.protocol import (
     Response,
     Welcome,
     decode,
-    encode,
     read_line,
-    to_wire,
+    wire_line,
 )
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ class SupervisorClient:
         try:
             _check_peer(writer, target)
             hello = Hello(version, kind, os.getpid(), replace_if_idle=replace_if_idle)
-            writer.write(encode(to_wire(hello)))
+            writer.write(wire_line(hello))
             line = await asyncio.wait_for(read_line(reader, limit), timeout)
             if line is None:
                 raise SupervisorUnavailable(f"the supervisor on {target} hung up during hello")
@@ -184,7 +183,7 @@ class SupervisorClient:
                 f"the connection to supervisor pid {self.supervisor_pid} is closed"
             )
         id_ = next(self._ids)
-        line = encode(to_wire(Request(id_, op, args or {})), self.welcome.max_message_bytes)
+        line = wire_line(Request(id_, op, args or {}), self.welcome.max_message_bytes)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[id_] = (op, future)
         try:
@@ -195,7 +194,7 @@ class SupervisorClient:
             # Awaiting a future cancels it with the task: cancelled means "no answer yet".
             if not self.closed and (future.cancelled() or not future.done()):
                 with contextlib.suppress(ConnectionError):
-                    self._writer.write(encode(to_wire(Cancel(id_))))
+                    self._writer.write(wire_line(Cancel(id_)))
             raise
         except ConnectionError as exc:
             # Closed now, not once the read loop sees the end: a caller that asks

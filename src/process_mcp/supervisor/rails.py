@@ -381,28 +381,23 @@ class Rails:
                 f"no pending request {request_id!r} (pending: {known}); it may have expired"
             )
         where = " in the client" if via else ""
-        if request.decline:
+        if request.decline:  # a decline names no source: nothing was let through
             self.approvals.drop(request_id)
-            detail = f"{request_id} declined{where}"
-            self.audit.record(
-                "approve",
-                "refused",
-                actor,
-                command=pending.audited,
-                rule=pending.rule,
-                detail=detail,
-            )
-            return op.ApproveReply(declined=pending.document())
-        pending.approved = True
+            outcome, source, detail = "refused", None, f"{request_id} declined{where}"
+        else:
+            pending.approved = True
+            outcome, source, detail = "done", pending.source, request_id + where
         self.audit.record(
             "approve",
-            "done",
+            outcome,
             actor,
             command=pending.audited,
             rule=pending.rule,
-            source=pending.source,
-            detail=request_id + where,
+            source=source,
+            detail=detail,
         )
+        if request.decline:
+            return op.ApproveReply(declined=pending.document())
         return op.ApproveReply(approved=pending.document())
 
     def _audited_command(self, check: Check) -> str | None:

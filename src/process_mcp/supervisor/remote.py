@@ -41,6 +41,7 @@ from process_mcp.core import (
     StopResult,
     UnknownProcess,
 )
+from process_mcp.core.carry import carried, init_names
 from process_mcp.core.logs.pattern import LinePattern
 from process_mcp.core.logs.query import LogAnswer, LogQuery
 from process_mcp.core.options import RestartChanges, StartRequest
@@ -369,14 +370,8 @@ class RemoteManager:
             reply: op.WaitReply = await self.call(request, process_id)
         return WaitOutcome(
             record=self._apply(reply),
-            met=reply.met,
-            reason=reply.reason,
-            elapsed=reply.elapsed,
             tail=list(reply.tail),
-            cursor=reply.cursor,
-            matched_line=reply.matched_line,
-            matched_line_number=reply.matched_line_number,
-            redacted=reply.redacted,
+            **carried(reply, init_names(WaitOutcome, skip=("record", "tail"))),
         )
 
     async def wait_for_exits(

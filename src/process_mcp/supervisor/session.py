@@ -42,9 +42,8 @@ from process_mcp.supervisor.protocol import (
     RequestError,
     Response,
     decode,
-    encode,
     read_line,
-    to_wire,
+    wire_line,
 )
 from process_mcp.supervisor.protocol.ops import encode_event
 
@@ -171,7 +170,7 @@ class Session:
             return False
         self._seq += 1
         try:
-            line = encode(to_wire(Event(event, self._seq, data or {})), self._max_message_bytes)
+            line = wire_line(Event(event, self._seq, data or {}), self._max_message_bytes)
         except ProtocolError as exc:
             logger.error("session %s: event %r dropped: %s", self.id, event, exc.message)
             return False
@@ -281,13 +280,13 @@ class Session:
             Response(id_, error=result) if isinstance(result, ErrorInfo) else Response(id_, result)
         )
         try:
-            line = encode(to_wire(message), self._max_message_bytes)
+            line = wire_line(message, self._max_message_bytes)
         except MessageTooLarge as exc:
             error = MessageTooLarge(exc.size, exc.limit, "answer")
-            line = encode(to_wire(Response(id_, error=ErrorInfo(error.code, error.message))))
+            line = wire_line(Response(id_, error=ErrorInfo(error.code, error.message)))
         except ProtocolError as exc:
             logger.error("session %s: answer to %s not encodable: %s", self.id, id_, exc)
-            line = encode(to_wire(Response(id_, error=ErrorInfo("internal", exc.message))))
+            line = wire_line(Response(id_, error=ErrorInfo("internal", exc.message)))
         self._send(line)
 
     async def end(self, handler: Handler, forget: Callable[[Session], None]) -> None:

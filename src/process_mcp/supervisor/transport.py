@@ -46,9 +46,8 @@ from process_mcp.supervisor.protocol import (
     Refused,
     Welcome,
     decode,
-    encode,
     read_line,
-    to_wire,
+    wire_line,
 )
 from process_mcp.supervisor.session import MAX_IN_FLIGHT, Handler, PendingBudget, Session
 
@@ -297,7 +296,7 @@ class SupervisorServer:
     ) -> None:
         """Send the refusal, then let the client finish: closing with its hello unread
         would reset the connection and could destroy the refusal before it is read."""
-        writer.write(encode(to_wire(refusal)))
+        writer.write(wire_line(refusal))
         with contextlib.suppress(OSError, TimeoutError):
             await writer.drain()
             if writer.can_write_eof():
@@ -352,7 +351,7 @@ class SupervisorServer:
             log_path=self.paths.log,
         )
         welcome = Welcome(self.version, os.getpid(), session.id, self.max_message_bytes)
-        writer.write(encode(to_wire(welcome)))
+        writer.write(wire_line(welcome))
         self._sessions[session.id] = session
         self._budget.sessions[session.id] = session
         logger.info(

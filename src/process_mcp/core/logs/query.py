@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from process_mcp.core.errors import InvalidRequest
+from process_mcp.core.logs.answer import LogAnswerFields
 from process_mcp.core.logs.blocks import Block, LogSnapshot
 from process_mcp.core.logs.format import (
     CUT_MARKER_ROOM,
@@ -94,29 +95,9 @@ class LogQuery:
 
 
 @dataclass
-class LogAnswer:
-    """What a query returns; ``numbers[i]`` is the line number of ``lines[i]``, and with a
-    ``grep``, ``hits[i]`` says whether that line matched (else it is context; ``hits`` is
-    empty without a grep). ``first_stored``/``last_stored`` are the oldest and newest
-    stored line numbers the query saw (``first_stored`` is ``last_stored + 1`` when
-    nothing is stored)."""
-
-    lines: list[str]
-    numbers: list[int]
-    next_cursor: int
-    total_lines: int
-    omitted_lines: int
-    cut_in_answer: int
-    pending_lines: int
-    missed_lines: int
-    dropped_bytes: int
-    cut_lines: int
-    first_stored: int
-    last_stored: int
-    hits: list[bool] = field(default_factory=list)
-    lost_bytes: int = 0
-    lost_reason: str | None = None
-    redacted: int = 0  # secrets masked in ``lines`` (see ``logs/redact.py``)
+class LogAnswer(LogAnswerFields):
+    """What a query returns (its fields: :class:`LogAnswerFields`), and what a reader is
+    told of it."""
 
     @property
     def lost_notice(self) -> str | None:

@@ -17,7 +17,7 @@ search as a plain iterator of matching lines.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from process_mcp.core.logs.blocks import Block, LogSnapshot
 from process_mcp.core.logs.clean import clean_block, decode_tagged, strip_tags, strip_tags_bytes
@@ -29,6 +29,7 @@ from process_mcp.core.logs.pattern import LinePattern, Searcher
 PREFILTER_BYTES_PER_CANDIDATE = 400
 PREFILTER_SAMPLE = 64 * 1024  # candidates are first counted in this much of the block
 NEWLINE = ord("\n")
+MatchCheck = Callable[[int, object, int], tuple[bool, int]]  # (index, match, start) -> (hit, pos)
 
 
 class TextBlock:
@@ -158,76 +159,80 @@ class TextBlock:
     def _found(self, index: int, tag: int, line: bytes) -> None:
         self._known[index] = (chr(tag), line.decode())
 
+    def _scan(
+        self, searcher: Searcher, text: bytes, pos: int, lead: int, check: MatchCheck
+    ) -> Iterator[int]:
+        """The loop behind the regex strategies: ``searcher`` runs over ``text`` from
+        ``pos``; a match's line index is the count of newlines before its start, less
+        ``lead``; ``check(index, match, start)`` says whether that line counts and where
+        the search goes on. Indexes come once each, oldest first; it stops past the last
+        line of the block."""
+        counted_to, newlines = 0, 0
+        while True:
+            found = searcher.search(text, pos)
+            if found is None:
+                return
+            start = found.start()  # type: ignore[attr-defined]
+            newlines += text.count(b"\n", counted_to, start)
+            counted_to = start
+            index = newlines - lead
+            if index >= self.count:
+                return
+            hit, pos = check(index, found, start)
+            if hit:
+                yield index
+
     def _searched_tagged(self, regex: Searcher, plain: bool = False) -> Iterator[int]:
         """Search the text with its tags left in (saves a pass over the block): only a
         pattern that never looks behind a position qualifies, and a match that used a tag
         character is weeded out by checking its line alone (a literal without newlines
         can only have used one by starting at it)."""
-        text, pos, counted_to, newlines = self.searchable, 1, 0, 0
-        while True:
-            found = regex.search(text, pos)
-            if found is None:
-                return
-            start = found.start()  # type: ignore[attr-defined]
-            newlines += text.count(b"\n", counted_to, start)
-            counted_to = start
-            index = newlines - 1
-            if index >= self.count:
-                return
+        text = self.searchable
+
+        def check(index: int, found: object, start: int) -> tuple[bool, int]:
             at_newline = text[start] == NEWLINE
             line_start = text.rfind(b"\n", 0, start if at_newline else start + 1)
             line_end = start if at_newline else text.find(b"\n", start)
             line = text[line_start + 2 : line_end]
-            if (plain and start > line_start + 1) or regex.search(line):
+            hit = (plain and start > line_start + 1) or regex.search(line) is not None
+            if hit:
                 self._found(index, text[line_start + 1], line)
-                yield index
-            pos = line_end + 1
+            return hit, line_end + 1
+
+        return self._scan(regex, text, 1, 1, check)
 
     def _searched_line_starts(self, line_start: Searcher, regex: Searcher) -> Iterator[int]:
         """Search the tagged text for ``\\n<tag>rest``: each match starts at the newline
-        before its line; the line alone is then checked with the user's pattern."""
-        text, pos, counted_to, newlines = self.searchable, 0, 0, 0
-        while True:
-            found = line_start.search(text, pos)
-            if found is None:
-                return
-            start = found.start()  # type: ignore[attr-defined]
-            newlines += text.count(b"\n", counted_to, start)
-            counted_to = start
-            index = newlines  # the newline at ``start`` opens line ``index``
-            if index >= self.count:
-                return
+        before its line (the newline at ``start`` opens line ``index``); the line alone is
+        then checked with the user's pattern."""
+        text = self.searchable
+
+        def check(index: int, found: object, start: int) -> tuple[bool, int]:
             line_end = text.find(b"\n", start + 1)
             line = text[start + 2 : line_end]
-            if regex.search(line):
+            hit = regex.search(line) is not None
+            if hit:
                 self._found(index, text[start + 1], line)
-                yield index
-            pos = line_end
+            return hit, line_end
+
+        return self._scan(line_start, text, 0, 0, check)
 
     def _searched(self, regex: Searcher) -> Iterator[int]:
-        """Search the text without tags; a match that ran past its line's end (a class
-        like ``[^x]`` or ``\\s`` takes a newline) counts only if the line alone matches."""
-        body, pos, counted_to, newlines = self.body, 1, 0, 0
-        while True:
-            found = regex.search(body, pos)
-            if found is None:
-                return
-            start = found.start()  # type: ignore[attr-defined]
-            newlines += body.count(b"\n", counted_to, start)
-            counted_to = start
-            index = newlines - 1  # the body starts with a newline of its own
-            if index >= self.count:
-                return
+        """Search the text without tags (it starts with a newline of its own); a match
+        that ran past its line's end (a class like ``[^x]`` or ``\\s`` takes a newline)
+        counts only if the line alone matches."""
+        body = self.body
+
+        def check(index: int, found: object, start: int) -> tuple[bool, int]:
             at_newline = body[start] == NEWLINE
             line_end = start if at_newline else body.find(b"\n", start)
-            if (
-                found.end() <= line_end
-                or regex.search(  # type: ignore[attr-defined]
-                    body[body.rfind(b"\n", 0, line_end) + 1 : line_end]
-                )
-            ):
-                yield index
-            pos = line_end + 1
+            hit = (
+                found.end() <= line_end  # type: ignore[attr-defined]
+                or regex.search(body[body.rfind(b"\n", 0, line_end) + 1 : line_end]) is not None
+            )
+            return hit, line_end + 1
+
+        return self._scan(regex, body, 1, 1, check)
 
 
 def text_blocks(snapshot: LogSnapshot, start: int, raw: bool) -> Iterator[TextBlock]:

@@ -81,19 +81,30 @@ def steps(target: Target, grace: float, kill_wait: float) -> Generator[float, No
             return []
 
 
+class Sequence:
+    """:func:`steps` for a ``for`` loop, the one way both callers drive it: iterating
+    yields the waits; once the loop is over, ``survivors`` holds the sequence's result
+    (empty: the target verified gone). Iterate it once."""
+
+    survivors: list[int]
+
+    def __init__(self, target: Target, grace: float, kill_wait: float) -> None:
+        self._steps = steps(target, grace, kill_wait)
+
+    def __iter__(self) -> Generator[float, None, None]:
+        self.survivors = yield from self._steps
+
+
 def end_blocking(target: Target, grace: float, kill_wait: float) -> list[int]:
     """Run the sequence, sleeping ``POLL`` between looks; returns the survivors (pids).
 
     On return the target is gone, verified by a last look, unless survivors are returned;
     it takes at most about ``grace + kill_wait`` seconds. Raises nothing of its own.
     """
-    sequence = steps(target, grace, kill_wait)
-    while True:
-        try:
-            left = next(sequence)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    sequence = Sequence(target, grace, kill_wait)
+    for left in sequence:
         time.sleep(min(POLL, left))
+    return sequence.survivors
 
 
 async def end(target: PausingTarget, grace: float, kill_wait: float) -> list[int]:
@@ -102,10 +113,7 @@ async def end(target: PausingTarget, grace: float, kill_wait: float) -> list[int
     Same guarantees as :func:`end_blocking`; cancelling it stops the sequence where it is
     (signals already sent stay sent).
     """
-    sequence = steps(target, grace, kill_wait)
-    while True:
-        try:
-            left = next(sequence)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    sequence = Sequence(target, grace, kill_wait)
+    for left in sequence:
         await target.pause(left)
+    return sequence.survivors

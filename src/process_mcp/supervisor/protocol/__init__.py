@@ -25,6 +25,7 @@ from process_mcp.supervisor.protocol.envelope import (
     Welcome,
     decode,
     to_wire,
+    wire_line,
 )
 from process_mcp.supervisor.protocol.framing import (
     MAX_MESSAGE_BYTES,
@@ -60,4 +61,5 @@ __all__ = [
     "encode_value",
     "read_line",
     "to_wire",
+    "wire_line",
 ]

@@ -11,9 +11,10 @@ hop changes no answer. A key the core adds to one of those shapes must be added 
 Plain (not frozen) dataclasses, to be treated as values: ``list`` makes one per record,
 and a frozen dataclass's ``__init__`` costs several times more.
 
-``LogQueryArgs``, ``LogAnswerDoc`` and ``ReceiptDoc`` mirror the core's ``LogQuery``,
-``LogAnswer`` and ``InputReceipt`` field for field (a test holds them equal): the core's
-classes live beside an event loop and a regex engine the person's CLI does not load.
+``LogQueryArgs`` and ``ReceiptDoc`` mirror the core's ``LogQuery`` and ``InputReceipt``
+field for field (a test holds them equal): the core's classes live beside an event loop
+and a regex engine the person's CLI does not load. ``LogAnswerDoc`` and the core's
+``LogAnswer`` share their fields instead (``core/logs/answer.py``, standard library only).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
+from process_mcp.core.logs.answer import LogAnswerFields
 from process_mcp.supervisor.protocol.codec import bounded, build, camel, field_names, snake
 
 D = TypeVar("D", bound="Document")
@@ -80,6 +82,16 @@ class Entry:
 
     record: RecordDoc
     rev: int
+
+
+@dataclass(frozen=True)
+class ByProcess:
+    """Base of a request or event about one process: ``id`` is its id, always the first
+    field (so ``Stop(id, force)`` is built positionally). A subclass that adds no field
+    needs no ``@dataclass`` of its own: it inherits ``__init__``, ``__eq__`` (same class
+    only), ``__repr__`` (its own name) and frozenness."""
+
+    id: str
 
 
 def fields_of(obj: Any) -> dict[str, Any]:
@@ -213,25 +225,9 @@ class LogQueryArgs:
 
 
 @dataclass
-class LogAnswerDoc:
-    """``LogAnswer``'s fields: lines and their numbers, the cursor, and what was left out."""
-
-    lines: list[str]
-    numbers: list[int]
-    next_cursor: int
-    total_lines: int
-    omitted_lines: int
-    cut_in_answer: int
-    pending_lines: int
-    missed_lines: int
-    dropped_bytes: int
-    cut_lines: int
-    first_stored: int
-    last_stored: int
-    hits: list[bool] = field(default_factory=list)
-    lost_bytes: int = 0
-    lost_reason: str | None = None
-    redacted: int = 0
+class LogAnswerDoc(LogAnswerFields):
+    """``LogAnswer``'s fields (both extend :class:`LogAnswerFields`): lines and their
+    numbers, the cursor, and what was left out."""
 
 
 @dataclass

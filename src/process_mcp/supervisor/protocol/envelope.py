@@ -33,7 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from process_mcp.supervisor.protocol.codec import decode_object, encode_value
-from process_mcp.supervisor.protocol.framing import PROTOCOL_VERSION, ProtocolError
+from process_mcp.supervisor.protocol.framing import (
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    encode,
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,13 @@ def to_wire(message: Message) -> dict[str, Any]:
         case Hello() | Welcome() | Refused():
             return {type(message).__name__.lower(): encode_value(message)}
     raise TypeError(f"not a protocol message: {message!r}")
+
+
+def wire_line(message: Message, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """A message as the line that carries it (:func:`to_wire`, then ``framing.encode``);
+    the one way every sender writes one. Raises as ``encode``: ``MessageTooLarge``
+    (nothing to send) over ``max_bytes``, ``ProtocolError`` for what JSON cannot carry."""
+    return encode(to_wire(message), max_bytes)
 
 
 def decode(line: bytes) -> Message:

@@ -26,13 +26,18 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _ID_HEAD = re.compile(rb'^\{"id":(\d{1,18})[,}]')
 
 
-class ProtocolError(Exception):
-    """A message that cannot be sent or understood; ``code`` is stable, ``message`` says why."""
+class CodedError(Exception):
+    """An error the wire carries as ``{code, message}``: ``code`` is stable (what a program
+    tests), ``message`` says why (what a person reads; also the exception's text)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ProtocolError(CodedError):
+    """A message that cannot be sent or understood; ``code`` is stable, ``message`` says why."""
 
 
 class MessageTooLarge(ProtocolError):
@@ -46,13 +51,9 @@ class MessageTooLarge(ProtocolError):
         self.limit = limit
 
 
-class RequestError(Exception):
-    """Raised by a handler to answer a request with ``{"error": {code, message}}``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class RequestError(CodedError):
+    """Raised by a handler to answer a request with ``{"error": {code, message}}`` (not a
+    :class:`ProtocolError`: the request was understood, and refused)."""
 
 
 class Oversize(NamedTuple):

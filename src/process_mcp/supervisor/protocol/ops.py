@@ -58,10 +58,7 @@ from process_mcp.supervisor.protocol.codec import (
     decode_trusted,
     encode_value,
 )
-from process_mcp.supervisor.protocol.documents import (
-    Entry,
-    LogQueryArgs,
-)
+from process_mcp.supervisor.protocol.documents import ByProcess, Entry, LogQueryArgs
 from process_mcp.supervisor.protocol.framing import ProtocolError
 from process_mcp.supervisor.protocol.replies import (
     ApproveReply,
@@ -95,6 +92,13 @@ MAX_TAIL_LINES = 1000
 
 # ----------------------------------------------------------------------------- requests
 @dataclass(frozen=True)
+class NoArgs:
+    """Base of a request that carries nothing (``args`` is ``{}``): its op is all it says.
+    A subclass adds no field, so it needs no ``@dataclass`` of its own (as for
+    :class:`~.documents.ByProcess`)."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Page ``page`` of the records (0 first; the session hears every change from then)."""
 
@@ -102,19 +106,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Stop:
-    id: str
+class Stop(ByProcess):
     force: bool = False
 
 
-@dataclass(frozen=True)
-class Status:
-    id: str
+class Status(ByProcess):
+    """A process's record and live facts (or an earlier run's, from the history)."""
 
 
 @dataclass(frozen=True)
-class ReadLog:
-    id: str
+class ReadLog(ByProcess):
     query: LogQueryArgs = field(default_factory=LogQueryArgs)
     redact: bool = False
 
@@ -128,36 +129,31 @@ class ListProcesses:
     command_chars: int | None = bounded(None, 8, 2000)  # None: 120
 
 
-@dataclass(frozen=True)
-class Remove:
-    id: str
+class Remove(ByProcess):
+    """Forget an ended process and delete its log (``ProcessRunning`` while it runs)."""
 
 
 @dataclass(frozen=True)
-class SendInput:
-    id: str
+class SendInput(ByProcess):
     text: str = ""
     eof: bool = False
     approval: str | None = None
 
 
 @dataclass(frozen=True)
-class Signal:
-    id: str
+class Signal(ByProcess):
     signal: str
 
 
 @dataclass(frozen=True)
-class Restart:
-    id: str
+class Restart(ByProcess):
     folder: str | None = None
     changes: RestartChanges | None = None
     approval: str | None = None
 
 
 @dataclass(frozen=True)
-class Wait:
-    id: str
+class Wait(ByProcess):
     timeout: float = bounded(30.0, 0, MAX_WAIT_SECONDS)
     pattern: str | None = None
     port: int | None = bounded(None, 0, 65535)
@@ -181,9 +177,8 @@ class FollowOutput:
     interval: float | None = bounded(None, 0, 3600)
 
 
-@dataclass(frozen=True)
-class EndSession:
-    pass
+class EndSession(NoArgs):
+    """The front-end is leaving: stop what its session owns (not kept), then answer."""
 
 
 @dataclass(frozen=True)
@@ -193,14 +188,12 @@ class Identify:
     session: str | None = None
 
 
-@dataclass(frozen=True)
-class PendingList:
-    pass
+class PendingList(NoArgs):
+    """The requests waiting for the person's approval."""
 
 
-@dataclass(frozen=True)
-class Info:
-    pass
+class Info(NoArgs):
+    """What ``process-mcp doctor`` shows of the supervisor."""
 
 
 @dataclass(frozen=True)
@@ -211,9 +204,8 @@ class Approve:
     tripwire: str | None = None
 
 
-@dataclass(frozen=True)
-class SettingsQuery:
-    pass
+class SettingsQuery(NoArgs):
+    """The supervisor's settings (by variable) and its pid."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from process_mcp.supervisor.protocol.documents import (
+    ByProcess,
     Entry,
     FactsDoc,
     HistoryStats,
@@ -177,14 +178,12 @@ class RetireReply(Reply):
 
 # ------------------------------------------------------------------------------- events
 @dataclass(frozen=True)
-class Removed:
-    id: str
+class Removed(ByProcess):
     rev: int
 
 
-@dataclass(frozen=True)
-class Output:
-    id: str
+class Output(ByProcess):
+    """New output of a followed process (a change notice: the lines are read with ``read_log``)."""
 
 
 @dataclass(frozen=True)
