@@ -314,7 +314,9 @@ def test_one_write_to_jobs_kills_every_tree_as_the_sentinel_would(
 @needs_cgroups
 def test_term_reaches_every_member_and_usage_is_read(layout: Layout, helper: Path | None) -> None:
     job = layout.create_job("term")
-    busy = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 300 & sleep 300 & wait"
+    busy = (
+        "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 300 & sleep 300 & exec sleep 300"
+    )
     proc = subprocess.Popen(cgroup_join.wrap(["/bin/sh", "-c", busy], job, helper=helper))
     assert wait_until(lambda: len(cgroups.members(job)) == 3, timeout=20)
     used = cgroups.usage(job)

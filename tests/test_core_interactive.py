@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
@@ -128,6 +129,22 @@ async def test_eof_under_a_pty_after_a_partial_line_ends_cat(manager: ProcessMan
     assert texts(manager, record.id) == ["abcabc"]  # the echo, then cat's copy
 
 
+def terminal_state(pid: int, log: list[str]) -> str:
+    """What a failed Ctrl-C leaves to look at: the terminal the process holds, its
+    terminal's foreground group, its group and its signal masks, and its log."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        masks = [
+            line
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith(("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd"))
+        ]
+    except OSError as exc:
+        return f"pid {pid} unreadable: {exc}; log {log!r}"
+    pgrp, tty, tpgid = fields[2], fields[4], fields[5]
+    return f"pid {pid} pgrp {pgrp} tty_nr {tty} tpgid {tpgid} {masks} log {log!r}"
+
+
 async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> None:
     code = "import time\nprint('ready')\ntime.sleep(60)\n"
     record = await manager.start(
@@ -135,8 +152,11 @@ async def test_ctrl_c_typed_under_a_pty_interrupts(manager: ProcessManager) -> N
     )
     assert await has_line(manager, record.id, "ready")
     await manager.send_input(record.id, "\x03")
-    with anyio.fail_after(15):  # without a controlling terminal it would sleep on
+    with anyio.move_on_after(15):  # without a controlling terminal it would sleep on
         await manager.wait_ended(record.id)
+    assert record.status is not Status.RUNNING, terminal_state(
+        record.pid, texts(manager, record.id)
+    )
     assert record.signal == "SIGINT" or record.exit_code == 130
     assert record.status is Status.STOPPED  # typed by our client: not a crash
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -311,3 +312,33 @@ async def test_an_earlier_supervisors_run_is_read_from_the_history() -> None:
         assert supervisor_pid() != old
         unknown = await client.ok("get-status", {"id": "nope00"})
         assert unknown == {"id": "nope00", "status": "not-exists"}
+
+
+SHOW_DISPOSITIONS = (
+    "import signal\n"
+    "names = ('SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR1')\n"
+    "found = (signal.getsignal(getattr(signal, n)) for n in names)\n"
+    "print(*(getattr(h, 'name', getattr(h, '__name__', h)) for h in found))\n"
+)
+
+
+@pytest.mark.parametrize("standalone", [False, True], ids=["supervisor", "standalone"])
+async def test_children_start_with_every_signal_at_its_default(standalone: bool) -> None:
+    """A launch in the background leaves SIGINT and SIGQUIT ignored, ``nohup`` SIGHUP, and
+    an ignored signal is inherited through exec: neither the server nor the supervisor
+    may pass one on, so Ctrl-C, a hang-up or SIGQUIT reach a child as from a terminal."""
+    ignored = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1)
+    before = {signum: signal.signal(signum, signal.SIG_IGN) for signum in ignored}
+    try:
+        env = {"PROCESS_MCP_STANDALONE": "1"} if standalone else {}
+        async with mcp_client(process=True, **env) as client:
+            started = await client.ok(
+                "start", {"command": sys.executable, "args": ["-c", SHOW_DISPOSITIONS]}
+            )
+            await client.ok("wait", {"id": started["id"]})
+            lines = (await client.ok("get-log", {"id": started["id"]}))["lines"]
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    # SIGINT at its default is what makes Python install its KeyboardInterrupt handler
+    assert lines == ["SIG_DFL default_int_handler SIG_DFL SIG_DFL SIG_DFL"]

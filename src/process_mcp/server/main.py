@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, NoReturn
 import anyio
 
 from process_mcp import __version__
+from process_mcp.core import signals
 from process_mcp.core.settings import (
     LOG_LEVELS,
     TOKEN,
@@ -351,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
     env_token = take_token()  # read once; no child may inherit it
+    signals.pass_no_ignored_signal_on()  # nor an ignored signal (a launch in the background)
     try:
         config = _configure(_parse(argv), env_token)
     except StartupError as exc:

@@ -102,7 +102,7 @@ def _serve(options: argparse.Namespace, notify: int | None) -> int:
     import signal
 
     from process_mcp import __version__
-    from process_mcp.core import settings
+    from process_mcp.core import settings, signals
     from process_mcp.supervisor.paths import SupervisorPaths
     from process_mcp.supervisor.protocol import MAX_MESSAGE_BYTES
     from process_mcp.supervisor.transport import (
@@ -156,7 +156,9 @@ def _serve(options: argparse.Namespace, notify: int | None) -> int:
         logger.info("exited (%s)", server.stop_reason)
         return 0
 
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The person's terminal closing must not end us; nor may children inherit an ignore.
+    signals.pass_no_ignored_signal_on()
+    signals.ignore_for_this_process_only(signal.SIGHUP)
     try:
         return asyncio.run(run())
     except Exception:
