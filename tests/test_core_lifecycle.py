@@ -16,6 +16,7 @@ from process_mcp.core import (
     StartFailed,
     Status,
     UnknownProcess,
+    platform,
 )
 from process_mcp.core.options import StartRequest
 from process_mcp.core.trees import proc
@@ -297,7 +298,8 @@ async def test_stop_ends_a_group_that_keeps_forking(manager_with) -> None:
     await manager.stop(record.id)
     elapsed = time.monotonic() - started
     assert group_pids(record.pid) == []
-    assert elapsed < manager.settings.stop_grace + 1
+    # posix: every look at a tree is a psutil pass over hundreds of sleeps (docs/platforms.md)
+    assert elapsed < manager.settings.stop_grace + (1 if platform.name() == platform.LINUX else 5)
 
 
 async def test_output_written_after_the_leader_exits_is_in_the_log_at_the_end(

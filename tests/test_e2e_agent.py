@@ -151,12 +151,18 @@ async def test_answers_leave_defaults_out(tmp_path: Path) -> None:
         await client.ok("stop", {"id": labelled["id"]})
 
 
-async def test_stop_does_not_repeat_its_own_exit_in_events() -> None:
+async def test_stop_does_not_repeat_its_own_exit_in_events(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    # Ends only once its start has answered: an end seen before that answer is made comes
+    # with it (the posix backend can reap so fast), and this test is about stop's answer.
+    script = f"while [ ! -e {go} ]; do sleep 0.01; done; exit 3"
     async with mcp_client() as client:
         running = await client.ok("start", {"command": "sleep", "args": ["30"]})
         quick = await client.ok(
-            "start", {"command": "sh", "args": ["-c", "exit 3"], "notifyOnExit": True}
+            "start", {"command": "sh", "args": ["-c", script], "notifyOnExit": True}
         )
+        assert "events" not in quick
+        go.touch()
         assert await eventually(lambda: client.exits, 10)  # quick ended; no answer told it
         stopped = await client.ok("stop", {"id": running["id"]})
         assert stopped["status"] == "stopped"
