@@ -49,7 +49,7 @@ import anyio
 import pytest
 import support
 
-from process_mcp.core import ProcessManager, Settings
+from process_mcp.core import ProcessManager, Settings, signals
 from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.trees import cgroups
 
@@ -84,6 +84,13 @@ LINUX_ONLY_FILES = {
 # including PROCESS_MCP_PLATFORM=posix on Linux.
 LINUX_BACKEND_FILES = {"test_hopper.py"}
 POSIX_BACKEND = not ON_LINUX or os.environ.get("PROCESS_MCP_PLATFORM") == "posix"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # What the server and the supervisor do at their start, for the managers tests run in
+    # this process: a suite launched in the background ignores SIGINT, and a child of an
+    # in-process manager would inherit that (Ctrl-C under a terminal would do nothing).
+    signals.pass_no_ignored_signal_on()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -42,9 +43,17 @@ def stop_all() -> None:
 
 
 @pytest.fixture
-def kept():
+def kept(isolated_supervisor: Path, monkeypatch: pytest.MonkeyPatch):
+    """The test's supervisor lives through the whole test, as a person's does: each
+    command is a new process, and on a loaded machine the gap between two could pass the
+    suite's 0.5 s idle exit, and a fresh supervisor holds what ended only in its history.
+    At the end: every kept process stopped, then the supervisor asked to exit (SIGTERM)."""
+    monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_IDLE", "60")
     yield
     stop_all()
+    holder = lock_holder(isolated_supervisor)
+    if holder is not None and holder > 0:
+        os.kill(holder, signal.SIGTERM)
 
 
 def test_start_ps_logs_stop(tmp_path: Path, kept: None) -> None:
@@ -130,7 +139,10 @@ def test_wait_exit_statuses(kept: None) -> None:
     assert cli("start").returncode == 2  # nothing to start
 
 
-def test_history_outlives_a_killed_supervisor(tmp_path: Path, isolated_supervisor: Path) -> None:
+def test_history_outlives_a_killed_supervisor(
+    tmp_path: Path, isolated_supervisor: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROCESS_MCP_SUPERVISOR_IDLE", "60")  # the one killed below is the one
     word = uuid.uuid4().hex[:8]
     started = cli_json("start", "--label", f"build-{word}", "--", "sh", "-c", "exit 3")
     assert cli("wait", started["id"], "--timeout", "10").returncode == 0  # type: ignore[index]
