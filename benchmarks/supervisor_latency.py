@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import statistics
@@ -40,29 +39,18 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def holder(paths: SupervisorPaths) -> int | None:
-    """The pid holding the supervisor lock, None when free."""
-    try:
-        fd = os.open(paths.lock, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        return paths.holder_pid()
-    finally:
-        os.close(fd)
-
-
-def stop_supervisor(paths: SupervisorPaths) -> None:
-    pid = holder(paths)
-    if pid is None:
+def stop_supervisor(paths: SupervisorPaths, grace: float = 20.0) -> None:
+    """SIGTERM the supervisor holding ``paths``' lock; SIGKILL it after ``grace`` s."""
+    pid = paths.lock_holder()
+    if pid is None or pid < 0:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while holder(paths) is not None and time.monotonic() < deadline:
+    deadline = time.monotonic() + grace
+    while paths.lock_holder() is not None:
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
 
 

@@ -13,11 +13,8 @@ Run: ``uv run python benchmarks/supervisor_transport.py [startup_runs] [round_tr
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,37 +23,11 @@ import time
 from pathlib import Path
 
 from _harness import machine, p50_p99, table
+from supervisor_latency import stop_supervisor
 
 from process_mcp.supervisor.client import ensure_supervisor
 from process_mcp.supervisor.echo import EchoHandler
 from process_mcp.supervisor.paths import SupervisorPaths
-
-
-def _lock_free(paths: SupervisorPaths) -> bool:
-    try:
-        fd = os.open(paths.lock, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _stop(paths: SupervisorPaths) -> None:
-    pid = paths.holder_pid()
-    if pid is None or _lock_free(paths):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while not _lock_free(paths):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
 
 
 def _interpreter_ms(code: str) -> float:
@@ -91,7 +62,7 @@ async def _startup(base: Path, run: int) -> tuple[float, float, bool]:
         await client.close()
         return elapsed, cpu, mcp
     finally:
-        _stop(paths)
+        stop_supervisor(paths, grace=10)
 
 
 async def _round_trips(base: Path, count: int) -> dict[str, list[float]]:
@@ -115,7 +86,7 @@ async def _round_trips(base: Path, count: int) -> dict[str, list[float]]:
         results["100 in flight (total)"] = [(time.perf_counter() - started) * 1000]
         await client.close()
     finally:
-        _stop(paths)
+        stop_supervisor(paths, grace=10)
     return results
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import signal
 import time
@@ -52,6 +51,7 @@ import support
 from process_mcp.core import ProcessManager, Settings, signals
 from process_mcp.core.logs.query import LogQuery, run_query
 from process_mcp.core.trees import cgroups
+from process_mcp.supervisor.paths import SupervisorPaths
 
 CGROUP_PARENT = cgroups.own_cgroup()  # where servers started by the tests put their cgroups
 
@@ -259,21 +259,7 @@ def isolated_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def lock_holder(runtime_dir: Path) -> int | None:
     """The pid of the supervisor holding ``runtime_dir``'s lock, None when it is free."""
-    lock = runtime_dir / "supervisor.lock"
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        try:
-            return int(lock.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return -1
-    finally:
-        os.close(fd)
+    return SupervisorPaths(runtime_dir=runtime_dir, state_dir=runtime_dir).lock_holder()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -69,17 +68,7 @@ def paths(tmp_path: Path) -> Iterator[SupervisorPaths]:
 
 
 def lock_is_free(paths: SupervisorPaths) -> bool:
-    try:
-        fd = os.open(paths.lock, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
+    return paths.lock_holder() is None
 
 
 def alive(pid: int) -> bool:

@@ -13,8 +13,6 @@ be reached, 1 when the old one did not exit in time.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import os
 import sys
 import time
 
@@ -24,21 +22,6 @@ from process_mcp.supervisor.paths import SupervisorPaths
 from process_mcp.supervisor.protocol import ops
 
 EXIT_TIMEOUT = 30.0  # seconds the old supervisor has to exit once idle
-
-
-def lock_held(paths: SupervisorPaths) -> bool:
-    """Whether a supervisor holds the lock of ``paths`` (tried without blocking)."""
-    try:
-        fd = os.open(paths.lock, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
@@ -73,7 +56,7 @@ def main(argv: list[str]) -> int:
     finally:
         link.close()
     deadline = time.monotonic() + EXIT_TIMEOUT
-    while lock_held(paths) and paths.holder_pid() == old:
+    while paths.lock_holder() == old:
         if time.monotonic() > deadline:
             print(f"process-mcp: supervisor pid {old} did not exit", file=sys.stderr)
             return 1

@@ -8,6 +8,7 @@ lock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -45,6 +46,23 @@ class SupervisorPaths(NamedTuple):
             return int(self.lock.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def lock_holder(self) -> int | None:
+        """The pid of the supervisor holding the lock now; None when the lock is free, -1
+        when it is held but the file names no pid yet (being written). Tried without
+        blocking, and without taking the lock: a free lock is released at once."""
+        try:
+            fd = os.open(self.lock, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            pid = self.holder_pid()
+            return -1 if pid is None else pid
+        finally:
+            os.close(fd)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

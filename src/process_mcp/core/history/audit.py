@@ -12,7 +12,6 @@ up the supervisor's event loop; ``flush`` waits for what is queued. Rows are kep
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import re
 import sqlite3
@@ -22,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from process_mcp.core.history import schema
-from process_mcp.core.history.database import BUSY_TIMEOUT, DB_NAME
+from process_mcp.core.history.database import BUSY_TIMEOUT, DB_NAME, Database, HistoryError
 from process_mcp.core.records import utc_now
 
 logger = logging.getLogger(__name__)
@@ -79,15 +77,17 @@ def parse_since(text: str) -> timedelta:
 
 
 class AuditLog:
-    """Appends and reads audit rows in ``STATE_DIR/history.sqlite3`` (its own connection,
+    """Appends and reads audit rows in ``STATE_DIR/history.sqlite3`` (its own :class:`Database`,
     thread-safe). ``enabled`` is false when the database cannot be used (``problem`` says
     why); every method is then a no-op."""
 
     def __init__(self, state_dir: Path, create: bool = True) -> None:
+        """Open the history database for the audit: read-write (created and migrated) when
+        ``create``, else read-only (the person's ``audit`` command: nothing written or
+        migrated), as :class:`Database` opens it."""
         self.path = Path(state_dir) / DB_NAME
         self.problem: str | None = None
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self._trimmed_at: datetime | None = None
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -95,24 +95,14 @@ class AuditLog:
         self._written = 0
         self._done = threading.Condition()
         try:
-            if not create and not self.path.exists():
-                raise FileNotFoundError(f"{self.path} does not exist yet")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            schema.migrate(conn)
-            self._conn = conn
-        except (OSError, sqlite3.Error, schema.SchemaTooNew) as exc:
-            self.problem = f"audit in {self.path} unavailable: {exc}"
+            self._db = Database(self.path, read_only=not create)
+        except HistoryError as exc:
+            self.problem = f"audit unavailable: {exc}"
             logger.warning("%s", self.problem)
 
     @property
     def enabled(self) -> bool:
-        return self._conn is not None
+        return self._db is not None
 
     def close(self) -> None:
         """Write what is queued, then close."""
@@ -120,10 +110,8 @@ class AuditLog:
             self._queue.put(None)
             self._writer.join(timeout=BUSY_TIMEOUT * 2)
             self._writer = None
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        if self._db is not None:
+            self._db.close()
 
     def flush(self, timeout: float = BUSY_TIMEOUT * 2) -> bool:
         """Wait until every queued row is written (or failed); False on timeout."""
@@ -144,7 +132,7 @@ class AuditLog:
         detail: str | None = None,
     ) -> None:
         """Queue one row for the writer thread; never blocks, never raises."""
-        if self._conn is None:
+        if self._db is None:
             return
         row = (utc_now(), action, outcome, process_id, command, rule, source, actor.name)
         with self._done:
@@ -155,41 +143,48 @@ class AuditLog:
             self._writer.start()
 
     def _write(self) -> None:
+        assert self._db is not None
         while (row := self._queue.get()) is not None:
-            with self._lock:
-                try:
-                    if self._conn is not None:
-                        self._conn.execute(
+            try:
+                with self._db.connection(write=True) as conn:
+                    if conn is not None:
+                        conn.execute(
                             f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 11)})", row
                         )
-                        self._trim()
-                except sqlite3.Error as exc:
-                    logger.warning("audit: could not record %s %s: %s", row[1], row[2], exc)
+                        self._trim(conn)
+            except HistoryError as exc:
+                logger.warning("audit: could not record %s %s: %s", row[1], row[2], exc)
             with self._done:
                 self._written += 1
                 self._done.notify_all()
 
-    def _trim(self) -> None:
+    def _trim(self, conn: sqlite3.Connection) -> None:
+        """Rows older than ``KEEP_DAYS`` go, at most once an hour."""
         now = datetime.now(UTC)
         if self._trimmed_at is not None and now - self._trimmed_at < timedelta(hours=1):
             return
         self._trimmed_at = now
         cutoff = _iso(now - timedelta(days=KEEP_DAYS))
-        assert self._conn is not None
-        self._conn.execute("DELETE FROM audit WHERE at < ?", (cutoff,))
+        conn.execute("DELETE FROM audit WHERE at < ?", (cutoff,))
 
     def entries(self, since: timedelta | None = None, limit: int = 1000) -> list[AuditEntry]:
         """Rows newer than ``since`` ago (all when None), oldest first, at most ``limit``
         (the newest ones)."""
-        with self._lock:
-            if self._conn is None:
-                return []
-            where, params = "", ()
-            if since is not None:
-                cutoff = _iso(datetime.now(UTC) - since)
-                where, params = "WHERE at >= ?", (cutoff,)
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM audit {where} ORDER BY id DESC LIMIT ?",
-                (*params, limit),
-            ).fetchall()
+        if self._db is None:
+            return []
+        where, params = "", ()
+        if since is not None:
+            cutoff = _iso(datetime.now(UTC) - since)
+            where, params = "WHERE at >= ?", (cutoff,)
+        try:
+            with self._db.connection() as conn:
+                if conn is None:
+                    return []
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM audit {where} ORDER BY id DESC LIMIT ?",
+                    (*params, limit),
+                ).fetchall()
+        except HistoryError as exc:
+            logger.warning("audit: could not read: %s", exc)
+            return []
         return [AuditEntry(*row) for row in reversed(rows)]
